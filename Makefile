@@ -1,0 +1,38 @@
+# sixfold: the two commands a new machine needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_INDEX ?= .demo-index
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: install demo test lint bench clean
+
+install: $(VENV)/.installed
+
+# torch is pinned to the CPU build; see pyproject.toml.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/sixfold index examples/corpus --index $(DEMO_INDEX)
+	$(BIN)/sixfold status --index $(DEMO_INDEX)
+	$(BIN)/sixfold search "Who were the Normans descended from?" --index $(DEMO_INDEX) -k 3
+	$(BIN)/sixfold search "how does a steam engine turn heat into work" --index $(DEMO_INDEX) -k 3 --where "ext = 'txt'"
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	$(BIN)/python bench/index_throughput.py
+
+clean:
+	rm -rf $(DEMO_INDEX) .pytest_cache build *.egg-info

@@ -1,0 +1,74 @@
+"""Embedding with sentence-transformers: model loading, device choice, batched encode.
+
+Vectors are L2-normalised float32, so inner product in FAISS is cosine similarity.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from functools import lru_cache
+
+import numpy as np
+
+from indexer.errors import SixfoldError
+from indexer.models import ResolvedModel, resolve_model
+
+
+def choose_device() -> str:
+    """``SIXFOLD_DEVICE`` if set, else CUDA where torch sees it, else CPU."""
+    forced = os.environ.get("SIXFOLD_DEVICE")
+    if forced:
+        return forced
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Embedder:
+    """A sentence-transformers model with the facts an index records about it."""
+
+    def __init__(self, model: ResolvedModel, device: str | None = None) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.name = model.name
+        self.path = model.path
+        self.device = device or choose_device()
+        logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.model = SentenceTransformer(model.path, device=self.device, local_files_only=True)
+        except Exception as exc:  # any failure to load is the user's model folder being wrong
+            raise SixfoldError(f"cannot load embedding model {model.name}: {type(exc).__name__}: {exc}") from None
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        dim = get_dim()
+        if not dim:
+            raise SixfoldError(f"embedding model {model.name} does not report its vector size")
+        self.dim = int(dim)
+        self.max_tokens = int(self.model.max_seq_length or 512)
+        self.tokenizer = self.model.tokenizer
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+@lru_cache(maxsize=4)
+def _cached(name: str, path: str, device: str) -> Embedder:
+    return Embedder(ResolvedModel(name, path), device)
+
+
+def load_embedder(spec: str, device: str | None = None) -> Embedder:
+    """Resolve and load an embedder once per process (models are large; reuse them)."""
+    model = resolve_model(spec, role="embedder")
+    return _cached(model.name, model.path, device or choose_device())

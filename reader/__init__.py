@@ -1,0 +1,1 @@
+"""Reader: see ../shared/ARCHITECTURE.md; grows with its issue."""

@@ -1,0 +1,1 @@
+"""Retrieval: dense + lexical search, fused, optionally reranked, filtered by metadata."""

@@ -1,0 +1,19 @@
+"""Metadata filters: a SQL WHERE condition over the chunk_meta view, evaluated by DuckDB."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from indexer.store import Snapshot
+
+FILTER_COLUMNS = (
+    "chunk_id", "root", "path", "ext", "chunk_index", "title", "heading", "page", "start_char", "end_char",
+    "text", "sha256", "size", "mtime", "indexed_at",
+)
+
+
+def allowed_ids(snapshot: Snapshot, where: str | None) -> np.ndarray | None:
+    """Ids that pass ``where``, or None when there is no filter."""
+    if where is None or not where.strip():
+        return None
+    return snapshot.filter_ids(where)

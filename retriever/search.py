@@ -1,0 +1,79 @@
+"""One search(): dense, lexical or hybrid (RRF), optionally reranked by a cross-encoder, with a metadata filter."""
+
+from __future__ import annotations
+
+from indexer.embedding import Embedder
+from indexer.errors import SixfoldError
+from indexer.store import Snapshot
+from retriever.dense import dense_search
+from retriever.filters import allowed_ids
+from retriever.fusion import reciprocal_rank_fusion
+from retriever.lexical import lexical_search
+from retriever.rerank import Reranker
+from retriever.types import Hit
+
+MODES = ("dense", "bm25", "hybrid")
+CANDIDATES = 100  # per retriever, before fusion
+RERANK_DEPTH = 50  # fused candidates the cross-encoder reads
+MAX_K = 10_000
+
+
+def validate_query(query: str, k: int) -> str:
+    if query is None or not query.strip():
+        raise SixfoldError("empty query: give some words to search for")
+    if k <= 0:
+        raise SixfoldError(f"k must be a positive number of results, got {k}")
+    if k > MAX_K:
+        raise SixfoldError(f"k must be at most {MAX_K}, got {k}")
+    return query.strip()
+
+
+def search(
+    snapshot: Snapshot,
+    embedder: Embedder,
+    query: str,
+    k: int = 10,
+    mode: str = "hybrid",
+    where: str | None = None,
+    reranker: Reranker | None = None,
+    candidates: int = CANDIDATES,
+    rerank_depth: int = RERANK_DEPTH,
+) -> list[Hit]:
+    """Rank the index's passages for ``query``; scores are cosine (dense), BM25, RRF or cross-encoder logits."""
+    query = validate_query(query, k)
+    if mode not in MODES:
+        raise SixfoldError(f"unknown search mode '{mode}' (choose from {', '.join(MODES)})")
+    allowed = allowed_ids(snapshot, where)
+    depth = max(candidates, k, rerank_depth if reranker else 0)
+    stage: dict[str, dict[int, float]] = {}
+    if mode in ("dense", "hybrid"):
+        vector = embedder.encode([query])[0]
+        stage["dense"] = dict(dense_search(snapshot, vector, depth, allowed))
+    if mode in ("bm25", "hybrid"):
+        stage["bm25"] = dict(lexical_search(snapshot, query, depth, allowed))
+    if mode == "hybrid":
+        ranked = reciprocal_rank_fusion([list(stage["dense"].items()), list(stage["bm25"].items())])
+        stage["rrf"] = dict(ranked)
+    else:
+        ranked = list(stage[mode].items())
+    if reranker is not None and ranked:
+        head = ranked[:rerank_depth]
+        rows = snapshot.chunks([cid for cid, _ in head])
+        texts = [rows[cid]["text"] for cid, _ in head]
+        scores = reranker.score(query, texts)
+        stage["rerank"] = {cid: float(s) for (cid, _), s in zip(head, scores)}
+        reranked = sorted(stage["rerank"].items(), key=lambda item: -item[1])
+        ranked = reranked + ranked[rerank_depth:]
+    top = ranked[:k]
+    rows = snapshot.chunks([cid for cid, _ in top])
+    hits = []
+    for rank, (cid, score) in enumerate(top, start=1):
+        row = rows[cid]
+        hits.append(
+            Hit(
+                rank=rank, score=float(score), chunk_id=cid, path=row["path"], root=row["root"], text=row["text"],
+                title=row["title"], heading=row["heading"], page=row["page"], start_char=row["start_char"],
+                end_char=row["end_char"], scores={name: s[cid] for name, s in stage.items() if cid in s},
+            )
+        )
+    return hits

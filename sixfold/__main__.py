@@ -1,0 +1,3 @@
+from sixfold.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,255 @@
+"""The ``sixfold`` command line: thin argument parsing and printing over ``Engine``.
+
+Every user-fixable failure is one ``error: ...`` line on stderr and a non-zero exit, never a traceback
+(set SIXFOLD_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+DEFAULT_INDEX = os.environ.get("SIXFOLD_INDEX", "./sixfold-index")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + message
+        sys.stderr.write(f"error: {message} (see: {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sixfold", description="Local retrieval-augmented search and QA over your documents.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("index", help="index a folder (incremental: only new, changed or deleted files are touched)")
+    p.add_argument("folder")
+    p.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
+    p.add_argument("--model", help="embedding model: packaged alias, local folder or hub id (new index only)")
+    p.add_argument("--index-type", choices=["auto", "flat", "ivf", "hnsw"], help="vector index (new index only; default auto)")
+    p.add_argument("--chunk-tokens", type=_positive_int, help="chunk size in model tokens (new index only; default 200)")
+    p.add_argument("--chunk-overlap", type=_positive_int, help="overlap in tokens (new index only; default 40)")
+    p.add_argument("--language", help="language of the BM25 stemmer, e.g. en, es, none (new index only; default en)")
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = sub.add_parser("search", help="rank passages of the index for a query")
+    p.add_argument("query")
+    p.add_argument("--index", default=DEFAULT_INDEX)
+    p.add_argument("-k", type=_positive_int, default=10, help="number of results (default 10)")
+    p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+    p.add_argument("--where", help="SQL condition on metadata, e.g. \"path LIKE 'guides/%%'\" or \"ext = 'pdf'\"")
+    p.add_argument("--rerank", metavar="MODEL", help="rerank the top candidates with this cross-encoder (folder or hub id)")
+    p.add_argument("--rerank-depth", type=_positive_int, default=50)
+    p.add_argument("--model", help="must match the index's model if given")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("embed", help="print embedding vectors for texts")
+    p.add_argument("text", nargs="*")
+    p.add_argument("--file", help="a file with one text per line")
+    p.add_argument("--index", help="use this index's model")
+    p.add_argument("--model", help="embedding model (default: the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("status", help="what an index holds")
+    p.add_argument("--index", default=DEFAULT_INDEX)
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+# ---- commands ------------------------------------------------------------------------------------
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else int(os.environ.get("COLUMNS", "140"))
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
+
+
+def _emit_json(data) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from sixfold.engine import Engine
+    from sixfold.progress import IndexProgress
+
+    engine = Engine.open(args.index, model=args.model)
+    if engine.store.exists() and any(v is not None for v in (args.index_type, args.chunk_tokens, args.chunk_overlap, args.language)):
+        _console(stderr=True).print("[yellow]note:[/] the index exists; --index-type/--chunk-*/--language apply to new indexes only")
+    with IndexProgress(_console(stderr=True), quiet=args.json) as progress:
+        report = engine.index(
+            args.folder, progress, index_type=args.index_type, chunk_tokens=args.chunk_tokens,
+            overlap_tokens=args.chunk_overlap, language=args.language, batch_size=args.batch_size,
+        )
+    if args.json:
+        _emit_json(report.__dict__ | {"index": str(engine.store.root)})
+        return 0
+    console = _console()
+    unsupported = sum(report.unsupported.values())
+    if report.touched == 0:
+        console.print(f"nothing changed: {report.unchanged} files up to date in {engine.store.root}")
+    else:
+        rate = report.chunks_added / report.seconds if report.seconds else 0.0
+        console.print(
+            f"indexed {report.folder} into {engine.store.root}: {report.added} added, {report.updated} updated, "
+            f"{report.removed} removed, {report.renamed} renamed, {report.unchanged} unchanged; "
+            f"{report.chunks_added} chunks added, {report.chunks_removed} removed in {report.seconds:.1f} s ({rate:.0f} chunks/s)"
+        )
+    if report.skipped:
+        console.print(f"{len(report.skipped)} files skipped (see warnings above)")
+    if unsupported:
+        kinds = ", ".join(f"{ext} ×{n}" for ext, n in sorted(report.unsupported.items(), key=lambda kv: -kv[1]))
+        console.print(f"{unsupported} files of unsupported types ignored ({kinds})")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from rich.table import Table
+    from rich.text import Text
+
+    from retriever.search import validate_query
+    from sixfold.engine import Engine
+
+    validate_query(args.query, args.k)  # before loading any model
+    engine = Engine.open(args.index, model=args.model)
+    hits = engine.search(args.query, args.k, mode=args.mode, where=args.where, rerank=args.rerank, rerank_depth=args.rerank_depth)
+    if args.json:
+        _emit_json({"query": args.query, "mode": args.mode, "reranked": bool(args.rerank), "hits": [h.to_dict() for h in hits]})
+        return 0
+    console = _console()
+    if not hits:
+        console.print("no results")
+        return 0
+    table = Table(title=f"{args.mode} search: {args.query}", show_lines=True)
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("source", overflow="fold", max_width=40)
+    table.add_column("location", overflow="fold", max_width=28)
+    table.add_column("passage", overflow="fold", ratio=1)
+    words = [w for w in args.query.split() if len(w) > 2]
+    for hit in hits:
+        snippet = " ".join(hit.text.split())
+        snippet = Text(snippet[:240] + ("…" if len(snippet) > 240 else ""))
+        snippet.highlight_words(words, style="bold yellow", case_sensitive=False)
+        table.add_row(str(hit.rank), f"{hit.score:.4f}", hit.path, hit.location, snippet)
+    console.print(table)
+    return 0
+
+
+def _read_texts(args: argparse.Namespace) -> list[str]:
+    texts = list(args.text)
+    if args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            from indexer.errors import SixfoldError
+
+            raise SixfoldError(f"file {args.file} does not exist")
+        texts += [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    return texts
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from indexer.errors import SixfoldError
+    from sixfold.engine import Engine
+
+    texts = _read_texts(args)
+    if not texts:
+        raise SixfoldError("no text to embed: give TEXT arguments or --file")
+    if args.index:
+        engine = Engine.open(args.index, model=args.model)
+        if not engine.store.exists():
+            engine.store.read_pointer()  # raises the 'no index' error
+    else:
+        engine = Engine(Path(os.devnull) / "no-index", model=args.model)
+    vectors = engine.embed(texts)
+    model = engine.embedder.name
+    if args.json:
+        _emit_json({
+            "model": model, "dimension": int(vectors.shape[1]),
+            "data": [{"index": i, "text": t, "embedding": [round(float(x), 6) for x in v]} for i, (t, v) in enumerate(zip(texts, vectors))],
+        })
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"{model}: {vectors.shape[1]}-d embeddings (L2-normalised)")
+    for column in ("#", "text", "first values"):
+        table.add_column(column, overflow="fold")
+    for i, (text, vector) in enumerate(zip(texts, vectors)):
+        table.add_row(str(i), text[:60], " ".join(f"{x:+.3f}" for x in vector[:6]) + " …")
+    _console().print(table)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from sixfold.engine import Engine
+
+    status = Engine.open(args.index).status()
+    if args.json:
+        _emit_json(status.to_dict())
+        return 0
+    table = Table(title=f"sixfold index {status.path}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    size = status.size_bytes
+    human = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
+    rows = [
+        ("documents", status.documents), ("chunks", status.chunks), ("model", status.model),
+        ("dimension", status.dimension), ("index type", f"{status.index_type} (now {status.vector_index})"),
+        ("lexical", f"tantivy BM25, stemmer: {status.language}"),
+        ("chunking", f"{status.chunk_tokens} tokens, {status.overlap_tokens} overlap"),
+        ("generation", status.generation), ("created", status.created_at), ("updated", status.updated_at),
+        ("size on disk", human),
+    ]
+    for key, value in rows:
+        table.add_row(key, str(value))
+    _console().print(table)
+    return 0
+
+
+COMMANDS = {"index": cmd_index, "search": cmd_search, "embed": cmd_embed, "status": cmd_status}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from indexer.errors import SixfoldError
+
+    try:
+        return COMMANDS[args.command](args)
+    except SixfoldError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted: the index keeps its last committed state; run the command again to finish\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug: still one line, the traceback on request
+        if os.environ.get("SIXFOLD_DEBUG"):
+            raise
+        sys.stderr.write(f"error: unexpected {type(exc).__name__}: {exc} (set SIXFOLD_DEBUG=1 for details)\n")
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

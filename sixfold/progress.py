@@ -1,0 +1,43 @@
+"""A progress bar for indexing: files done/total, chunks, chunks/s, elapsed and ETA (rich)."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class IndexProgress:
+    """Implements indexer.pipeline.Progress on a rich bar (stderr); warnings print above the bar."""
+
+    def __init__(self, console: Console, quiet: bool = False) -> None:
+        self.console = console
+        self.quiet = quiet
+        self.chunks = 0
+        self.started = time.perf_counter()
+        self._bar = Progress(
+            TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+            TextColumn("{task.fields[chunks]} chunks"), TextColumn("{task.fields[rate]} chunks/s"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=quiet, transient=False,
+        )
+        self._task = None
+
+    def __enter__(self) -> IndexProgress:
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bar.__exit__(*exc)
+
+    def start(self, total_files: int) -> None:
+        self.started = time.perf_counter()
+        self._task = self._bar.add_task("index", total=total_files, chunks=0, rate="0")
+
+    def advance(self, files: int, chunks: int) -> None:
+        self.chunks += chunks
+        rate = self.chunks / max(time.perf_counter() - self.started, 1e-9)
+        self._bar.update(self._task, advance=files, chunks=self.chunks, rate=f"{rate:.0f}")
+
+    def warn(self, message: str) -> None:
+        self.console.print(f"[yellow]warning:[/] {message}", highlight=False)

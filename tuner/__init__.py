@@ -1,0 +1,1 @@
+"""Tuner: see ../shared/ARCHITECTURE.md; grows with its issue."""
