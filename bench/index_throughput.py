@@ -668,6 +668,73 @@ def sweep_hnsw(index: faiss.Index, queries: np.ndarray, truth: np.ndarray) -> li
     ]
 
 
+def ann_profile(vectors: np.ndarray, queries: np.ndarray) -> dict:
+    """Cosine structure and IVF / HNSW recall@10 (sixfold's builds) of one vector set, for the realism calibration."""
+    ids = np.arange(len(vectors), dtype=np.int64)
+    truth, out = exact_topk(vectors, queries, SEARCH_K)
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(vectors)
+    scores, _ = flat.search(vectors[:500], 11)
+    out.update(self_nn1_cos_median=float(np.median(scores[:, 1])), self_nn10_cos_median=float(np.median(scores[:, 10])))
+    out["norm_of_mean_vector"] = float(np.linalg.norm(vectors.mean(0)))
+    ivf = vec.build_index("ivf", vectors.shape[1], ids, vectors)
+    out["nlist"] = int(faiss.extract_index_ivf(ivf).nlist)
+    for nprobe in (4, 16, 64):
+        _, found = ivf.search(queries, SEARCH_K, params=faiss.SearchParametersIVF(nprobe=nprobe))
+        out[f"ivf_nprobe{nprobe}_recall@10"] = recall(found, truth, 10)
+    hnsw = vec.build_index("hnsw", vectors.shape[1], ids, vectors)
+    for ef in (16, 32, vec.HNSW_EF_SEARCH):
+        _, found = hnsw.search(queries, SEARCH_K, params=faiss.SearchParametersHNSW(efSearch=ef))
+        out[f"hnsw_ef{ef}_recall@10"] = recall(found, truth, 10)
+    return out
+
+
+def calibrate(args, articles: list[dict], embedder, queries: np.ndarray) -> dict:
+    """Embed ~13k real texts; build synthetic vectors from 4,000 of them and compare with the other ~9k real ones."""
+    rng = np.random.default_rng(args.seed + 3)
+    texts = base_texts(articles, args.calibrate, rng)
+    texts = [texts[i] for i in rng.permutation(len(texts))]
+    log(f"B calibration: embedding {len(texts)} real texts")
+    real = embedder.encode(texts, batch_size=args.batch_size)
+    n_base = min(4000, len(real) // 3)
+    base, held_out = real[:n_base], real[n_base:]
+    profiles = {"real (held-out texts)": ann_profile(held_out, queries)}
+    for noise in sorted({0.2, args.noise, 0.6}):
+        synthetic = Generator(base, args.seed, noise=noise).make(len(held_out))
+        profiles[f"synthetic, noise {noise}"] = ann_profile(synthetic, queries)
+    keys = [
+        "top1_cos_median",
+        "top10_cos_median",
+        "self_nn1_cos_median",
+        "self_nn10_cos_median",
+        "ivf_nprobe4_recall@10",
+        "ivf_nprobe16_recall@10",
+        "ivf_nprobe64_recall@10",
+        "hnsw_ef16_recall@10",
+        "hnsw_ef32_recall@10",
+        f"hnsw_ef{vec.HNSW_EF_SEARCH}_recall@10",
+    ]
+    table(
+        f"B. Realism calibration at n = {len(held_out):,}: real vs synthetic (made from {n_base:,} other texts)",
+        [
+            "vectors",
+            "q top-1 cos",
+            "q top-10th cos",
+            "NN1 cos",
+            "NN10 cos",
+            "ivf np4",
+            "ivf np16",
+            "ivf np64",
+            "hnsw ef16",
+            "hnsw ef32",
+            f"hnsw ef{vec.HNSW_EF_SEARCH}",
+        ],
+        [[name, *[p[k] for k in keys]] for name, p in profiles.items()],
+        note="q = SQuAD questions; NN = a vector's nearest other vectors; ivf npX / hnsw efX = recall@10 at nprobe / efSearch X",
+    )
+    return {"n": len(held_out), "profiles": profiles}
+
+
 def part_b(args, articles: list[dict], embedder, real_ref: dict | None) -> dict:
     rng = np.random.default_rng(args.seed)
     texts = base_texts(articles, args.base_texts, rng)
@@ -703,6 +770,8 @@ def part_b(args, articles: list[dict], embedder, real_ref: dict | None) -> dict:
         realism["norm_of_mean_vector"]["real_squad_chunks"] = real_ref["norm_of_mean_vector"]
 
     results = {"realism": realism, "sizes": {}}
+    if args.calibrate:
+        results["calibration"] = calibrate(args, articles, embedder, queries)
     for n in args.sizes:
         log(f"B: n = {n:,}")
         vectors = data[:n]
@@ -945,7 +1014,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kinds", default="flat,ivf,hnsw")
     p.add_argument("--queries", type=int, default=None, help="single queries per B measurement (default 300; quick 100)")
     p.add_argument("--base-texts", type=int, default=None, help="real texts embedded as B's generator base (default 4000)")
-    p.add_argument("--noise", type=float, default=0.6, help="B generator noise scale (x the real covariance)")
+    p.add_argument(
+        "--calibrate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="embed N real texts and compare synthetic vs real vectors (recall, cosines); e.g. 13000",
+    )
+    p.add_argument("--noise", type=float, default=0.35, help="B generator noise scale (x the real covariance)")
     p.add_argument("--max-build-min", type=float, default=10.0, help="skip a B build whose estimate exceeds this")
     p.add_argument(
         "--ivf-train-per-list",

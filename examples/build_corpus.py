@@ -62,7 +62,7 @@ def write(title: str, relative: str, paragraphs: list[str]) -> None:
         pdf.set_font("Helvetica", size=11)
         for start in range(0, len(paragraphs), 2):  # two paragraphs a page: page numbers mean something
             pdf.add_page()
-            for paragraph in paragraphs[start:start + 2]:
+            for paragraph in paragraphs[start : start + 2]:
                 pdf.multi_cell(0, 6, latin1(paragraph))
                 pdf.ln(4)
         pdf.output(str(path))

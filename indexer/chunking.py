@@ -6,6 +6,7 @@ model reads. The splitting itself is langchain-text-splitters' recursive splitte
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -31,18 +32,28 @@ class Chunker:
             raise SixfoldError(f"chunk overlap must be between 0 and the chunk size, got {overlap_tokens}")
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens
+        # Chunking runs in a loader thread while the model encodes: a private tokenizer copy keeps the
+        # two from sharing the tokenizer's mutable truncation/padding state.
         self._splitter = RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
-            tokenizer, chunk_size=chunk_tokens, chunk_overlap=overlap_tokens, add_start_index=True
+            copy.deepcopy(tokenizer), chunk_size=chunk_tokens, chunk_overlap=overlap_tokens
         )
 
     def split(self, document: LoadedDocument) -> list[Chunk]:
+        """Chunks in reading order; offsets index into ``document.text``.
+
+        Offsets are found by searching each piece in its section after the previous piece's start
+        (langchain's own start_index assumes the overlap is counted in characters, which it is not here).
+        """
         chunks: list[Chunk] = []
         base = 0
         for section in document.sections:
-            for piece in self._splitter.create_documents([section.text]):
-                start = base + int(piece.metadata.get("start_index", 0))
-                chunks.append(
-                    Chunk(piece.page_content, section.page, section.heading, start, start + len(piece.page_content))
-                )
+            cursor = 0
+            for piece in self._splitter.split_text(section.text):
+                found = section.text.find(piece, cursor)
+                if found < 0:
+                    found = section.text.find(piece)
+                start = max(found, 0)
+                chunks.append(Chunk(piece, section.page, section.heading, base + start, base + start + len(piece)))
+                cursor = start + 1
             base += len(section.text) + len(SECTION_SEPARATOR)
         return chunks

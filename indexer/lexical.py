@@ -17,10 +17,24 @@ from indexer.errors import SixfoldError
 
 ANALYZER = "sixfold_text"
 STEMMER_LANGUAGES = {
-    "ar": "arabic", "da": "danish", "nl": "dutch", "en": "english", "fi": "finnish", "fr": "french",
-    "de": "german", "el": "greek", "hu": "hungarian", "it": "italian", "no": "norwegian",
-    "pt": "portuguese", "ro": "romanian", "ru": "russian", "es": "spanish", "sv": "swedish",
-    "ta": "tamil", "tr": "turkish",
+    "ar": "arabic",
+    "da": "danish",
+    "nl": "dutch",
+    "en": "english",
+    "fi": "finnish",
+    "fr": "french",
+    "de": "german",
+    "el": "greek",
+    "hu": "hungarian",
+    "it": "italian",
+    "no": "norwegian",
+    "pt": "portuguese",
+    "ro": "romanian",
+    "ru": "russian",
+    "es": "spanish",
+    "sv": "swedish",
+    "ta": "tamil",
+    "tr": "turkish",
 }
 # Tantivy query syntax characters; a user's query is plain words, so these are dropped.
 _QUERY_SYNTAX = re.compile(r"[+\-!(){}\[\]^\"~*?:\\/<>=']|\b(AND|OR|NOT|IN)\b")

@@ -140,9 +140,7 @@ def load_html(path: Path) -> LoadedDocument:
     import trafilatura
 
     markup = _decode(_read_bytes(path))
-    text = trafilatura.extract(
-        markup, output_format="markdown", include_tables=True, include_comments=False, favor_recall=True
-    )
+    text = trafilatura.extract(markup, output_format="markdown", include_tables=True, include_comments=False, favor_recall=True)
     if not text or not text.strip():
         from bs4 import BeautifulSoup
 

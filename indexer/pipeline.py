@@ -23,7 +23,7 @@ from indexer.chunking import Chunk, Chunker
 from indexer.embedding import Embedder
 from indexer.errors import SixfoldError
 from indexer.loaders import LoadError, is_supported, load_document
-from indexer.store import IndexSettings, IndexStore, Transaction
+from indexer.store import IndexSettings, IndexStore
 
 COMMIT_EVERY = int(os.environ.get("SIXFOLD_COMMIT_EVERY", "20000"))
 EMBED_GROUP = 512  # chunks gathered across files before one encode call
@@ -124,7 +124,7 @@ def index_folder(
     if not source.is_dir():
         raise SixfoldError(f"{folder} is not a folder")
     source = source.resolve()
-    if source == store.root or store.root in source.parents:
+    if source == store.root or source in store.root.parents:
         raise SixfoldError("the index folder cannot be inside the folder being indexed")
     if not store.exists():
         store.check_usable_for_new()
@@ -195,7 +195,9 @@ def index_folder(
                     report.updated += 1
                 else:
                     report.added += 1
-                txn.add_file(root, item.rel, item.sha256, item.size, item.mtime, item.title, item.chunks, vectors[offset:offset + n])
+                txn.add_file(
+                    root, item.rel, item.sha256, item.size, item.mtime, item.title, item.chunks, vectors[offset : offset + n]
+                )
                 offset += n
                 report.chunks_added += n
             progress.advance(files=len(group), chunks=len(texts))

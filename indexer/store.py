@@ -237,14 +237,22 @@ class Snapshot:
         self.con.close()
 
 
+def _arrow(con: duckdb.DuckDBPyConnection, query: str, params: dict | None = None) -> pa.Table:
+    """A query's rows as a pyarrow Table (DuckDB 2 names it to_arrow_table, 1.x arrow)."""
+    relation = con.sql(query, params=params)
+    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+    return fetch()
+
+
 def _load_embeddings(con: duckdb.DuckDBPyConnection, dim: int, ids: list[int] | None) -> tuple[np.ndarray, np.ndarray]:
     if ids is None:
-        table = con.execute("SELECT chunk_id, embedding FROM chunks ORDER BY chunk_id").fetch_arrow_table()
+        table = _arrow(con, "SELECT chunk_id, embedding FROM chunks ORDER BY chunk_id")
     else:
-        table = con.execute(
+        table = _arrow(
+            con,
             "SELECT chunk_id, embedding FROM chunks WHERE chunk_id IN (SELECT unnest($ids)) ORDER BY chunk_id",
             {"ids": [int(i) for i in ids]},
-        ).fetch_arrow_table()
+        )
     chunk_ids = table.column("chunk_id").to_numpy().astype(np.int64)
     emb = table.column("embedding").combine_chunks()
     flat = emb.values.to_numpy(zero_copy_only=False) if len(emb) else np.zeros(0, np.float32)
@@ -270,7 +278,9 @@ class Transaction:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
-            raise SixfoldError(f"another sixfold process is writing the index at {self.store.root}; try again when it ends") from None
+            raise SixfoldError(
+                f"another sixfold process is writing the index at {self.store.root}; try again when it ends"
+            ) from None
         return handle
 
     def _release_lock(self) -> None:
@@ -284,11 +294,15 @@ class Transaction:
         for stale in root.glob("gen-*.tmp"):  # left by a run that was killed
             shutil.rmtree(stale, ignore_errors=True)
         previous = self.store.read_pointer()["generation"] if self.store.exists() else None
+        for orphan in root.glob("gen-*"):  # renamed into place by a run killed before it swapped the pointer
+            if orphan.is_dir() and not orphan.name.endswith(".tmp") and (previous is None or orphan.name > previous):
+                shutil.rmtree(orphan, ignore_errors=True)
         number = int(previous.split("-")[1]) + 1 if previous else 1
         self.name = f"gen-{number:06d}"
         self.tmp = root / f"{self.name}.tmp"
         self.tmp.mkdir()
         self.removed_any = False
+        self.changed = False
         if previous:
             prev = root / previous
             shutil.copy2(prev / DB_FILE, self.tmp / DB_FILE)
@@ -303,7 +317,10 @@ class Transaction:
             except RuntimeError:
                 # The vectors file is damaged but DuckDB holds every embedding: rebuild from it.
                 ids, vectors = _load_embeddings(self.con, self.settings.dim, None)
-                self.vectors = vec.build_index(vec.resolve_type(self.settings.index_type, len(ids)), self.settings.dim, ids, vectors)
+                self.vectors = vec.build_index(
+                    vec.resolve_type(self.settings.index_type, len(ids)), self.settings.dim, ids, vectors
+                )
+                self.changed = True  # the repair itself is worth committing
             self.next_id = int(meta.get("next_chunk_id", "0"))
             self.ivf_trained_on = int(meta.get("ivf_trained_on", "0"))
             self.lexical = LexicalIndex(self.tmp / LEXICAL_DIR, self.settings.language)
@@ -316,13 +333,15 @@ class Transaction:
             self.con.execute(SCHEMA.format(dim=int(settings.dim)))
             for key, value in asdict(settings).items():
                 self.con.execute("INSERT INTO meta VALUES (?, ?)", [key, str(value)])
-            self.con.execute("INSERT INTO meta VALUES ('format', ?), ('created_at', ?)", [str(FORMAT_VERSION), time.strftime("%Y-%m-%dT%H:%M:%S")])
+            self.con.execute(
+                "INSERT INTO meta VALUES ('format', ?), ('created_at', ?)",
+                [str(FORMAT_VERSION), time.strftime("%Y-%m-%dT%H:%M:%S")],
+            )
             start_kind = "hnsw" if settings.index_type == "hnsw" else "flat"
             self.vectors = vec.empty_index(start_kind, settings.dim)
             self.next_id = 0
             self.ivf_trained_on = 0
             self.lexical = LexicalIndex(self.tmp / LEXICAL_DIR, settings.language, create=True)
-        self.changed = False
 
     # ---- reads -------------------------------------------------------------------------------
     def file_records(self) -> dict[tuple[str, str], tuple[str, int]]:
@@ -348,40 +367,55 @@ class Transaction:
     def rename_file(self, root: str, old: str, new: str) -> None:
         """Same content under a new name: move the rows, keep the vectors."""
         ext = Path(new).suffix.lower().lstrip(".")
-        self.con.execute("UPDATE files SET path = ?, indexed_at = current_timestamp WHERE root = ? AND path = ?", [new, root, old])
+        self.con.execute(
+            "UPDATE files SET path = ?, indexed_at = current_timestamp WHERE root = ? AND path = ?", [new, root, old]
+        )
         self.con.execute("UPDATE chunks SET path = ?, ext = ? WHERE root = ? AND path = ?", [new, ext, root, old])
         self.changed = True
 
     def add_file(
-        self, root: str, path: str, sha256: str, size: int, mtime: float, title: str | None,
-        chunks: list[Chunk], embeddings: np.ndarray,
+        self,
+        root: str,
+        path: str,
+        sha256: str,
+        size: int,
+        mtime: float,
+        title: str | None,
+        chunks: list[Chunk],
+        embeddings: np.ndarray,
     ) -> None:
         if embeddings.shape != (len(chunks), self.settings.dim):
-            raise SixfoldError(f"embedding shape {embeddings.shape} does not match {len(chunks)} chunks of dimension {self.settings.dim}")
+            raise SixfoldError(
+                f"embedding shape {embeddings.shape} does not match {len(chunks)} chunks of dimension {self.settings.dim}"
+            )
         ids = list(range(self.next_id, self.next_id + len(chunks)))
         self.next_id += len(chunks)
         ext = Path(path).suffix.lower().lstrip(".")
         if chunks:
             dim = self.settings.dim
-            table = pa.table({
-                "chunk_id": pa.array(ids, pa.int64()),
-                "root": [root] * len(chunks),
-                "path": [path] * len(chunks),
-                "ext": [ext] * len(chunks),
-                "chunk_index": pa.array(range(len(chunks)), pa.int32()),
-                "title": [title] * len(chunks),
-                "heading": [c.heading for c in chunks],
-                "page": pa.array([c.page for c in chunks], pa.int32()),
-                "start_char": pa.array([c.start_char for c in chunks], pa.int32()),
-                "end_char": pa.array([c.end_char for c in chunks], pa.int32()),
-                "text": [c.text for c in chunks],
-                "embedding": pa.FixedSizeListArray.from_arrays(pa.array(embeddings.reshape(-1), pa.float32()), dim),
-            })
+            table = pa.table(
+                {
+                    "chunk_id": pa.array(ids, pa.int64()),
+                    "root": [root] * len(chunks),
+                    "path": [path] * len(chunks),
+                    "ext": [ext] * len(chunks),
+                    "chunk_index": pa.array(range(len(chunks)), pa.int32()),
+                    "title": [title] * len(chunks),
+                    "heading": [c.heading for c in chunks],
+                    "page": pa.array([c.page for c in chunks], pa.int32()),
+                    "start_char": pa.array([c.start_char for c in chunks], pa.int32()),
+                    "end_char": pa.array([c.end_char for c in chunks], pa.int32()),
+                    "text": [c.text for c in chunks],
+                    "embedding": pa.FixedSizeListArray.from_arrays(pa.array(embeddings.reshape(-1), pa.float32()), dim),
+                }
+            )
             self.con.register("new_chunks", table)
             self.con.execute("INSERT INTO chunks SELECT * FROM new_chunks")
             self.con.unregister("new_chunks")
             self.vectors.add_with_ids(embeddings, np.asarray(ids, dtype=np.int64))
-            self.lexical.add(ids, [c.text if not c.heading or c.text.startswith(c.heading) else f"{c.heading}\n{c.text}" for c in chunks])
+            self.lexical.add(
+                ids, [c.text if not c.heading or c.text.startswith(c.heading) else f"{c.heading}\n{c.text}" for c in chunks]
+            )
         self.con.execute(
             "INSERT INTO files (root, path, sha256, size, mtime, title, n_chunks) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [root, path, sha256, size, mtime, title, len(chunks)],
@@ -408,9 +442,12 @@ class Transaction:
             self.vectors = self._final_vectors()
             if self.vectors.ntotal != self.con.execute("SELECT count(*) FROM chunks").fetchone()[0]:
                 raise SixfoldError("internal error: vector and chunk counts differ; nothing was committed")
-            for key, value in (("next_chunk_id", self.next_id), ("ivf_trained_on", self.ivf_trained_on),
-                               ("vector_index", vec.index_kind(self.vectors)),
-                               ("updated_at", time.strftime("%Y-%m-%dT%H:%M:%S"))):
+            for key, value in (
+                ("next_chunk_id", self.next_id),
+                ("ivf_trained_on", self.ivf_trained_on),
+                ("vector_index", vec.index_kind(self.vectors)),
+                ("updated_at", time.strftime("%Y-%m-%dT%H:%M:%S")),
+            ):
                 self.con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, str(value)])
             self.con.execute("CHECKPOINT")
             self.con.close()

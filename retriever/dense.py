@@ -9,7 +9,9 @@ from indexer import vectors as vec
 from indexer.store import Snapshot
 
 
-def dense_search(snapshot: Snapshot, query_vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+def dense_search(
+    snapshot: Snapshot, query_vector: np.ndarray, k: int, allowed: np.ndarray | None = None
+) -> list[tuple[int, float]]:
     """Top-k (chunk_id, cosine) for one normalised query vector; ``allowed`` restricts the ids."""
     index = snapshot.vectors
     if index.ntotal == 0 or k <= 0 or (allowed is not None and len(allowed) == 0):

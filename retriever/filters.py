@@ -7,8 +7,21 @@ import numpy as np
 from indexer.store import Snapshot
 
 FILTER_COLUMNS = (
-    "chunk_id", "root", "path", "ext", "chunk_index", "title", "heading", "page", "start_char", "end_char",
-    "text", "sha256", "size", "mtime", "indexed_at",
+    "chunk_id",
+    "root",
+    "path",
+    "ext",
+    "chunk_index",
+    "title",
+    "heading",
+    "page",
+    "start_char",
+    "end_char",
+    "text",
+    "sha256",
+    "size",
+    "mtime",
+    "indexed_at",
 )
 
 

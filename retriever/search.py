@@ -71,9 +71,18 @@ def search(
         row = rows[cid]
         hits.append(
             Hit(
-                rank=rank, score=float(score), chunk_id=cid, path=row["path"], root=row["root"], text=row["text"],
-                title=row["title"], heading=row["heading"], page=row["page"], start_char=row["start_char"],
-                end_char=row["end_char"], scores={name: s[cid] for name, s in stage.items() if cid in s},
+                rank=rank,
+                score=float(score),
+                chunk_id=cid,
+                path=row["path"],
+                root=row["root"],
+                text=row["text"],
+                title=row["title"],
+                heading=row["heading"],
+                page=row["page"],
+                start_char=row["start_char"],
+                end_char=row["end_char"],
+                scores={name: s[cid] for name, s in stage.items() if cid in s},
             )
         )
     return hits

@@ -93,12 +93,21 @@ def cmd_index(args: argparse.Namespace) -> int:
     from sixfold.progress import IndexProgress
 
     engine = Engine.open(args.index, model=args.model)
-    if engine.store.exists() and any(v is not None for v in (args.index_type, args.chunk_tokens, args.chunk_overlap, args.language)):
-        _console(stderr=True).print("[yellow]note:[/] the index exists; --index-type/--chunk-*/--language apply to new indexes only")
+    if engine.store.exists() and any(
+        v is not None for v in (args.index_type, args.chunk_tokens, args.chunk_overlap, args.language)
+    ):
+        _console(stderr=True).print(
+            "[yellow]note:[/] the index exists; --index-type/--chunk-*/--language apply to new indexes only"
+        )
     with IndexProgress(_console(stderr=True), quiet=args.json) as progress:
         report = engine.index(
-            args.folder, progress, index_type=args.index_type, chunk_tokens=args.chunk_tokens,
-            overlap_tokens=args.chunk_overlap, language=args.language, batch_size=args.batch_size,
+            args.folder,
+            progress,
+            index_type=args.index_type,
+            chunk_tokens=args.chunk_tokens,
+            overlap_tokens=args.chunk_overlap,
+            language=args.language,
+            batch_size=args.batch_size,
         )
     if args.json:
         _emit_json(report.__dict__ | {"index": str(engine.store.root)})
@@ -183,10 +192,16 @@ def cmd_embed(args: argparse.Namespace) -> int:
     vectors = engine.embed(texts)
     model = engine.embedder.name
     if args.json:
-        _emit_json({
-            "model": model, "dimension": int(vectors.shape[1]),
-            "data": [{"index": i, "text": t, "embedding": [round(float(x), 6) for x in v]} for i, (t, v) in enumerate(zip(texts, vectors))],
-        })
+        _emit_json(
+            {
+                "model": model,
+                "dimension": int(vectors.shape[1]),
+                "data": [
+                    {"index": i, "text": t, "embedding": [round(float(x), 6) for x in v]}
+                    for i, (t, v) in enumerate(zip(texts, vectors))
+                ],
+            }
+        )
         return 0
     from rich.table import Table
 
@@ -214,11 +229,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     size = status.size_bytes
     human = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
     rows = [
-        ("documents", status.documents), ("chunks", status.chunks), ("model", status.model),
-        ("dimension", status.dimension), ("index type", f"{status.index_type} (now {status.vector_index})"),
+        ("documents", status.documents),
+        ("chunks", status.chunks),
+        ("model", status.model),
+        ("dimension", status.dimension),
+        ("index type", f"{status.index_type} (now {status.vector_index})"),
         ("lexical", f"tantivy BM25, stemmer: {status.language}"),
         ("chunking", f"{status.chunk_tokens} tokens, {status.overlap_tokens} overlap"),
-        ("generation", status.generation), ("created", status.created_at), ("updated", status.updated_at),
+        ("generation", status.generation),
+        ("created", status.created_at),
+        ("updated", status.updated_at),
         ("size on disk", human),
     ]
     for key, value in rows:

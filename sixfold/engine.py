@@ -74,26 +74,36 @@ class Engine:
 
     # ---- index -----------------------------------------------------------------------------
     def index(
-        self, folder: str | os.PathLike, progress: Progress | None = None, *, index_type: str | None = None,
-        chunk_tokens: int | None = None, overlap_tokens: int | None = None, language: str | None = None,
+        self,
+        folder: str | os.PathLike,
+        progress: Progress | None = None,
+        *,
+        index_type: str | None = None,
+        chunk_tokens: int | None = None,
+        overlap_tokens: int | None = None,
+        language: str | None = None,
         batch_size: int = 64,
     ) -> IndexReport:
         """Index (or re-index incrementally) a folder of documents."""
         if not Path(folder).expanduser().is_dir():
-            raise SixfoldError(f"folder {folder} does not exist" if not Path(folder).expanduser().exists() else f"{folder} is not a folder")
+            raise SixfoldError(
+                f"folder {folder} does not exist" if not Path(folder).expanduser().exists() else f"{folder} is not a folder"
+            )
         settings = None
         if not self.store.exists():
             self.store.check_usable_for_new()
         embedder = self.embedder
         if not self.store.exists():
             settings = IndexSettings(
-                model=embedder.name, dim=embedder.dim, index_type=index_type or "auto",
+                model=embedder.name,
+                dim=embedder.dim,
+                index_type=index_type or "auto",
                 chunk_tokens=min(chunk_tokens or 200, embedder.max_tokens - 2),
                 overlap_tokens=overlap_tokens if overlap_tokens is not None else 40,
                 language=language or "en",
             )
         report = index_folder(self.store, folder, embedder, settings, progress, batch_size=batch_size)
-        self._snapshot = None
+        self.close()  # the next read opens the new generation
         return report
 
     # ---- read ------------------------------------------------------------------------------
@@ -108,8 +118,15 @@ class Engine:
         return self._snapshot
 
     def search(
-        self, query: str, k: int = 10, *, mode: str = "hybrid", where: str | None = None,
-        rerank: str | None = None, candidates: int = 100, rerank_depth: int = 50,
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        mode: str = "hybrid",
+        where: str | None = None,
+        rerank: str | None = None,
+        candidates: int = 100,
+        rerank_depth: int = 50,
     ) -> list[Hit]:
         """Ranked passages for ``query``. ``rerank`` names a cross-encoder (local folder or hub id)."""
         snapshot = self.snapshot()
@@ -133,11 +150,19 @@ class Engine:
         snapshot = self.snapshot()
         s = snapshot.settings
         return IndexStatus(
-            path=str(self.store.root), documents=snapshot.count_files(), chunks=snapshot.count_chunks(),
-            model=s.model, dimension=s.dim, index_type=s.index_type,
-            vector_index=snapshot.meta.get("vector_index", "flat"), language=s.language,
-            chunk_tokens=s.chunk_tokens, overlap_tokens=s.overlap_tokens, generation=self._generation or "",
-            created_at=snapshot.meta.get("created_at"), updated_at=snapshot.meta.get("updated_at"),
+            path=str(self.store.root),
+            documents=snapshot.count_files(),
+            chunks=snapshot.count_chunks(),
+            model=s.model,
+            dimension=s.dim,
+            index_type=s.index_type,
+            vector_index=snapshot.meta.get("vector_index", "flat"),
+            language=s.language,
+            chunk_tokens=s.chunk_tokens,
+            overlap_tokens=s.overlap_tokens,
+            generation=self._generation or "",
+            created_at=snapshot.meta.get("created_at"),
+            updated_at=snapshot.meta.get("updated_at"),
             size_bytes=self.store.size_on_disk(),
         )
 

@@ -17,21 +17,31 @@ class IndexProgress:
         self.chunks = 0
         self.started = time.perf_counter()
         self._bar = Progress(
-            TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-            TextColumn("{task.fields[chunks]} chunks"), TextColumn("{task.fields[rate]} chunks/s"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=quiet, transient=False,
+            TextColumn("[bold]indexing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files"),
+            TextColumn("{task.fields[chunks]} chunks"),
+            TextColumn("{task.fields[rate]} chunks/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=quiet,
+            transient=False,
         )
         self._task = None
 
     def __enter__(self) -> IndexProgress:
-        self._bar.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._bar.__exit__(*exc)
+        if self._task is not None:
+            self._bar.stop()
 
     def start(self, total_files: int) -> None:
+        """Called once the work is known; the bar appears only then (errors before it print no bar)."""
         self.started = time.perf_counter()
+        self._bar.start()
         self._task = self._bar.add_task("index", total=total_files, chunks=0, rate="0")
 
     def advance(self, files: int, chunks: int) -> None:

@@ -27,9 +27,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "examples" / "corpus"
-SQUAD_DEV = Path(
-    os.environ.get("SIXFOLD_SQUAD_DEV", str(REPO.parent / "shared" / "data" / "squad_v1.1_dev" / "dev-v1.1.json"))
-)
+SQUAD_DEV = Path(os.environ.get("SIXFOLD_SQUAD_DEV", str(REPO.parent / "shared" / "data" / "squad_v1.1_dev" / "dev-v1.1.json")))
 MODEL = "all-MiniLM-L6-v2"
 
 # (query, file whose passage answers it) on the bundled corpus.
@@ -147,7 +145,11 @@ def run_cli(*args: str, timeout: float = 300, **env_extra: str) -> subprocess.Co
     """``python -m sixfold ARGS`` as a real subprocess."""
     return subprocess.run(
         [sys.executable, "-m", "sixfold", *map(str, args)],
-        cwd=REPO, env=cli_env(**env_extra), capture_output=True, text=True, timeout=timeout,
+        cwd=REPO,
+        env=cli_env(**env_extra),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import faiss
-import numpy as np
 
 from sixfold import Engine
 
@@ -83,7 +82,9 @@ def test_edited_file_is_updated_and_old_chunks_are_gone(indexed):
     target.write_text("\n\n".join(kept + [new_paragraph]) + "\n")
 
     snapshot = indexed.engine.snapshot()
-    old_ids = {r[0] for r in snapshot.con.execute("SELECT chunk_id FROM chunks WHERE path = 'science/steam_engine.txt'").fetchall()}
+    old_ids = {
+        r[0] for r in snapshot.con.execute("SELECT chunk_id FROM chunks WHERE path = 'science/steam_engine.txt'").fetchall()
+    }
     report = indexed.engine.index(indexed.folder)
     assert (report.added, report.updated, report.removed, report.renamed, report.unchanged) == (0, 1, 0, 0, 5)
     assert report.chunks_removed == len(old_ids)
@@ -161,8 +162,14 @@ def test_add_edit_delete_rename_in_one_run(indexed):
     assert (report.added, report.updated, report.removed, report.renamed, report.unchanged) == (1, 1, 1, 1, 3)
     assert_consistent(indexed.engine)
     files = {r["path"] for r in indexed.engine.snapshot().files()}
-    assert files == {"new.md", "technology/packet_switching.md", "science/o2.html", "science/steam_engine.txt",
-                     "history/normans.md", "history/black_death.pdf"}
+    assert files == {
+        "new.md",
+        "technology/packet_switching.md",
+        "science/o2.html",
+        "science/steam_engine.txt",
+        "history/normans.md",
+        "history/black_death.pdf",
+    }
     # and a later run finds nothing to do
     again = indexed.engine.index(indexed.folder)
     assert again.touched == 0 and again.unchanged == 6
@@ -187,4 +194,4 @@ def test_generations_are_pruned(indexed):
     generations = sorted(p.name for p in indexed.index.glob("gen-*"))
     assert len(generations) <= 2
     assert pointer_generation(indexed.index) == generations[-1]
-    assert np.all([not name.endswith(".tmp") for name in generations])
+    assert not any(name.endswith(".tmp") for name in generations)

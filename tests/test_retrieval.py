@@ -70,7 +70,9 @@ def test_docx_heading_and_title(shared_index):
 def test_chunk_offsets_slice_document_text(shared_index):
     """start_char/end_char of every chunk (so of every hit) must point at the chunk in the loaded document."""
     snapshot = shared_index.engine.snapshot()
-    rows = snapshot.con.execute("SELECT root, path, chunk_index, start_char, end_char, text FROM chunks ORDER BY path, chunk_index").fetchall()
+    rows = snapshot.con.execute(
+        "SELECT root, path, chunk_index, start_char, end_char, text FROM chunks ORDER BY path, chunk_index"
+    ).fetchall()
     documents: dict[str, str] = {}
     wrong = []
     for root, path, index, start, end, text in rows:
@@ -82,11 +84,11 @@ def test_chunk_offsets_slice_document_text(shared_index):
 
 
 def test_hits_from_search_point_into_document(shared_index):
-    for query, expected in KNOWN_ANSWERS:
+    for query, _expected in KNOWN_ANSWERS:
         for hit in shared_index.engine.search(query, k=3, mode="hybrid"):
             text = load_document(Path(hit.root) / hit.path).text
             assert 0 <= hit.start_char < hit.end_char <= len(text), (hit.path, hit.start_char, hit.end_char)
-            assert text[hit.start_char:hit.end_char] == hit.text, (hit.path, hit.location)
+            assert text[hit.start_char : hit.end_char] == hit.text, (hit.path, hit.location)
 
 
 def test_results_are_deterministic(shared_index):
@@ -122,7 +124,9 @@ def test_cli_search_json(shared_index, cli):
 
 
 def test_cli_search_table(shared_index, cli):
-    rc, out, err = cli("search", "how does a steam engine turn heat into work", "--index", shared_index.path, "-k", "2", "--mode", "bm25")
+    rc, out, err = cli(
+        "search", "how does a steam engine turn heat into work", "--index", shared_index.path, "-k", "2", "--mode", "bm25"
+    )
     assert rc == 0, err
     assert "steam_engine.txt" in out
     assert "bm25 search" in out
@@ -137,15 +141,18 @@ def test_query_with_search_syntax_characters(shared_index):
 # ---- metadata filters ------------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", MODES)
 def test_where_ext_pdf_only_returns_pdf(shared_index, mode):
-    hits = shared_index.engine.search("Who were the Normans descended from and where did plague spread?", k=20, mode=mode,
-                                      where="ext = 'pdf'")
+    hits = shared_index.engine.search(
+        "Who were the Normans descended from and where did plague spread?", k=20, mode=mode, where="ext = 'pdf'"
+    )
     assert hits, "the PDF has matching passages"
     assert {h.path for h in hits} == {"history/black_death.pdf"}
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_where_path_like_history(shared_index, mode):
-    hits = shared_index.engine.search("What is the atomic number of oxygen? people", k=50, mode=mode, where="path LIKE 'history/%'")
+    hits = shared_index.engine.search(
+        "What is the atomic number of oxygen? people", k=50, mode=mode, where="path LIKE 'history/%'"
+    )
     assert hits
     assert all(h.path.startswith("history/") for h in hits), {h.path for h in hits}
     if mode != "bm25":  # dense ranks every allowed chunk: it must see both history files
@@ -160,8 +167,17 @@ def test_where_matching_nothing_gives_no_hits(shared_index, cli):
 
 
 def test_cli_where_filter(shared_index, cli):
-    rc, out, err = cli("search", "Who were the Normans descended from?", "--index", shared_index.path, "--where", "ext = 'pdf'",
-                       "-k", "5", "--json")
+    rc, out, err = cli(
+        "search",
+        "Who were the Normans descended from?",
+        "--index",
+        shared_index.path,
+        "--where",
+        "ext = 'pdf'",
+        "-k",
+        "5",
+        "--json",
+    )
     assert rc == 0, err
     hits = json.loads(out)["hits"]
     assert hits and all(h["path"].endswith(".pdf") for h in hits)

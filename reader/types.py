@@ -1,0 +1,77 @@
+"""Typed results of the reader: answers with citations, labels with the examples that decided them, completions."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+NOT_FOUND = "not found in the corpus"
+
+
+@dataclass
+class Passage:
+    """A piece of text the reader may read and cite (a retrieved chunk, or a chunk of a given document)."""
+
+    id: int
+    text: str
+    path: str
+    location: str = ""
+    score: float = 0.0  # retrieval score (cosine for dense)
+    dense: float | None = None
+
+
+@dataclass
+class Citation:
+    passage_id: int
+    path: str
+    location: str
+    snippet: str
+    start: int | None = None  # answer span inside the passage text, when extractive
+    end: int | None = None
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    found: bool
+    confidence: float
+    mode: str
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. which passages were cut to fit the model window
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LabeledExample:
+    text: str
+    label: str
+    similarity: float = 0.0
+    line: int | None = None
+
+
+@dataclass
+class Label:
+    query: str
+    label: str
+    score: float
+    scores: dict[str, float]
+    examples: list[LabeledExample]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Completion:
+    prompt: str
+    text: str
+    finish_reason: str  # "stop" (stop sequence or end of text) or "length"
+    prompt_tokens: int
+    completion_tokens: int
+    model: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
