@@ -18,6 +18,7 @@ SYSTEM = (
 )
 PROMPT_BUDGET = 1536  # tokens of passages; small models read short prompts better and faster on a CPU
 _CITE = re.compile(r"\[(\d+)\]")
+_PREAMBLE = re.compile(r"^(the answer is|answer)\s*:?\s*", re.IGNORECASE)
 
 
 def build_prompt(
@@ -57,5 +58,6 @@ def generate_answer(
     cited = [used[n - 1] for n in dict.fromkeys(numbers) if 1 <= n <= len(used)]
     answer = _CITE.sub("", text).strip()
     answer = re.sub(r"\s+([.,;:])", r"\1", answer)
+    answer = _PREAMBLE.sub("", answer).strip()
     citations = [Citation(p.id, p.path, p.location, " ".join(p.text.split())[:240]) for p in cited]
     return answer, citations, notes, said_not_found

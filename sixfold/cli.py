@@ -69,6 +69,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="embedding model (default: the packaged all-MiniLM-L6-v2)")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("ask", help="answer a question from the index (or from given documents), citing passages")
+    p.add_argument("question")
+    p.add_argument("--index", default=DEFAULT_INDEX)
+    p.add_argument("--docs", nargs="+", metavar="FILE", help="answer from these documents instead of an index")
+    p.add_argument("--mode", default="auto", help="auto (default), extractive or generative")
+    p.add_argument("--reader", metavar="MODEL", help="extractive QA model folder (default: $SIXFOLD_READER)")
+    p.add_argument("--generator", metavar="MODEL", help="generative model (default: the packaged SmolLM2-135M-Instruct)")
+    p.add_argument("-k", type=_positive_int, default=5, help="passages to read (default 5)")
+    p.add_argument("--where", help="SQL condition on metadata, as for search")
+    p.add_argument("--rerank", metavar="MODEL", help="cross-encoder to rerank the passages first")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("classify", help="label texts from labeled examples (nearest examples decide)")
+    p.add_argument("text", nargs="*")
+    p.add_argument("--examples", required=True, help="CSV (text,label) or JSONL ({text, label}) of labeled examples")
+    p.add_argument("--input", help="a file with one text per line to classify")
+    p.add_argument("--index", help="use this index's embedding model")
+    p.add_argument("--model", help="embedding model (default: the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("complete", help="continue a prompt with the local language model")
+    p.add_argument("prompt")
+    p.add_argument("--max-tokens", type=_positive_int, default=64)
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--stop", action="append", metavar="TEXT", help="stop sequence (repeatable)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--model", help="language model (default: the packaged SmolLM2-135M-Instruct)")
+    p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("status", help="what an index holds")
     p.add_argument("--index", default=DEFAULT_INDEX)
     p.add_argument("--json", action="store_true")
@@ -247,7 +277,116 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "search": cmd_search, "embed": cmd_embed, "status": cmd_status}
+def cmd_ask(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from sixfold.engine import Engine
+
+    engine = Engine.open(args.index)
+    answer = engine.ask(
+        args.question,
+        args.k,
+        mode=args.mode,
+        docs=args.docs,
+        reader=args.reader,
+        generator=args.generator,
+        where=args.where,
+        rerank=args.rerank,
+    )
+    if args.json:
+        _emit_json(answer.to_dict())
+        return 0
+    console = _console()
+    if answer.found:
+        console.print(f"[bold]{answer.answer}[/]")
+        console.print(f"confidence {answer.confidence:.2f} ({answer.mode})")
+        title = "cited passages"
+    else:
+        console.print(f"[bold]{answer.answer}[/] (evidence {answer.confidence:.2f}, {answer.mode})")
+        title = "closest passages"
+    for note in answer.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    table = Table(title=title, show_lines=True)
+    table.add_column("source", overflow="fold", max_width=40)
+    table.add_column("location", overflow="fold", max_width=28)
+    table.add_column("passage", overflow="fold", ratio=1)
+    for citation in answer.citations:
+        table.add_row(citation.path, citation.location, citation.snippet)
+    console.print(table)
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from indexer.errors import SixfoldError
+    from sixfold.engine import Engine
+
+    texts = list(args.text)
+    if args.input:
+        path = Path(args.input)
+        if not path.is_file():
+            raise SixfoldError(f"input file {args.input} does not exist")
+        texts += [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    if not texts:
+        raise SixfoldError("nothing to classify: give TEXT arguments or --input FILE")
+    from reader.classify import load_examples
+
+    examples = load_examples(args.examples)  # before loading a model: bad files fail fast
+    engine = Engine.open(args.index, model=args.model) if args.index else Engine(Path(os.devnull) / "no-index", model=args.model)
+    labels = engine.classify(texts, examples)
+    if args.json:
+        _emit_json([label.to_dict() for label in labels])
+        return 0
+    table = Table(title=f"classification from {len(examples)} examples", show_lines=True)
+    for column in ("text", "label", "score", "deciding examples (similarity)"):
+        table.add_column(column, overflow="fold")
+    for label in labels:
+        deciding = "\n".join(f"{e.label}: {e.text[:60]} ({e.similarity:.2f})" for e in label.examples[:3])
+        table.add_row(label.query[:80], label.label, f"{label.score:.2f}", deciding)
+    _console().print(table)
+    return 0
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    from sixfold.engine import Engine
+
+    engine = Engine(Path(os.devnull) / "no-index")
+    streaming = args.stream and not args.json
+
+    def show(piece: str) -> None:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    if streaming:
+        sys.stdout.write(args.prompt)
+    completion = engine.complete(
+        args.prompt,
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        stop=args.stop,
+        model=args.model,
+        seed=args.seed,
+        on_text=show if streaming else None,
+    )
+    if args.json:
+        _emit_json(completion.to_dict())
+    elif streaming:
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(args.prompt + completion.text + "\n")
+    return 0
+
+
+COMMANDS = {
+    "index": cmd_index,
+    "search": cmd_search,
+    "embed": cmd_embed,
+    "status": cmd_status,
+    "ask": cmd_ask,
+    "classify": cmd_classify,
+    "complete": cmd_complete,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,13 +8,20 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.chunking import Chunker
 from indexer.embedding import Embedder, load_embedder
 from indexer.errors import SixfoldError
-from indexer.models import DEFAULT_EMBEDDER, resolve_model
+from indexer.loaders import LoadError, load_document
+from indexer.models import DEFAULT_EMBEDDER, DEFAULT_GENERATOR, resolve_model
 from indexer.pipeline import IndexReport, Progress, index_folder
 from indexer.store import IndexSettings, IndexStore, Snapshot
+from reader.answer import MODES as ANSWER_MODES
+from reader.answer import answer_question
+from reader.classify import Classifier, load_examples
+from reader.types import Answer, Completion, Label, LabeledExample, Passage
 from retriever.rerank import load_reranker
 from retriever.search import search as run_search
+from retriever.search import validate_query
 from retriever.types import Hit
 
 MAX_EMBED_TEXTS = 100_000
@@ -145,6 +152,125 @@ class Engine:
             if not isinstance(text, str) or not text.strip():
                 raise SixfoldError(f"text {number} is empty")
         return self.embedder.encode(list(texts), batch_size=batch_size)
+
+    # ---- read with a model ----------------------------------------------------------------
+    def passages(
+        self,
+        question: str,
+        k: int = 5,
+        *,
+        docs: list[str | os.PathLike] | None = None,
+        where: str | None = None,
+        rerank: str | None = None,
+    ) -> list[Passage]:
+        """The passages a reader gets: top-k of the index (hybrid), or of the given documents (dense)."""
+        question = validate_query(question, k)
+        if docs:
+            return self._passages_from_docs(question, k, docs)
+        hits = self.search(question, k, mode="hybrid", where=where, rerank=rerank)
+        if not hits:
+            return []
+        query = self.embedder.encode([question])[0]
+        ids, vectors = self.snapshot().embeddings([h.chunk_id for h in hits])
+        cosine = dict(zip(ids.tolist(), (vectors @ query).tolist()))
+        return [Passage(h.chunk_id, h.text, h.path, h.location, h.score, cosine.get(h.chunk_id)) for h in hits]
+
+    def _passages_from_docs(self, question: str, k: int, docs: list[str | os.PathLike]) -> list[Passage]:
+        embedder = load_embedder(self.requested_model or DEFAULT_EMBEDDER)
+        chunker = Chunker(embedder.tokenizer, min(200, embedder.max_tokens - 2), 40)
+        pieces: list[Passage] = []
+        for doc in docs:
+            path = Path(doc)
+            if not path.is_file():
+                raise SixfoldError(f"document {doc} does not exist" if not path.exists() else f"{doc} is not a file")
+            try:
+                loaded = load_document(path)
+            except LoadError as exc:
+                raise SixfoldError(f"cannot read document {doc}: {exc}") from None
+            for chunk in chunker.split(loaded):
+                location = (f"p.{chunk.page}, " if chunk.page else "") + f"chars {chunk.start_char}-{chunk.end_char}"
+                pieces.append(Passage(len(pieces), chunk.text, str(doc), location))
+        if not pieces:
+            raise SixfoldError("the given documents hold no text")
+        scores = embedder.encode([p.text for p in pieces]) @ embedder.encode([question])[0]
+        order = np.argsort(-scores)[:k]
+        return [
+            Passage(pieces[i].id, pieces[i].text, pieces[i].path, pieces[i].location, float(scores[i]), float(scores[i]))
+            for i in order
+        ]
+
+    def ask(
+        self,
+        question: str,
+        k: int = 5,
+        *,
+        mode: str = "auto",
+        docs: list[str | os.PathLike] | None = None,
+        reader: str | None = None,
+        generator: str | None = None,
+        where: str | None = None,
+        rerank: str | None = None,
+    ) -> Answer:
+        """Answer from the index (or from ``docs``), citing passages, or say it is not in the corpus.
+
+        ``mode``: ``extractive`` (a span from a QA model: ``reader`` folder or ``$SIXFOLD_READER``), ``generative``
+        (the local instruction LM), or ``auto`` (extractive when a reader model is set, else generative).
+        """
+        from reader.extractive import load_extractive
+        from reader.llm import load_llm
+
+        if mode not in ("auto", *ANSWER_MODES):
+            raise SixfoldError(f"unknown answer mode '{mode}' (choose from auto, {', '.join(ANSWER_MODES)})")
+        if not docs and not self.store.exists():
+            raise SixfoldError(f"no index at {self.store.root} and no --docs given: nothing to answer from")
+        reader = reader or os.environ.get("SIXFOLD_READER")
+        if mode == "auto":
+            mode = "extractive" if reader else "generative"
+        if mode == "extractive" and not reader:
+            raise SixfoldError(
+                "extractive mode needs a question-answering model: pass --reader FOLDER (or set SIXFOLD_READER); "
+                "no PyPI package ships one, see docs/models.md"
+            )
+        passages = self.passages(question, k, docs=docs, where=where, rerank=rerank)
+        if mode == "extractive":
+            return answer_question(question, passages, mode, extractive=load_extractive(reader))
+        return answer_question(question, passages, mode, llm=load_llm(generator or DEFAULT_GENERATOR))
+
+    def classify(
+        self,
+        queries: list[str] | str,
+        examples: list[LabeledExample] | str | os.PathLike,
+        *,
+        cache: bool = True,
+    ) -> list[Label]:
+        """Label each query from labeled examples (a CSV/JSONL file or a list), naming the examples that decided it."""
+        if isinstance(queries, str):
+            queries = [queries]
+        if not queries:
+            raise SixfoldError("no text to classify")
+        if not isinstance(examples, list):
+            examples = load_examples(examples)
+        embedder = self.embedder if self.store.exists() else load_embedder(self.requested_model or DEFAULT_EMBEDDER)
+        return Classifier(examples, embedder, cache=cache).classify(list(queries))
+
+    def complete(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int = 64,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+        model: str | None = None,
+        seed: int | None = None,
+        on_text=None,
+    ) -> Completion:
+        """Continue ``prompt`` with the local language model; ``on_text`` receives pieces as they are generated."""
+        from reader.llm import load_llm
+
+        if not prompt or not prompt.strip():
+            raise SixfoldError("empty prompt")
+        llm = load_llm(model or DEFAULT_GENERATOR)
+        return llm.complete(prompt, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=seed, on_text=on_text)
 
     def status(self) -> IndexStatus:
         snapshot = self.snapshot()

@@ -1,0 +1,55 @@
+"""The /answers use: retrieve passages, read them (extractive or generative), cite them, or abstain.
+
+Abstention has two gates, both calibrated on SQuAD v1.1 dev (see docs/benchmarks.md):
+- evidence: when the best passage's cosine similarity to the question is below ``MIN_EVIDENCE``,
+  the corpus most likely does not hold the answer and no reader runs;
+- reader: an extractive span whose score is below ``MIN_SPAN_SCORE``, or a generative answer that says
+  NOT FOUND, is not given as an answer.
+In both cases the answer is "not found in the corpus" with the closest passages, never an invented one.
+"""
+
+from __future__ import annotations
+
+from reader.extractive import ExtractiveReader
+from reader.generative import generate_answer
+from reader.llm import CausalLM
+from reader.types import NOT_FOUND, Answer, Citation, Passage
+
+MIN_EVIDENCE = 0.30
+MIN_SPAN_SCORE = 0.10
+MODES = ("extractive", "generative")
+
+
+def _abstain(question: str, mode: str, passages: list[Passage], confidence: float, notes: list[str]) -> Answer:
+    closest = [Citation(p.id, p.path, p.location, " ".join(p.text.split())[:240]) for p in passages[:3]]
+    return Answer(question, NOT_FOUND, False, confidence, mode, closest, passages, notes)
+
+
+def answer_question(
+    question: str,
+    passages: list[Passage],
+    mode: str,
+    extractive: ExtractiveReader | None = None,
+    llm: CausalLM | None = None,
+    min_evidence: float = MIN_EVIDENCE,
+    min_span_score: float = MIN_SPAN_SCORE,
+) -> Answer:
+    evidence = max((p.dense for p in passages if p.dense is not None), default=None)
+    if not passages or (evidence is not None and evidence < min_evidence):
+        note = "no passage is close enough to the question" if passages else "no passages to read"
+        return _abstain(question, mode, passages, float(evidence or 0.0), [note])
+    if mode == "extractive":
+        assert extractive is not None
+        text, score, citations = extractive.answer(question, passages)
+        if not text or score < min_span_score:
+            return _abstain(question, mode, passages, score, ["the reader found no confident answer span"])
+        return Answer(question, text, True, score, mode, citations, passages, [])
+    assert llm is not None
+    text, citations, notes, said_not_found = generate_answer(llm, question, passages)
+    if said_not_found:
+        return _abstain(question, mode, passages, float(evidence or 0.0), notes + ["the model found no answer in the passages"])
+    if not citations:
+        notes = notes + ["the model cited no passage; the top passage is shown"]
+        top = passages[0]
+        citations = [Citation(top.id, top.path, top.location, " ".join(top.text.split())[:240])]
+    return Answer(question, text, True, float(evidence or 0.0), mode, citations, passages, notes)
