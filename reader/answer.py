@@ -10,6 +10,8 @@ In both cases the answer is "not found in the corpus" with the closest passages,
 
 from __future__ import annotations
 
+import re
+
 from reader.extractive import ExtractiveReader
 from reader.generative import generate_answer
 from reader.llm import CausalLM
@@ -18,6 +20,16 @@ from reader.types import NOT_FOUND, Answer, Citation, Passage
 MIN_EVIDENCE = 0.30
 MIN_SPAN_SCORE = 0.10
 MODES = ("extractive", "generative")
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"\w+", text.lower()) if len(w) > 2}
+
+
+def supporting_passage(answer: str, passages: list[Passage]) -> Passage:
+    """The passage that shares the most words with the answer (ties go to the better-ranked one)."""
+    words = _words(answer)
+    return max(passages, key=lambda p: (len(words & _words(p.text)), -passages.index(p)))
 
 
 def _abstain(question: str, mode: str, passages: list[Passage], confidence: float, notes: list[str]) -> Answer:
@@ -49,7 +61,7 @@ def answer_question(
     if said_not_found:
         return _abstain(question, mode, passages, float(evidence or 0.0), notes + ["the model found no answer in the passages"])
     if not citations:
-        notes = notes + ["the model cited no passage; the top passage is shown"]
-        top = passages[0]
-        citations = [Citation(top.id, top.path, top.location, " ".join(top.text.split())[:240])]
+        support = supporting_passage(text, passages)
+        notes = notes + ["the model cited no passage; the passage sharing most words with the answer is cited"]
+        citations = [Citation(support.id, support.path, support.location, " ".join(support.text.split())[:240])]
     return Answer(question, text, True, float(evidence or 0.0), mode, citations, passages, notes)
