@@ -1,8 +1,8 @@
 """Extractive reader: a question-answering (span) model over the retrieved passages.
 
-transformers' question-answering pipeline reads each passage in overlapping windows of the model's length
-(``doc_stride``), so long passages are read whole, never truncated. Candidate spans from all passages are
-pooled; the same answer found in several passages keeps its best score and cites every passage it came from.
+Each passage is read in overlapping windows of the model's length, so long passages are read whole, never
+truncated. Candidate spans from all passages are pooled; the same answer found in several passages keeps its
+best score and cites every passage it came from.
 """
 
 from __future__ import annotations
@@ -31,52 +31,82 @@ def normalize_answer(text: str) -> str:
 
 
 class ExtractiveReader:
+    """Span prediction with a transformers question-answering model.
+
+    transformers 5 dropped the question-answering pipeline, so the usual post-processing is done here:
+    each passage is read in overlapping windows of the model's length (never truncated), and a span's score
+    is p(start) * p(end) under softmaxes over the window's context tokens, as the old pipeline scored it.
+    """
+
     def __init__(self, name: str, path: str, device: str) -> None:
-        from transformers import AutoModelForQuestionAnswering, AutoTokenizer, pipeline
+        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
         logging.getLogger("transformers").setLevel(logging.ERROR)
         self.name = name
+        self.device = device
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-                model = AutoModelForQuestionAnswering.from_pretrained(path, local_files_only=True)
+                self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+                self.model = AutoModelForQuestionAnswering.from_pretrained(path, local_files_only=True)
         except Exception as exc:
             raise SixfoldError(f"cannot load extractive reader {name}: {type(exc).__name__}: {exc}") from None
-        self.max_length = min(int(getattr(tokenizer, "model_max_length", 384) or 384), 384)
-        self.pipe = pipeline("question-answering", model=model, tokenizer=tokenizer, device=device)
+        self.model.to(device).eval()
+        limit = int(getattr(self.tokenizer, "model_max_length", 384) or 384)
+        self.max_length = min(limit if limit < 100_000 else 384, 384)
+        self.stride = self.max_length // 3
 
     def spans(
         self, question: str, passages: list[Passage], top_k: int = SPANS_PER_PASSAGE
     ) -> list[tuple[str, float, Passage, int, int]]:
-        """(answer, score, passage, start, end) candidates, best first."""
+        """(answer, score, passage, start, end) candidates over all passages, best first."""
+        import torch
+
         if not passages:
             return []
-        inputs = [{"question": question, "context": p.text} for p in passages]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            outputs = self.pipe(
-                inputs,
-                top_k=top_k,
-                doc_stride=min(128, self.max_length // 3),
-                max_seq_len=self.max_length,
-                max_answer_len=MAX_ANSWER_TOKENS,
-                handle_impossible_answer=False,
-            )
-        if (
-            len(passages) == 1
-            and isinstance(outputs, (dict, list))
-            and (isinstance(outputs, dict) or isinstance(outputs[0], dict))
-        ):
-            outputs = [outputs]
-        found = []
-        for passage, candidates in zip(passages, outputs):
-            candidates = [candidates] if isinstance(candidates, dict) else candidates
-            for c in candidates:
-                answer = c["answer"].strip()
-                if answer:
-                    found.append((answer, float(c["score"]), passage, int(c["start"]), int(c["end"])))
-        return sorted(found, key=lambda item: -item[1])
+        enc = self.tokenizer(
+            [question.strip()] * len(passages),
+            [p.text for p in passages],
+            truncation="only_second",
+            max_length=self.max_length,
+            stride=self.stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=True,
+            return_tensors="pt",
+        )
+        sample_map = enc.pop("overflow_to_sample_mapping").tolist()
+        offsets = enc.pop("offset_mapping").tolist()
+        inputs = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        with torch.inference_mode():
+            out = self.model(**inputs)
+        starts, ends = out.start_logits.float().cpu(), out.end_logits.float().cpu()
+        found: dict[tuple[int, int, int], float] = {}
+        for w in range(len(sample_map)):
+            sequence_ids = enc.sequence_ids(w)
+            context = torch.tensor([sid == 1 for sid in sequence_ids])
+            if not context.any():
+                continue
+            p_start = torch.softmax(starts[w].masked_fill(~context, -1e4), dim=-1)
+            p_end = torch.softmax(ends[w].masked_fill(~context, -1e4), dim=-1)
+            best_starts = torch.topk(p_start, min(20, int(context.sum()))).indices.tolist()
+            best_ends = torch.topk(p_end, min(20, int(context.sum()))).indices.tolist()
+            for i in best_starts:
+                for j in best_ends:
+                    if j < i or j - i + 1 > MAX_ANSWER_TOKENS or not (context[i] and context[j]):
+                        continue
+                    char_start, char_end = offsets[w][i][0], offsets[w][j][1]
+                    key = (sample_map[w], char_start, char_end)
+                    found[key] = max(found.get(key, 0.0), float(p_start[i] * p_end[j]))
+        per_passage: dict[int, list] = {}
+        for (sample, char_start, char_end), score in sorted(found.items(), key=lambda kv: -kv[1]):
+            bucket = per_passage.setdefault(sample, [])
+            if len(bucket) < top_k:
+                passage = passages[sample]
+                text = passage.text[char_start:char_end].strip()
+                if text:
+                    bucket.append((text, score, passage, char_start, char_end))
+        return sorted((c for bucket in per_passage.values() for c in bucket), key=lambda item: -item[1])
 
     def answer(self, question: str, passages: list[Passage]) -> tuple[str, float, list[Citation]]:
         """The best answer over all passages, its score and the passages it came from ('' when none)."""

@@ -99,6 +99,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("tune", help="fine-tune a model on your domain and measure it before and after")
+    tune = p.add_subparsers(dest="role", metavar="ROLE", parser_class=_Parser)
+    tune.required = True
+    t = tune.add_parser("reader", help="train the extractive reader on QA pairs (SQuAD JSON or JSONL)")
+    t.add_argument("--train", required=True, help="QA pairs: SQuAD JSON or JSONL {question, context, answer(s)}")
+    t.add_argument("--eval", required=True, help="held-out QA pairs, same formats")
+    t.add_argument("--index", default=DEFAULT_INDEX, help="the index whose model registry gets the new version")
+    t.add_argument("--base", help="start from this model folder (default: the active reader, else the packaged encoder)")
+    t.add_argument("--epochs", type=float, default=2.0)
+    t.add_argument("--learning-rate", type=float, default=1e-4)
+    t.add_argument("--batch-size", type=_positive_int, default=16)
+    t.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps (default: epochs decide)")
+    t.add_argument("--max-length", type=_positive_int, default=256)
+    t.add_argument("--lora", action="store_true", help="train LoRA adapters instead of all weights (PEFT)")
+    t.add_argument("--eval-limit", type=_positive_int, default=500)
+    t.add_argument("--activate", default="auto", help="auto (if better on eval, default), yes or no")
+    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("models", help="tuned model versions in an index; switch or roll back")
+    p.add_argument("action", nargs="?", default="list", help="list (default), use ROLE@N|ROLE@base, rollback ROLE")
+    p.add_argument("target", nargs="?")
+    p.add_argument("--index", default=DEFAULT_INDEX)
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("status", help="what an index holds")
     p.add_argument("--index", default=DEFAULT_INDEX)
     p.add_argument("--json", action="store_true")
@@ -378,6 +403,102 @@ def cmd_complete(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from indexer.store import IndexStore
+    from sixfold.progress import TrainProgress
+    from tuner.reader import ReaderTrainConfig
+    from tuner.tune_reader import tune_reader
+
+    IndexStore(args.index).read_pointer()  # the registry lives in an existing index
+    config = ReaderTrainConfig(
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        max_steps=args.max_steps,
+        max_length=args.max_length,
+        lora=args.lora,
+        seed=args.seed,
+    )
+    console = _console(stderr=True)
+    with TrainProgress(console, quiet=args.json) as progress:
+        result = tune_reader(
+            args.index,
+            args.train,
+            args.eval,
+            base=args.base,
+            config=config,
+            activate=args.activate,
+            eval_limit=args.eval_limit,
+            callbacks=[progress.callback()],
+        )
+    if args.json:
+        _emit_json(result.__dict__ | {"improved": result.improved})
+        return 0
+    out = _console()
+    if result.overlap:
+        out.print(f"[yellow]note:[/] {result.overlap} eval questions also appear in the training file")
+    table = Table(title=f"reader@{result.version}: {result.train_examples} train, {result.eval_examples} eval questions")
+    for column in ("metric", "base", "tuned", "delta"):
+        table.add_column(column, justify="right" if column != "metric" else "left")
+    for metric in ("EM", "F1"):
+        before, after = result.before[metric], result.after[metric]
+        table.add_row(metric, f"{before:.1f}", f"{after:.1f}", f"{after - before:+.1f}")
+    out.print(table)
+    verdict = "better on eval" if result.improved else "NOT better on eval"
+    state = "now active" if result.activated else f"saved, not active (sixfold models use reader@{result.version})"
+    out.print(f"reader@{result.version} is {verdict}; {state}. Saved in {result.path}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from indexer.errors import SixfoldError
+    from indexer.store import IndexStore
+    from tuner.versions import ROLES, Registry, parse_version
+
+    IndexStore(args.index).read_pointer()
+    registry = Registry(args.index)
+    if args.action == "use":
+        if not args.target:
+            raise SixfoldError("models use needs ROLE@N, e.g. reader@2 (or reader@base)")
+        role, number = parse_version(args.target)
+        registry.use(role, number)
+        _console().print(f"{role}: now using {'the base model' if number is None else f'{role}@{number}'}")
+        return 0
+    if args.action == "rollback":
+        role = args.target or "reader"
+        target = registry.rollback(role)
+        _console().print(f"{role}: rolled back to {'the base model' if target is None else f'{role}@{target}'}")
+        return 0
+    if args.action != "list":
+        raise SixfoldError(f"unknown models action '{args.action}' (list, use, rollback)")
+    data = registry.load()
+    if args.json:
+        _emit_json(data)
+        return 0
+    table = Table(title=f"models of {IndexStore(args.index).root}")
+    for column in ("version", "active", "created", "eval F1", "eval EM", "base"):
+        table.add_column(column, overflow="fold")
+    for role in ROLES:
+        entry = data.get(role, {})
+        table.add_row(f"{role}@base", "yes" if entry.get("active") is None else "", "", "", "", "packaged default")
+        for number, info in sorted(entry.get("versions", {}).items(), key=lambda kv: int(kv[0])):
+            scores = info.get("eval", {})
+            table.add_row(
+                f"{role}@{number}",
+                "yes" if entry.get("active") == int(number) else "",
+                info.get("created", ""),
+                f"{scores.get('F1', float('nan')):.1f}",
+                f"{scores.get('EM', float('nan')):.1f}",
+                info.get("base", ""),
+            )
+    _console().print(table)
+    return 0
+
+
 COMMANDS = {
     "index": cmd_index,
     "search": cmd_search,
@@ -386,6 +507,8 @@ COMMANDS = {
     "ask": cmd_ask,
     "classify": cmd_classify,
     "complete": cmd_complete,
+    "tune": cmd_tune,
+    "models": cmd_models,
 }
 
 

@@ -213,8 +213,9 @@ class Engine:
     ) -> Answer:
         """Answer from the index (or from ``docs``), citing passages, or say it is not in the corpus.
 
-        ``mode``: ``extractive`` (a span from a QA model: ``reader`` folder or ``$SIXFOLD_READER``), ``generative``
-        (the local instruction LM), or ``auto`` (extractive when a reader model is set, else generative).
+        ``mode``: ``extractive`` (a span from a QA model: ``reader`` folder, ``$SIXFOLD_READER`` or the index's active
+        tuned reader), ``generative`` (the local instruction LM), or ``auto`` (extractive when a reader model is
+        available, else generative).
         """
         from reader.extractive import load_extractive
         from reader.llm import load_llm
@@ -223,7 +224,7 @@ class Engine:
             raise SixfoldError(f"unknown answer mode '{mode}' (choose from auto, {', '.join(ANSWER_MODES)})")
         if not docs and not self.store.exists():
             raise SixfoldError(f"no index at {self.store.root} and no --docs given: nothing to answer from")
-        reader = reader or os.environ.get("SIXFOLD_READER")
+        reader = reader or os.environ.get("SIXFOLD_READER") or self.active_model("reader")
         if mode == "auto":
             mode = "extractive" if reader else "generative"
         if mode == "extractive" and not reader:
@@ -271,6 +272,12 @@ class Engine:
             raise SixfoldError("empty prompt")
         llm = load_llm(model or DEFAULT_GENERATOR)
         return llm.complete(prompt, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=seed, on_text=on_text)
+
+    def active_model(self, role: str) -> str | None:
+        """The folder of the index's active tuned model for ``role`` (None: the packaged default)."""
+        from tuner.versions import Registry
+
+        return Registry(self.store.root).active_path(role) if self.store.exists() else None
 
     def status(self) -> IndexStatus:
         snapshot = self.snapshot()

@@ -51,3 +51,51 @@ class IndexProgress:
 
     def warn(self, message: str) -> None:
         self.console.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+
+class TrainProgress:
+    """A bar for fine-tuning: step/total, loss, examples/s, elapsed and ETA; a transformers TrainerCallback feeds it."""
+
+    def __init__(self, console: Console, quiet: bool = False) -> None:
+        self._bar = Progress(
+            TextColumn("[bold]training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("steps"),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[rate]} ex/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=quiet,
+        )
+        self._task = None
+
+    def __enter__(self) -> TrainProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._task is not None:
+            self._bar.stop()
+
+    def callback(self):
+        from transformers import TrainerCallback
+
+        bar = self
+
+        class _Callback(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                bar._bar.start()
+                bar._task = bar._bar.add_task("train", total=state.max_steps, loss="-", rate="-")
+                bar._batch = args.per_device_train_batch_size
+                bar._started = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kwargs):
+                rate = state.global_step * bar._batch / max(time.perf_counter() - bar._started, 1e-9)
+                bar._bar.update(bar._task, completed=state.global_step, rate=f"{rate:.1f}")
+
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                if logs and "loss" in logs:
+                    bar._bar.update(bar._task, loss=f"{float(logs['loss']):.3f}")
+
+        return _Callback()

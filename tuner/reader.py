@@ -6,7 +6,7 @@ keeps the saved delta small. Seeds are fixed; checkpoints are written so an inte
 
 from __future__ import annotations
 
-import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,17 +45,21 @@ class ReaderTrainConfig:
 def train_reader(
     base_model: str,
     examples: list[QAExample],
-    output_dir: str | Path,
+    work_dir: str | Path,
+    save_to: str | Path,
     config: ReaderTrainConfig | None = None,
     callbacks: list | None = None,
     resume: bool = True,
 ) -> Path:
-    """Train a span reader from ``base_model`` (any encoder folder) on ``examples``; returns the saved folder."""
+    """Train a span reader from ``base_model`` (any encoder folder) on ``examples`` and save it to ``save_to``.
+
+    Checkpoints go to ``work_dir`` (kept until the model is saved), so a killed run resumes where it stopped.
+    """
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer, Trainer, TrainingArguments, set_seed
 
     config = config or ReaderTrainConfig()
     set_seed(config.seed)
-    output_dir = Path(output_dir)
+    work_dir, save_to = Path(work_dir), Path(save_to)
     tokenizer = AutoTokenizer.from_pretrained(base_model, local_files_only=True)
     model = AutoModelForQuestionAnswering.from_pretrained(base_model, local_files_only=True)
     if config.lora:
@@ -72,9 +76,9 @@ def train_reader(
             ),
         )
     features = _Features(train_features(examples, tokenizer, config.max_length, config.stride))
-    checkpoints = output_dir / "checkpoints"
+    cuda = torch.cuda.is_available()
     args = TrainingArguments(
-        output_dir=str(checkpoints),
+        output_dir=str(work_dir),
         num_train_epochs=config.epochs,
         max_steps=config.max_steps,
         learning_rate=config.learning_rate,
@@ -82,26 +86,25 @@ def train_reader(
         warmup_steps=config.warmup_ratio,
         weight_decay=config.weight_decay,
         seed=config.seed,
-        logging_steps=10,
+        logging_steps=5,
         save_strategy="steps",
-        save_steps=200,
+        save_steps=50,
         save_total_limit=1,
         report_to=[],
         disable_tqdm=True,
         dataloader_num_workers=0,
-        use_cpu=not torch.cuda.is_available(),
-        fp16=torch.cuda.is_available(),
+        use_cpu=not cuda,
+        fp16=cuda,
     )
     trainer = Trainer(model=model, args=args, train_dataset=features, callbacks=callbacks or [])
     last = None
-    if resume and checkpoints.is_dir():
-        found = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    if resume and work_dir.is_dir():
+        found = sorted(work_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
         last = str(found[-1]) if found else None
     trainer.train(resume_from_checkpoint=last)
-    final = output_dir / "model"
     if config.lora:
         model = model.merge_and_unload()
-    model.save_pretrained(str(final))
-    tokenizer.save_pretrained(str(final))
-    os.environ.get("SIXFOLD_KEEP_CHECKPOINTS") or __import__("shutil").rmtree(checkpoints, ignore_errors=True)
-    return final
+    model.save_pretrained(str(save_to))
+    tokenizer.save_pretrained(str(save_to))
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return save_to

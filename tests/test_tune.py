@@ -1,0 +1,156 @@
+"""Tuning the extractive reader: real training steps on real QA pairs, versions, rollback, bad data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import assert_one_error_line
+from transformers import TrainerCallback
+
+from indexer.errors import SixfoldError
+from reader.types import Passage
+from tuner.qa_data import load_qa_file
+from tuner.reader import ReaderTrainConfig
+from tuner.tune_reader import tune_reader
+from tuner.versions import Registry
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+class _Losses(TrainerCallback):
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.losses.append(float(logs["loss"]))
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory, shared_index):
+    """One short real training run on a copy of the shared index (10 steps of batch 8)."""
+    root = tmp_path_factory.mktemp("tune") / "idx"
+    shutil.copytree(shared_index.path, root, ignore=shutil.ignore_patterns(".lock"))
+    losses = _Losses()
+    config = ReaderTrainConfig(max_steps=10, batch_size=8, max_length=192, stride=48, learning_rate=3e-4)
+    result = tune_reader(
+        root,
+        FIXTURES / "qa_train.jsonl",
+        FIXTURES / "qa_eval.jsonl",
+        config=config,
+        activate="yes",
+        callbacks=[losses],
+    )
+    return root, result, losses.losses
+
+
+def test_training_loss_falls(tuned):
+    _root, _result, losses = tuned
+    assert len(losses) >= 2
+    assert losses[-1] < losses[0]
+
+
+def test_version_is_saved_scored_and_active(tuned):
+    root, result, _ = tuned
+    assert result.version == 1 and result.activated
+    assert (Path(result.path) / "config.json").is_file()
+    registry = Registry(root).load()
+    assert registry["reader"]["active"] == 1
+    entry = registry["reader"]["versions"]["1"]
+    assert set(entry["eval"]) == {"EM", "F1"} and set(entry["eval_before"]) == {"EM", "F1"}
+    assert 0.0 <= result.after["F1"] <= 100.0
+
+
+def test_saved_version_loads_and_answers_with_a_span_of_the_passage(tuned):
+    from sixfold.engine import Engine
+
+    root, result, _ = tuned
+    engine = Engine.open(root)
+    assert engine.active_model("reader") == result.path
+    answer = engine.ask("Who were the Normans descended from?", mode="extractive")
+    assert answer.mode == "extractive"
+    for citation in answer.citations:  # a span is always a piece of the passage it cites
+        passage = next(p for p in answer.passages if p.id == citation.passage_id)
+        if answer.found:
+            assert passage.text[citation.start : citation.end] == answer.answer
+
+
+def test_models_use_and_rollback(tuned, cli):
+    root, _result, _ = tuned
+    code, out, _err = cli("models", "--index", str(root))
+    assert code == 0 and "reader@1" in out
+    assert cli("models", "use", "reader@base", "--index", str(root))[0] == 0
+    assert Registry(root).active_path("reader") is None
+    assert cli("models", "rollback", "reader", "--index", str(root))[0] == 0
+    assert Registry(root).load()["reader"]["active"] == 1
+
+
+def test_unknown_version_is_an_error(tuned, cli):
+    root, _result, _ = tuned
+    code, _out, err = cli("models", "use", "reader@99", "--index", str(root))
+    assert_one_error_line(code, err)
+    assert "reader@99" in err
+
+
+def test_answer_not_in_context_is_rejected_with_its_line(tmp_path):
+    rows = [
+        {"question": "Q1?", "context": "Paris is in France.", "answer": "Paris"},
+        {"question": "Q2?", "context": "Rome is in Italy.", "answer": "Madrid"},
+    ]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(SixfoldError, match="line 2.*does not occur"):
+        load_qa_file(path)
+
+
+def test_malformed_rows_name_their_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"question": "Q?", "context": "C", "answer": "C"}\nnot json\n')
+    with pytest.raises(SixfoldError, match="line 2"):
+        load_qa_file(path)
+    path.write_text('{"question": "", "context": "C", "answer": "C"}\n')
+    with pytest.raises(SixfoldError, match="line 1.*question"):
+        load_qa_file(path)
+
+
+def test_empty_train_and_missing_eval_are_errors(tmp_path, shared_index, cli):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    index = str(shared_index.path)
+    code, _out, err = cli("tune", "reader", "--train", str(empty), "--eval", str(FIXTURES / "qa_eval.jsonl"), "--index", index)
+    assert_one_error_line(code, err)
+    assert "empty" in err
+    code, _out, err = cli(
+        "tune", "reader", "--train", FIXTURES / "qa_train.jsonl", "--eval", tmp_path / "nope.jsonl", "--index", index
+    )
+    assert_one_error_line(code, err)
+    assert "does not exist" in err
+
+
+def test_squad_json_format_is_read(tmp_path):
+    data = {
+        "data": [
+            {
+                "title": "T",
+                "paragraphs": [
+                    {
+                        "context": "Oxygen is element 8.",
+                        "qas": [
+                            {"id": "a", "question": "Which element is 8?", "answers": [{"text": "Oxygen", "answer_start": 0}]}
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps(data))
+    (example,) = load_qa_file(path)
+    assert example.answers == [{"text": "Oxygen", "answer_start": 0}] and example.title == "T"
+
+
+def test_passage_type_is_what_the_reader_reads():
+    assert Passage(0, "text", "p").location == ""
