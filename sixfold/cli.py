@@ -124,6 +124,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", default=DEFAULT_INDEX)
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("eval", help="score sixfold on public benchmarks (BEIR, SQuAD, labeled sets)")
+    ev = p.add_subparsers(dest="kind", metavar="KIND", parser_class=_Parser)
+    ev.required = True
+    e = ev.add_parser("retrieval", help="nDCG@10, Recall@10/100, MRR@10 on a BEIR folder")
+    e.add_argument("--beir", required=True, help="folder with corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
+    e.add_argument("--mode", action="append", help="bm25, dense, hybrid, hybrid+rerank (repeatable; default: the first three)")
+    e.add_argument("--split", default="test")
+    e.add_argument("--rerank", metavar="MODEL", help="cross-encoder for hybrid+rerank")
+    e.add_argument("--index", help="where to keep the eval index (default: ~/.cache/sixfold/eval/<set>); reused incrementally")
+    e.add_argument("--limit", type=_positive_int, help="only the first N queries")
+    e.add_argument("--out", help="write the JSON report here")
+    e.add_argument("--json", action="store_true")
+    e = ev.add_parser("qa", help="SQuAD EM/F1 with the gold paragraph, or open-book (--open)")
+    e.add_argument("--squad", required=True)
+    e.add_argument("--open", action="store_true", help="index all paragraphs and answer from retrieved passages")
+    e.add_argument("--mode", default="extractive", choices=["extractive", "generative"])
+    e.add_argument("--reader", metavar="MODEL", help="extractive QA model folder")
+    e.add_argument("--index", help="where to keep the open-book index (default: ~/.cache/sixfold/eval/<file>)")
+    e.add_argument("-k", type=_positive_int, default=5)
+    e.add_argument("--limit", type=_positive_int)
+    e.add_argument("--out")
+    e.add_argument("--json", action="store_true")
+    e = ev.add_parser("classify", help="accuracy and macro-F1 of nearest-example classification")
+    e.add_argument("--train", required=True, help="labeled examples (CSV text,label or JSONL)")
+    e.add_argument("--test", required=True, help="labeled test items, same formats")
+    e.add_argument("--shots", type=_positive_int, help="examples per label (default: all)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--limit", type=_positive_int)
+    e.add_argument("--out")
+    e.add_argument("--json", action="store_true")
+
     p = sub.add_parser("status", help="what an index holds")
     p.add_argument("--index", default=DEFAULT_INDEX)
     p.add_argument("--json", action="store_true")
@@ -499,6 +530,73 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_index(given: str | None, source: str) -> Path:
+    from reader.llm import cache_dir
+
+    return Path(given) if given else cache_dir() / "eval" / Path(source).resolve().name.replace(".", "_")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from sixfold import evaluation
+
+    console = _console(stderr=True)
+    if args.kind == "retrieval":
+        modes = args.mode or ["bm25", "dense", "hybrid"]
+        report = evaluation.eval_retrieval(
+            args.beir,
+            modes,
+            _eval_index(args.index, args.beir),
+            split=args.split,
+            limit=args.limit,
+            rerank=args.rerank,
+            progress=None if args.json else lambda m: console.print(m),
+        )
+        table = Table(title=f"retrieval on {args.beir} ({report['queries']} queries, {report['documents']} documents)")
+        for column in ("mode", "nDCG@10", "Recall@10", "Recall@100", "MRR@10", "p50 ms"):
+            table.add_column(column, justify="left" if column == "mode" else "right")
+        for mode, m in report["modes"].items():
+            table.add_row(
+                mode,
+                f"{m['nDCG@10']:.4f}",
+                f"{m['Recall@10']:.4f}",
+                f"{m['Recall@100']:.4f}",
+                f"{m['MRR@10']:.4f}",
+                f"{m['p50_ms']:.0f}",
+            )
+    elif args.kind == "qa":
+        index = _eval_index(args.index, args.squad) if args.open else None
+        report = evaluation.eval_qa(
+            args.squad, reader=args.reader, open_book=args.open, index_dir=index, limit=args.limit, k=args.k, mode=args.mode
+        )
+        table = Table(
+            title=f"QA on {args.squad} ({report['questions']} questions, {'open book' if args.open else 'gold paragraph'})"
+        )
+        for column in ("metric", "value"):
+            table.add_column(column)
+        for key in ("EM", "F1", "answered_pct", f"recall@{args.k}", "p50_s"):
+            if key in report:
+                table.add_row(key, f"{report[key]:.2f}")
+    else:
+        report = evaluation.eval_classify(args.train, args.test, shots=args.shots, seed=args.seed, limit=args.limit)
+        table = Table(title=f"classification: {report['examples']} examples, {report['test_items']} test items")
+        for column in ("metric", "value"):
+            table.add_column(column)
+        for key in ("accuracy", "macro_f1", "ms_per_item"):
+            table.add_row(key, f"{report[key]:.4f}")
+        for c in report["top_confusions"]:
+            table.add_row("confused", f"{c['gold']} -> {c['predicted']} ×{c['count']}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=2, default=str))
+    if args.json:
+        _emit_json(report)
+    else:
+        _console().print(table)
+    return 0
+
+
 COMMANDS = {
     "index": cmd_index,
     "search": cmd_search,
@@ -509,6 +607,7 @@ COMMANDS = {
     "complete": cmd_complete,
     "tune": cmd_tune,
     "models": cmd_models,
+    "eval": cmd_eval,
 }
 
 
