@@ -17,7 +17,10 @@ from reader.generative import generate_answer
 from reader.llm import CausalLM
 from reader.types import NOT_FOUND, Answer, Citation, Passage
 
-MIN_EVIDENCE = 0.30
+# Calibrated with bench/squad_eval.py on SQuAD v1.1 dev (all-MiniLM-L6-v2): the index holds half of the articles;
+# questions about them are answerable, questions about the other half are not. 0.46 separated the two best
+# (88% correct decisions on 400 questions; median top cosine 0.61 answerable vs 0.33 absent).
+MIN_EVIDENCE = 0.45
 MIN_SPAN_SCORE = 0.10
 MODES = ("extractive", "generative")
 
