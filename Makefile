@@ -24,6 +24,8 @@ demo: install
 	$(BIN)/sixfold status --index $(DEMO_INDEX)
 	$(BIN)/sixfold search "Who were the Normans descended from?" --index $(DEMO_INDEX) -k 3
 	$(BIN)/sixfold search "how does a steam engine turn heat into work" --index $(DEMO_INDEX) -k 3 --where "ext = 'txt'"
+	$(BIN)/sixfold ask "Who were the Normans descended from?" --index $(DEMO_INDEX)
+	$(BIN)/sixfold ask "Who won the 2018 football World Cup?" --index $(DEMO_INDEX)
 
 test: install
 	$(BIN)/ruff check .
