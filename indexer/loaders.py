@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import html
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,26 +93,34 @@ def _decode(data: bytes) -> str:
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
 
-def split_markdown(text: str) -> list[Section]:
-    """Sections at markdown headings; each section keeps its heading line as its first line."""
+def group_sections(lines: Iterable[tuple[str, str | None]]) -> list[Section]:
+    """Group (line, heading) pairs into sections; a line with a heading starts a new section and stays its first line."""
     sections: list[Section] = []
     heading: str | None = None
-    lines: list[str] = []
+    body: list[str] = []
 
     def flush() -> None:
-        body = "\n".join(lines).strip()
-        if body:
-            sections.append(Section(body, heading=heading))
+        text = "\n".join(body).strip()
+        if text:
+            sections.append(Section(text, heading=heading))
 
-    for line in text.splitlines():
-        match = _MD_HEADING.match(line)
-        if match:
+    for line, starts in lines:
+        if starts is not None:
             flush()
-            heading, lines = match.group(2).strip(), [line]
-        else:
-            lines.append(line)
+            heading, body = starts, []
+        body.append(line)
     flush()
     return sections
+
+
+def split_markdown(text: str) -> list[Section]:
+    """Sections at markdown headings; each section keeps its heading line as its first line."""
+
+    def headed(line: str) -> tuple[str, str | None]:
+        match = _MD_HEADING.match(line)
+        return line, match.group(2).strip() if match else None
+
+    return group_sections(headed(line) for line in text.splitlines())
 
 
 def _first_heading(sections: list[Section]) -> str | None:
@@ -195,29 +204,20 @@ def load_docx(path: Path) -> LoadedDocument:
         document = docx.Document(str(path))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise LoadError(f"corrupt DOCX: {exc}") from None
-    sections: list[Section] = []
-    heading: str | None = None
-    lines: list[str] = []
 
-    def flush() -> None:
-        body = "\n".join(lines).strip()
-        if body:
-            sections.append(Section(body, heading=heading))
+    def lines() -> Iterator[tuple[str, str | None]]:
+        for paragraph in document.paragraphs:
+            text = paragraph.text.strip()
+            style = (paragraph.style.name or "") if paragraph.style is not None else ""
+            if text:
+                yield text, text if style.startswith("Heading") or style == "Title" else None
+        for table in document.tables:
+            for row in table.rows:
+                cells = [c.text.strip() for c in row.cells if c.text.strip()]
+                if cells:
+                    yield " | ".join(cells), None
 
-    for paragraph in document.paragraphs:
-        text = paragraph.text.strip()
-        style = (paragraph.style.name or "") if paragraph.style is not None else ""
-        if text and (style.startswith("Heading") or style == "Title"):
-            flush()
-            heading, lines = text, [text]
-        elif text:
-            lines.append(text)
-    for table in document.tables:
-        for row in table.rows:
-            cells = [c.text.strip() for c in row.cells if c.text.strip()]
-            if cells:
-                lines.append(" | ".join(cells))
-    flush()
+    sections = group_sections(lines())
     if not sections:
         raise LoadError("no text in the document")
     title = document.core_properties.title or _first_heading(sections)

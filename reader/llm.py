@@ -81,19 +81,6 @@ class CausalLM:
             return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return f"{system}\n\n{user}\n"
 
-    def stream(
-        self,
-        prompt: str,
-        max_tokens: int = 64,
-        temperature: float = 0.0,
-        stop: list[str] | None = None,
-        top_p: float = 0.95,
-        seed: int | None = None,
-    ) -> Iterator[str]:
-        """Yield pieces of the continuation as they are generated; stops at any stop sequence (not emitted)."""
-        result = self._run(prompt, max_tokens, temperature, stop, top_p, seed, on_piece=True)
-        yield from result
-
     def complete(
         self,
         prompt: str,
