@@ -89,8 +89,6 @@ def main() -> None:
         for metric in ("EM", "F1"):
             before, after = result.before[metric], result.after[metric]
             print(f"{metric:<8}{before:>8.1f}{after:>8.1f}{after - before:>+8.1f}")
-                f"{metric:<8}{result.before[metric]:>8.1f}{result.after[metric]:>8.1f}{result.after[metric] - result.before[metric]:>+8.1f}"
-            )
         open_book = eval_qa(tmp / "test.jsonl", reader=result.path, open_book=True, index_dir=tmp / "qa-idx", k=5)
         print("open book (retrieved passages, k=5):", {k: round(v, 2) for k, v in open_book.items() if isinstance(v, float)})
         if args.keep:
