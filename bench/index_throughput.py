@@ -190,8 +190,9 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
-def summary(values: list[float]) -> dict:
-    return {"best": min(values), "median": statistics.median(values), "all": values}
+def summary(rates: list[float]) -> dict:
+    """Best (highest) and median of throughputs."""
+    return {"best": max(rates), "median": statistics.median(rates), "all": rates}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ from reader.types import Label, LabeledExample
 TOP_PER_LABEL = 3
 TEMPERATURE = 0.05
 SHOWN_EXAMPLES = 5
+TEXT_HEADERS = {"text", "sentence", "query", "question", "utterance"}
+LABEL_HEADERS = {"label", "labels", "category", "class", "intent", "target"}
 
 
 def load_examples(path: str | Path) -> list[LabeledExample]:
@@ -30,7 +32,7 @@ def load_examples(path: str | Path) -> list[LabeledExample]:
     path = Path(path)
     if not path.is_file():
         raise SixfoldError(f"examples file {path} does not exist")
-    raw = path.read_text(encoding="utf-8", errors="replace")
+    raw = path.read_text(encoding="utf-8-sig", errors="replace")  # -sig: files saved by Excel start with a BOM
     if not raw.strip():
         raise SixfoldError(f"examples file {path} is empty")
     examples: list[LabeledExample] = []
@@ -48,14 +50,20 @@ def load_examples(path: str | Path) -> list[LabeledExample]:
     else:
         dialect = csv.Sniffer().sniff(raw[:4096], delimiters=",\t;") if "\t" in raw[:4096] else csv.excel
         reader = csv.reader(io.StringIO(raw), dialect)
-        for number, row in enumerate(reader, start=1):
+        end_of_previous = 0
+        for index, row in enumerate(reader):
+            number, end_of_previous = end_of_previous + 1, reader.line_num  # a quoted field may span lines
             if not row or not any(cell.strip() for cell in row):
                 continue
-            if number == 1 and [c.strip().lower() for c in row[:2]] == ["text", "label"]:
+            if index == 0 and row[0].strip().lower() in TEXT_HEADERS and row[-1].strip().lower() in LABEL_HEADERS:
                 continue
-            if len(row) < 2:
-                raise SixfoldError(f"{path} line {number}: expected two columns, text and label")
-            examples.append(_example(row[0], row[1], path, number))
+            cells = [*row[:2], *[c for c in row[2:] if c.strip()]]  # trailing empty cells are fine
+            if len(cells) != 2:
+                raise SixfoldError(
+                    f"{path} line {number}: expected two columns, text and label, got {len(cells)} "
+                    "(quote a text that contains the delimiter)"
+                )
+            examples.append(_example(cells[0], cells[1], path, number))
     if not examples:
         raise SixfoldError(f"examples file {path} has no rows")
     if len({e.label for e in examples}) < 2:

@@ -52,7 +52,12 @@ def generate_answer(
 ) -> tuple[str, list[Citation], list[str], bool]:
     """(answer text, citations, notes, said_not_found)."""
     prompt, used, notes = build_prompt(llm, question, passages)
-    text = llm.complete(prompt, max_tokens=max_tokens, temperature=0.0, stop=["\n\n"]).text.strip()
+    completion = llm.complete(prompt, max_tokens=max_tokens, temperature=0.0, stop=["\n\n"])
+    text = completion.text.strip()
+    if completion.finish_reason == "length":  # cut mid-sentence: keep the complete sentences
+        end = max(text.rfind(". "), text.rfind(".\n"), text.rfind(".") if text.endswith(".") else -1)
+        if end > 0:
+            text = text[: end + 1]
     said_not_found = "NOT FOUND" in text.upper() or not text
     numbers = [int(n) for n in _CITE.findall(text)]
     cited = [used[n - 1] for n in dict.fromkeys(numbers) if 1 <= n <= len(used)]

@@ -410,12 +410,16 @@ def cmd_complete(args: argparse.Namespace) -> int:
     engine = Engine(Path(os.devnull) / "no-index")
     streaming = args.stream and not args.json
 
+    started = False
+
     def show(piece: str) -> None:
+        nonlocal started
+        if not started:  # the prompt appears only once generation has really begun
+            sys.stdout.write(args.prompt)
+            started = True
         sys.stdout.write(piece)
         sys.stdout.flush()
 
-    if streaming:
-        sys.stdout.write(args.prompt)
     completion = engine.complete(
         args.prompt,
         max_tokens=args.max_tokens,
@@ -428,7 +432,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(completion.to_dict())
     elif streaming:
-        sys.stdout.write("\n")
+        sys.stdout.write(("" if started else args.prompt) + "\n")
     else:
         sys.stdout.write(args.prompt + completion.text + "\n")
     return 0

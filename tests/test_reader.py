@@ -98,18 +98,26 @@ def test_ask_abstains_when_the_corpus_lacks_the_answer(shared_index, llm, questi
     assert any("close enough" in note for note in answer.notes), answer.notes
 
 
-def test_ask_does_not_answer_an_on_topic_question_the_corpus_cannot_answer(shared_index, llm):
-    """BUG (reader/answer.py): past the cosine gate, the 135M model never says NOT FOUND; it invents an answer.
+# On-topic questions the corpus cannot answer: oxygen.html gives no melting point, amazon_rainforest.docx no
+# population of Brazil. Their best cosines (~0.54 and ~0.52) pass the evidence gate (MIN_EVIDENCE 0.45).
+ON_TOPIC_UNANSWERABLE = ["What is the melting point of oxygen?", "What is the population of Brazil?"]
 
-    "Who invented the telephone?" has a best cosine of ~0.36 (> MIN_EVIDENCE 0.30) against steam_engine.txt;
-    the model answers "Alexander Graham Bell ..." from its own weights, cites no passage, and answer.py then
-    cites steam_engine.txt, which never mentions a telephone.
+
+@pytest.mark.parametrize("question", ON_TOPIC_UNANSWERABLE)
+def test_ask_does_not_invent_an_answer_the_corpus_does_not_hold(shared_index, llm, question):
+    """BUG (reader/answer.py): past the cosine gate the 135M model never says NOT FOUND; it invents an answer.
+
+    Observed: "The melting point of oxygen is approximately 13.5 degrees Celsius (56.7 degrees Fahrenheit)."
+    and "The population of Brazil is approximately 11.1 million.", found=True, citing oxygen.html / the
+    Amazon document, which hold none of these numbers.
     """
-    answer = shared_index.engine.ask("Who invented the telephone?", mode="generative")
+    answer = shared_index.engine.ask(question, mode="generative")
+    assert answer.confidence >= MIN_EVIDENCE  # the evidence gate is not what should catch these
     if answer.found:
-        cited = " ".join(p.text for p in answer.passages if p.path in {c.path for c in answer.citations})
-        assert "telephone" in cited.lower(), f"answer {answer.answer!r} cites {[c.path for c in answer.citations]}"
-    assert answer.found is False and answer.answer == NOT_FOUND
+        read = " ".join(p.text for p in answer.passages)
+        invented = [n for n in re.findall(r"\d+(?:[.,]\d+)*", answer.answer) if n not in read]
+        assert not invented, f"answer {answer.answer!r} has numbers in no passage read: {invented}"
+    assert answer.found is False and answer.answer == NOT_FOUND, answer.answer
 
 
 # ---- ask --docs (no index) -------------------------------------------------------------------------
