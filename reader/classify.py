@@ -1,8 +1,8 @@
 """Classification in the style of the classic /classifications API: labeled examples, nearest ones decide.
 
 The examples are embedded once (cached on disk by content), the query's most similar examples are found,
-and each label is scored by the mean similarity of its best few examples; a softmax turns those into
-per-label scores. The result names the label, the scores, and the examples that decided it.
+and each label is scored by its centroid's similarity and the mean similarity of its best few examples;
+a softmax turns those into per-label scores. The result names the label, the scores, and the examples that decided it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ from reader.llm import cache_dir
 from reader.types import Label, LabeledExample
 
 TOP_PER_LABEL = 3
+# Half label centroid, half mean of the label's 3 nearest examples: the centroid wins on coarse labels (TREC,
+# SST-2, AG News), the nearest examples on fine-grained intents (BANKING77); the mix is best on average
+# (bench/classify_eval.py and docs/benchmarks.md).
+CENTROID_WEIGHT = 0.5
 TEMPERATURE = 0.05
 SHOWN_EXAMPLES = 5
 TEXT_HEADERS = {"text", "sentence", "query", "question", "utterance"}
@@ -88,6 +92,8 @@ class Classifier:
         self.labels = sorted({e.label for e in examples})
         self.label_index = np.array([self.labels.index(e.label) for e in examples])
         self.vectors = self._embed_examples(cache)
+        centroids = np.stack([self.vectors[self.label_index == li].mean(axis=0) for li in range(len(self.labels))])
+        self.centroids = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
 
     def _embed_examples(self, cache: bool) -> np.ndarray:
         digest = hashlib.sha256(self.embedder.name.encode())
@@ -113,13 +119,15 @@ class Classifier:
         for number, query in enumerate(queries, start=1):
             if not isinstance(query, str) or not query.strip():
                 raise SixfoldError(f"query {number} is empty")
-        sims = self.embedder.encode([q.strip() for q in queries]) @ self.vectors.T
+        query_vectors = self.embedder.encode([q.strip() for q in queries])
+        sims = query_vectors @ self.vectors.T
+        centroid_sims = query_vectors @ self.centroids.T
         results = []
-        for query, row in zip(queries, sims):
+        for query, row, to_centroids in zip(queries, sims, centroid_sims):
             label_scores = np.full(len(self.labels), -1.0)
             for li in range(len(self.labels)):
                 own = np.sort(row[self.label_index == li])[::-1][:top_per_label]
-                label_scores[li] = float(own.mean())
+                label_scores[li] = CENTROID_WEIGHT * float(to_centroids[li]) + (1 - CENTROID_WEIGHT) * float(own.mean())
             probs = np.exp((label_scores - label_scores.max()) / TEMPERATURE)
             probs /= probs.sum()
             best = int(np.argmax(probs))
