@@ -50,6 +50,10 @@ class Embedder:
         self.max_tokens = int(self.model.max_seq_length or 512)
         self.tokenizer = self.model.tokenizer
 
+    def token_counts(self, texts: list[str]) -> list[int]:
+        """Tokens each text has for this model (with its special tokens), to tell when one is cut at ``max_tokens``."""
+        return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]]
+
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)

@@ -277,14 +277,19 @@ def cmd_embed(args: argparse.Namespace) -> int:
         engine = Engine(Path(os.devnull) / "no-index", model=args.model)
     vectors = engine.embed(texts)
     model = engine.embedder.name
+    limit = engine.embedder.max_tokens
+    counts = engine.embedder.token_counts(texts)
+    for number, count in enumerate(counts):
+        if count > limit:
+            _console(stderr=True).print(f"[yellow]warning:[/] text {number} has {count} tokens; {model} reads the first {limit}")
     if args.json:
         _emit_json(
             {
                 "model": model,
                 "dimension": int(vectors.shape[1]),
                 "data": [
-                    {"index": i, "text": t, "embedding": [round(float(x), 6) for x in v]}
-                    for i, (t, v) in enumerate(zip(texts, vectors))
+                    {"index": i, "text": t, "tokens": n, "truncated": n > limit, "embedding": [round(float(x), 6) for x in v]}
+                    for i, (t, v, n) in enumerate(zip(texts, vectors, counts))
                 ],
             }
         )

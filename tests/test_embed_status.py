@@ -136,3 +136,12 @@ def test_status_subprocess_json(shared_index):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert json.loads(proc.stdout)["documents"] == 6
+
+
+def test_embed_says_when_a_text_is_longer_than_the_model_reads(cli):
+    code, out, err = cli("embed", "short text", "word " * 400, "--json")
+    assert code == 0
+    data = json.loads(out)["data"]
+    assert [d["truncated"] for d in data] == [False, True]
+    assert data[1]["tokens"] > 256
+    assert "reads the first 256" in err
