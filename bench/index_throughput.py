@@ -95,7 +95,14 @@ def machine_info() -> dict:
             capture_output=True,
             text=True,
         ).stdout.strip()
-        commit += " (+ uncommitted changes in indexer/retriever/sixfold)" if dirty else ""
+        if dirty:
+            diff = subprocess.run(
+                ["git", "-C", str(ROOT), "diff", "HEAD", "--", "indexer", "retriever", "sixfold"], capture_output=True
+            ).stdout
+            import hashlib
+
+            changed = sorted({line.split()[-1] for line in dirty.splitlines()})
+            commit += f" + uncommitted changes in {', '.join(changed)} (diff sha1 {hashlib.sha1(diff).hexdigest()[:10]})"
     return {
         "cpu": cpu,
         "logical_cores": os.cpu_count(),
@@ -658,7 +665,7 @@ def sweep_ivf(index: faiss.Index, queries: np.ndarray, truth: np.ndarray) -> lis
 
 
 def sweep_hnsw(index: faiss.Index, queries: np.ndarray, truth: np.ndarray) -> list[dict]:
-    values = sorted({16, 32, 64, vec.HNSW_EF_SEARCH, 128, 192, 256, 512})
+    values = sorted({16, 32, 64, vec.HNSW_EF_SEARCH, 128, 192, 256, 512, 1024})
     return [
         {
             "efSearch": v,
@@ -1061,6 +1068,48 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def save(results: dict, args: argparse.Namespace, started: float) -> None:
+    """Write the JSON and markdown now (called after every part, so a later failure keeps what was measured)."""
+    results["load_at_end"] = os.getloadavg()
+    results["process_peak_rss_mib"] = maxrss_mib()
+    results["total_s"] = time.perf_counter() - started
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1, default=float))
+    md = Path(args.markdown) if args.markdown else out.with_suffix(".md")
+    md.write_text("\n".join(MARKDOWN) + "\n")
+
+
+def guarded(results: dict, name: str, fn, *fn_args):
+    """Run one part; a failure is recorded in the results (and printed) instead of losing the other parts."""
+    try:
+        return fn(*fn_args)
+    except Exception as exc:  # a benchmark run should report what failed, not stop
+        import traceback
+
+        text = traceback.format_exc()
+        log(f"{name} FAILED: {type(exc).__name__}: {exc}")
+        print(text, file=sys.stderr)
+        results.setdefault("errors", {})[name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": text}
+        MARKDOWN.append(f"**{name} failed**: `{type(exc).__name__}: {str(exc)[:300]}`\n")
+        return None
+
+
+def realism_table(results: dict, real_ref: dict | None) -> None:
+    r = results["B"]["realism"]
+    rows = [[f"synthetic n = {int(n):,}", s["top1_cos_median"], s["top10_cos_median"]] for n, s in r["synthetic"].items()]
+    if real_ref:
+        rows.append([f"real SQuAD chunks n = {real_ref['n']:,}", real_ref["top1_cos_median"], real_ref["top10_cos_median"]])
+    norms = ", ".join(f"{k} {v:.2f}" for k, v in r["norm_of_mean_vector"].items())
+    table(
+        "B. Realism check: cosine of SQuAD questions to their nearest vectors (median over queries)",
+        ["vectors", "top-1 cos", "top-10th cos"],
+        rows,
+        note=f"synthetic vectors: median cos to the closest of the {r['base_texts']} real base embeddings "
+        f"{r['median_cos_to_closest_base']:.2f}; norm of the mean vector: {norms}",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
@@ -1092,48 +1141,35 @@ def main(argv: list[str] | None = None) -> int:
         corpus_info = write_squad_corpus(used, corpus)
         index_dir = None
         real_ref = None
-        if "A" in args.parts or "C" in args.parts or "B" in args.parts:
-            if "A" in args.parts:
-                results["A"] = part_a(args, tmp, corpus, corpus_info, embedder, "")
+        if "A" in args.parts:
+            results["A"] = guarded(results, "A", part_a, args, tmp, corpus, corpus_info, embedder, "")
+            save(results, args, started)
+            if results["A"]:
                 index_dir = Path(results["A"]["index_dir"])
-            else:
-                index_dir = tmp / "index-c"
-                Engine.open(index_dir).index(corpus)
-            real_ref = real_reference(index_dir, used, embedder, args.queries, args.seed)
-        if "C" in args.parts:
-            results["C"] = part_c(args, index_dir, used, embedder)
+        if index_dir is None and ("B" in args.parts or "C" in args.parts):
+            index_dir = tmp / "index-c"
+            guarded(results, "index for B/C", lambda: Engine.open(index_dir).index(corpus))
+        if index_dir is not None and (index_dir / "sixfold-index.json").exists():
+            real_ref = guarded(results, "real reference", real_reference, index_dir, used, embedder, args.queries, args.seed)
+            if "C" in args.parts:
+                results["C"] = guarded(results, "C", part_c, args, index_dir, used, embedder)
+                save(results, args, started)
         if "B" in args.parts:
-            results["B"] = part_b(args, articles, embedder, real_ref)
-            r = results["B"]["realism"]
-            rows = [[f"synthetic n = {int(n):,}", s["top1_cos_median"], s["top10_cos_median"]] for n, s in r["synthetic"].items()]
-            if real_ref:
-                rows.append(
-                    [f"real SQuAD chunks n = {real_ref['n']:,}", real_ref["top1_cos_median"], real_ref["top10_cos_median"]]
-                )
-            table(
-                "B. Realism check: cosine of SQuAD questions to their nearest vectors (median over queries)",
-                ["vectors", "top-1 cos", "top-10th cos"],
-                rows,
-                note=f"synthetic vectors: median cos to the closest of the {r['base_texts']} real base embeddings "
-                f"{r['median_cos_to_closest_base']:.2f}; norm of the mean vector {r['norm_of_mean_vector']}",
-            )
-        if "A" in args.parts and (args.a_again == "always" or (args.a_again == "auto" and results["A"]["max_other_cores"] > 0.5)):
+            results["B"] = guarded(results, "B", part_b, args, articles, embedder, real_ref)
+            if results["B"]:
+                realism_table(results, real_ref)
+            save(results, args, started)
+        first = results.get("A")
+        if first and (args.a_again == "always" or (args.a_again == "auto" and first["max_other_cores"] > 0.5)):
             log("A again, at the end (the first A ran with other processes busy)")
-            results["A_again"] = part_a(args, tmp, corpus, corpus_info, embedder, " (again)")
+            results["A_again"] = guarded(results, "A (again)", part_a, args, tmp, corpus, corpus_info, embedder, " (again)")
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    results["load_at_end"] = os.getloadavg()
-    results["process_peak_rss_mib"] = maxrss_mib()
-    results["total_s"] = time.perf_counter() - started
+    save(results, args, started)
     print(f"\nprocess peak RSS (ru_maxrss): {results['process_peak_rss_mib']:.0f} MiB; total {results['total_s'] / 60:.1f} min")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1, default=float))
-    md = Path(args.markdown) if args.markdown else out.with_suffix(".md")
-    md.write_text("\n".join(MARKDOWN) + "\n")
-    print(f"wrote {out} and {md}")
-    return 0
+    print(f"wrote {args.out}" + (f"; errors in: {', '.join(results['errors'])}" if results.get("errors") else ""))
+    return 1 if results.get("errors") else 0
 
 
 if __name__ == "__main__":

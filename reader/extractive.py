@@ -8,6 +8,7 @@ best score and cites every passage it came from.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import string
 import warnings
@@ -20,6 +21,9 @@ from reader.types import Citation, Passage
 
 SPANS_PER_PASSAGE = 3
 MAX_ANSWER_TOKENS = 30
+# On SQuAD dev (bench, 120 held-out questions, k=5) weighting spans by passage similarity raised open-book F1
+# from 16.0 (raw span probability across passages) to 32.0, near reading the top passage only (33.6).
+PASSAGE_TEMPERATURE = 0.05
 
 
 def normalize_answer(text: str) -> str:
@@ -113,7 +117,19 @@ class ExtractiveReader:
         candidates = self.spans(question, passages)
         if not candidates:
             return "", 0.0, []
-        best_text, best_score, *_ = candidates[0]
+        # A span's own probability is relative to its passage; weigh it by how close that passage is to the
+        # question, so a confident span in a weak passage does not beat the right passage's answer.
+        top = max((p.dense for p in passages if p.dense is not None), default=None)
+
+        def weighted(candidate: tuple) -> float:
+            passage = candidate[2]
+            if top is None or passage.dense is None:
+                return candidate[1]
+            return candidate[1] * math.exp((passage.dense - top) / PASSAGE_TEMPERATURE)
+
+        candidates = sorted(candidates, key=lambda c: -weighted(c))
+        best_text = candidates[0][0]
+        best_score = weighted(candidates[0])
         key = normalize_answer(best_text)
         citations, cited = [], set()
         for text, _score, passage, start, end in candidates:
