@@ -92,7 +92,8 @@ class CausalLM:
         on_text: Callable[[str], None] | None = None,
     ) -> Completion:
         pieces = []
-        for piece in self._run(prompt, max_tokens, temperature, stop, top_p, seed, on_piece=True):
+        state: dict = {}  # filled by _run: prompt/completion token counts and the finish reason
+        for piece in self._run(prompt, max_tokens, temperature, stop, top_p, seed, state):
             pieces.append(piece)
             if on_text:
                 on_text(piece)
@@ -100,13 +101,13 @@ class CausalLM:
         return Completion(
             prompt=prompt,
             text=text,
-            finish_reason=self._finish,
-            prompt_tokens=self._prompt_tokens,
-            completion_tokens=self._completion_tokens,
+            finish_reason=state["finish"],
+            prompt_tokens=state["prompt_tokens"],
+            completion_tokens=state["completion_tokens"],
             model=self.name,
         )
 
-    def _run(self, prompt, max_tokens, temperature, stop, top_p, seed, on_piece) -> Iterator[str]:
+    def _run(self, prompt, max_tokens, temperature, stop, top_p, seed, state: dict) -> Iterator[str]:
         import torch
         from transformers import TextIteratorStreamer
 
@@ -118,10 +119,10 @@ class CausalLM:
             raise SixfoldError(f"temperature must be >= 0, got {temperature}")
         stop = [s for s in (stop or []) if s]
         inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
-        self._prompt_tokens = int(inputs["input_ids"].shape[1])
-        if self._prompt_tokens + max_tokens > self.window:
+        prompt_tokens = state["prompt_tokens"] = int(inputs["input_ids"].shape[1])
+        if prompt_tokens + max_tokens > self.window:
             raise SixfoldError(
-                f"prompt of {self._prompt_tokens} tokens + {max_tokens} new tokens exceeds the model window of {self.window}"
+                f"prompt of {prompt_tokens} tokens + {max_tokens} new tokens exceeds the model window of {self.window}"
             )
         if seed is not None:
             torch.manual_seed(seed)
@@ -171,11 +172,11 @@ class CausalLM:
             raise SixfoldError(f"generation failed: {output['error']}")
         if not stopped and len(text) > emitted:
             yield text[emitted:]
-        new_tokens = int(output["ids"].shape[1]) - self._prompt_tokens
-        self._completion_tokens = new_tokens
+        new_tokens = int(output["ids"].shape[1]) - prompt_tokens
+        state["completion_tokens"] = new_tokens
         eos = self.tokenizer.eos_token_id
         ended = new_tokens < max_tokens or (eos is not None and int(output["ids"][0, -1]) == eos)
-        self._finish = "stop" if stopped or ended else "length"
+        state["finish"] = "stop" if stopped or ended else "length"
 
 
 @lru_cache(maxsize=2)

@@ -6,24 +6,6 @@ import numpy as np
 
 from indexer.store import Snapshot
 
-FILTER_COLUMNS = (
-    "chunk_id",
-    "root",
-    "path",
-    "ext",
-    "chunk_index",
-    "title",
-    "heading",
-    "page",
-    "start_char",
-    "end_char",
-    "text",
-    "sha256",
-    "size",
-    "mtime",
-    "indexed_at",
-)
-
 
 def allowed_ids(snapshot: Snapshot, where: str | None) -> np.ndarray | None:
     """Ids that pass ``where``, or None when there is no filter."""
