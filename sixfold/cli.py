@@ -396,6 +396,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
     examples = load_examples(args.examples)  # before loading a model: bad files fail fast
     engine = Engine.open(args.index, model=args.model) if args.index else Engine(Path(os.devnull) / "no-index", model=args.model)
     labels = engine.classify(texts, examples)
+    embedder = engine.embedder
+    for number, count in enumerate(embedder.token_counts(texts)):
+        if count > embedder.max_tokens:
+            _console(stderr=True).print(
+                f"[yellow]warning:[/] text {number} has {count} tokens; the classifier reads the first {embedder.max_tokens}"
+            )
     if args.json:
         _emit_json([label.to_dict() for label in labels])
         return 0
