@@ -250,14 +250,15 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_texts(args: argparse.Namespace) -> list[str]:
-    texts = list(args.text)
-    if args.file:
-        path = Path(args.file)
+def _texts(arguments: list[str], file: str | None, what: str = "file") -> list[str]:
+    """Texts given as arguments, then one per non-empty line of ``file``."""
+    texts = list(arguments)
+    if file:
+        path = Path(file)
         if not path.is_file():
             from indexer.errors import SixfoldError
 
-            raise SixfoldError(f"file {args.file} does not exist")
+            raise SixfoldError(f"{what} {file} does not exist")
         texts += [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
     return texts
 
@@ -266,7 +267,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from indexer.errors import SixfoldError
     from sixfold.engine import Engine
 
-    texts = _read_texts(args)
+    texts = _texts(args.text, args.file)
     if not texts:
         raise SixfoldError("no text to embed: give TEXT arguments or --file")
     if args.index:
@@ -383,12 +384,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from indexer.errors import SixfoldError
     from sixfold.engine import Engine
 
-    texts = list(args.text)
-    if args.input:
-        path = Path(args.input)
-        if not path.is_file():
-            raise SixfoldError(f"input file {args.input} does not exist")
-        texts += [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    texts = _texts(args.text, args.input, "input file")
     if not texts:
         raise SixfoldError("nothing to classify: give TEXT arguments or --input FILE")
     from reader.classify import load_examples

@@ -176,7 +176,7 @@ class Engine:
         return [Passage(h.chunk_id, h.text, h.path, h.location, h.score, cosine.get(h.chunk_id)) for h in hits]
 
     def _passages_from_docs(self, question: str, k: int, docs: list[str | os.PathLike]) -> list[Passage]:
-        embedder = load_embedder(self.requested_model or DEFAULT_EMBEDDER)
+        embedder = self.embedder
         chunker = Chunker(embedder.tokenizer, min(200, embedder.max_tokens - 2), 40)
         pieces: list[Passage] = []
         for doc in docs:
@@ -251,8 +251,7 @@ class Engine:
             raise SixfoldError("no text to classify")
         if not isinstance(examples, list):
             examples = load_examples(examples)
-        embedder = self.embedder if self.store.exists() else load_embedder(self.requested_model or DEFAULT_EMBEDDER)
-        return Classifier(examples, embedder, cache=cache).classify(list(queries))
+        return Classifier(examples, self.embedder, cache=cache).classify(list(queries))
 
     def complete(
         self,
