@@ -55,6 +55,8 @@ from indexer.chunking import Chunker  # noqa: E402
 from indexer.embedding import load_embedder  # noqa: E402
 from indexer.loaders import load_document  # noqa: E402
 from indexer.models import DEFAULT_EMBEDDER  # noqa: E402
+from retriever.dense import dense_search  # noqa: E402
+from retriever.lexical import lexical_search  # noqa: E402
 from sixfold.engine import Engine  # noqa: E402
 
 DATA = Path("/work/shared/data")
@@ -427,6 +429,8 @@ def part_a(args, workdir: Path, corpus: Path, corpus_info: dict, embedder, label
         "grouped_chunks_per_s": summary([r["chunks_per_s"] for r in grouped]) if grouped else None,
         "ratio_best": idx_rate["best"] / raw_rate["best"],
         "ratio_median": idx_rate["median"] / raw_rate["median"],
+        # each repeat's index run over the raw encode that ran right after it (same load, minutes apart)
+        "ratio_paired": [i["chunks_per_s"] / r["chunks_per_s"] for i, r in zip(runs, raw, strict=True)],
         "load_and_chunk_serial": lc,
         "index_dir": str(index_dir) if not label else None,
         "max_other_cores": max(r["load"]["other_cores"] for r in runs + raw),
@@ -439,6 +443,10 @@ def part_a(args, workdir: Path, corpus: Path, corpus_info: dict, embedder, label
         g = result["grouped_chunks_per_s"]
         rows_out.append(["raw model.encode, in the pipeline's calls (>=512)", g["best"], g["median"], len(grouped)])
     rows_out.append(["ratio Engine.index / raw encode", result["ratio_best"], result["ratio_median"], ""])
+    paired = result["ratio_paired"]
+    rows_out.append(
+        ["ratio per repeat (index run / the raw encode after it)", max(paired), statistics.median(paired), len(paired)]
+    )
     table(
         f"A{label}. Indexing throughput, SQuAD v1.1 dev ({len(texts):,} chunks, mean {result['tokens_per_chunk']['mean']:.0f} "
         f"tokens, batch {args.batch_size})",
@@ -928,6 +936,33 @@ def part_c(args, index_dir: Path, articles: list[dict], embedder) -> dict:
         embedder.encode([q])
         enc.append((time.perf_counter() - t) * 1000)
     out["query_encode"] = {"p50_ms": pct(enc, 50), "p95_ms": pct(enc, 95), "mean_ms": float(np.mean(enc))}
+    # the steps of a dense search, each timed alone on the same questions
+    vectors = embedder.encode(qsel)
+    steps: dict[str, list[float]] = {
+        "dense_search (FAISS, k=100)": [],
+        "dense_search, FAISS 1 thread": [],
+        "lexical_search (tantivy, k=100)": [],
+        "snapshot.chunks (10 rows)": [],
+    }
+    threads = faiss.omp_get_max_threads()
+    for q, v in zip(qsel, vectors, strict=True):
+        t = time.perf_counter()
+        found = dense_search(snapshot, v, 100)
+        steps["dense_search (FAISS, k=100)"].append((time.perf_counter() - t) * 1000)
+        faiss.omp_set_num_threads(1)
+        try:
+            t = time.perf_counter()
+            dense_search(snapshot, v, 100)
+            steps["dense_search, FAISS 1 thread"].append((time.perf_counter() - t) * 1000)
+        finally:
+            faiss.omp_set_num_threads(threads)
+        t = time.perf_counter()
+        lexical_search(snapshot, q, 100)
+        steps["lexical_search (tantivy, k=100)"].append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        snapshot.chunks([cid for cid, _ in found[:10]])
+        steps["snapshot.chunks (10 rows)"].append((time.perf_counter() - t) * 1000)
+    out["steps"] = {name: {"p50_ms": pct(v, 50), "p95_ms": pct(v, 95), "mean_ms": float(np.mean(v))} for name, v in steps.items()}
     rows = []
     for mode in ("dense", "hybrid", "bm25"):
         with Load() as load:
@@ -944,6 +979,8 @@ def part_c(args, index_dir: Path, articles: list[dict], embedder) -> dict:
         }
         rows.append([mode, pct(times, 50), pct(times, 95), float(np.mean(times)), load.result["other_cores"]])
     rows.append(["query encode alone", out["query_encode"]["p50_ms"], out["query_encode"]["p95_ms"], float(np.mean(enc)), ""])
+    for name, v in out["steps"].items():
+        rows.append([f"{name} alone", v["p50_ms"], v["p95_ms"], v["mean_ms"], ""])
     # The same with torch on one thread (not sixfold's setting): a one-sentence encode is too small to gain from
     # two threads, and loses a lot when the other core is busy.
     import torch
@@ -1041,7 +1078,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--ivf-compare-per-list",
         type=int,
         default=39,
-        help="training points per list of the IVF built beside the real one at 10k-100k, to show the recall cost",
+        help="training points per list of the IVF built beside the real one (--ivf-compare-sizes), to show the recall cost",
+    )
+    p.add_argument(
+        "--ivf-compare-sizes",
+        default=None,
+        help="sizes at which the sampled-training IVF is built beside the real one (default: those from 10k to 100k)",
     )
     p.add_argument(
         "--no-ivf-sample-fallback",
@@ -1063,7 +1105,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.base_texts = args.base_texts or (1000 if quick else 4000)
     args.sweep_from = args.sweep_from if args.sweep_from is not None else (2000 if quick else 100_000)
     args.search_queries = args.search_queries or (30 if quick else 200)
-    args.ivf_compare_sizes = [n for n in args.sizes if n <= 100_000 and n >= 10_000] if not quick else args.sizes
+    if args.ivf_compare_sizes is not None:
+        args.ivf_compare_sizes = [int(x) for x in args.ivf_compare_sizes.split(",") if x.strip()]
+    else:
+        args.ivf_compare_sizes = [n for n in args.sizes if 10_000 <= n <= 100_000] if not quick else args.sizes
     args.parts = args.parts.upper()
     return args
 
