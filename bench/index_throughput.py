@@ -962,6 +962,20 @@ def part_c(args, index_dir: Path, articles: list[dict], embedder) -> dict:
         t = time.perf_counter()
         snapshot.chunks([cid for cid, _ in found[:10]])
         steps["snapshot.chunks (10 rows)"].append((time.perf_counter() - t) * 1000)
+    # Query encode followed by the FAISS search, back to back, with FAISS on its default threads and on one: torch
+    # and faiss-cpu each bring their own OpenMP runtime, and FAISS's workers spinning after a search take the cores
+    # torch's next encode needs.
+    for faiss_threads in (threads, 1):
+        name = f"encode + dense_search, FAISS {faiss_threads} thread{'s' if faiss_threads > 1 else ''}"
+        steps[name] = []
+        faiss.omp_set_num_threads(faiss_threads)
+        try:
+            for q in qsel:
+                t = time.perf_counter()
+                dense_search(snapshot, embedder.encode([q])[0], 100)
+                steps[name].append((time.perf_counter() - t) * 1000)
+        finally:
+            faiss.omp_set_num_threads(threads)
     out["steps"] = {name: {"p50_ms": pct(v, 50), "p95_ms": pct(v, 95), "mean_ms": float(np.mean(v))} for name, v in steps.items()}
     rows = []
     for mode in ("dense", "hybrid", "bm25"):
@@ -980,32 +994,38 @@ def part_c(args, index_dir: Path, articles: list[dict], embedder) -> dict:
         rows.append([mode, pct(times, 50), pct(times, 95), float(np.mean(times)), load.result["other_cores"]])
     rows.append(["query encode alone", out["query_encode"]["p50_ms"], out["query_encode"]["p95_ms"], float(np.mean(enc)), ""])
     for name, v in out["steps"].items():
-        rows.append([f"{name} alone", v["p50_ms"], v["p95_ms"], v["mean_ms"], ""])
-    # The same with torch on one thread (not sixfold's setting): a one-sentence encode is too small to gain from
-    # two threads, and loses a lot when the other core is busy.
+        rows.append([name if name.startswith("encode") else f"{name} alone", v["p50_ms"], v["p95_ms"], v["mean_ms"], ""])
+    # The same searches with other thread settings (not sixfold's): torch on one thread (a one-sentence encode is
+    # too small to gain from two, and loses a lot when the other core is busy), FAISS on one thread, and both.
     import torch
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for mode in ("dense", "hybrid"):
-            with Load() as load:
-                times = []
-                for q in qsel:
-                    t = time.perf_counter()
-                    engine.search(q, k=10, mode=mode)
-                    times.append((time.perf_counter() - t) * 1000)
-            out["modes"][f"{mode}_torch_1thread"] = {
-                "p50_ms": pct(times, 50),
-                "p95_ms": pct(times, 95),
-                "mean_ms": float(np.mean(times)),
-                "load": load.result,
-            }
-            rows.append(
-                [f"{mode}, torch 1 thread", pct(times, 50), pct(times, 95), float(np.mean(times)), load.result["other_cores"]]
-            )
-    finally:
-        torch.set_num_threads(threads)
+    torch_threads = torch.get_num_threads()
+    for variant, (t_threads, f_threads) in {
+        "torch 1 thread": (1, threads),
+        "FAISS 1 thread": (torch_threads, 1),
+        "torch 1 + FAISS 1 thread": (1, 1),
+    }.items():
+        torch.set_num_threads(t_threads)
+        faiss.omp_set_num_threads(f_threads)
+        try:
+            for mode in ("dense", "hybrid"):
+                with Load() as load:
+                    times = []
+                    for q in qsel:
+                        t = time.perf_counter()
+                        engine.search(q, k=10, mode=mode)
+                        times.append((time.perf_counter() - t) * 1000)
+                key = f"{mode}, {variant}"
+                out["modes"][key] = {
+                    "p50_ms": pct(times, 50),
+                    "p95_ms": pct(times, 95),
+                    "mean_ms": float(np.mean(times)),
+                    "load": load.result,
+                }
+                rows.append([key, pct(times, 50), pct(times, 95), float(np.mean(times)), load.result["other_cores"]])
+        finally:
+            torch.set_num_threads(torch_threads)
+            faiss.omp_set_num_threads(threads)
     engine.close()
     table(
         f"C. Engine.search end to end, SQuAD index ({chunks:,} chunks, {kind} vectors), {len(qsel)} questions, k = 10",
