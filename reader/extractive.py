@@ -52,7 +52,9 @@ class ExtractiveReader:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-                self.model = AutoModelForQuestionAnswering.from_pretrained(path, local_files_only=True)
+                # Half-precision checkpoints are read as float32 on a CPU (fp16 matmuls there are slow or missing).
+                dtype = "float32" if device == "cpu" else "auto"
+                self.model = AutoModelForQuestionAnswering.from_pretrained(path, local_files_only=True, dtype=dtype)
         except Exception as exc:
             raise SixfoldError(f"cannot load extractive reader {name}: {type(exc).__name__}: {exc}") from None
         self.model.to(device).eval()

@@ -61,7 +61,9 @@ def train_reader(
     set_seed(config.seed)
     work_dir, save_to = Path(work_dir), Path(save_to)
     tokenizer = AutoTokenizer.from_pretrained(base_model, local_files_only=True)
-    model = AutoModelForQuestionAnswering.from_pretrained(base_model, local_files_only=True)
+    # fp32 master weights whatever the checkpoint stores: mixed precision needs them (an fp16 checkpoint would
+    # otherwise train in pure fp16 and the grad scaler refuses it).
+    model = AutoModelForQuestionAnswering.from_pretrained(base_model, local_files_only=True, dtype=torch.float32)
     if config.lora:
         from peft import LoraConfig, TaskType, get_peft_model
 
@@ -77,6 +79,7 @@ def train_reader(
         )
     features = _Features(train_features(examples, tokenizer, config.max_length, config.stride))
     cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()  # bf16 where the card has it (no loss scaling), else fp16
     args = TrainingArguments(
         output_dir=str(work_dir),
         num_train_epochs=config.epochs,
@@ -94,7 +97,8 @@ def train_reader(
         disable_tqdm=True,
         dataloader_num_workers=0,
         use_cpu=not cuda,
-        fp16=cuda,
+        bf16=bf16,
+        fp16=cuda and not bf16,
     )
     trainer = Trainer(model=model, args=args, train_dataset=features, callbacks=callbacks or [])
     last = None
