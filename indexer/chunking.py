@@ -34,9 +34,22 @@ class Chunker:
         self.overlap_tokens = overlap_tokens
         # Chunking runs in a loader thread while the model encodes: a private tokenizer copy keeps the
         # two from sharing the tokenizer's mutable truncation/padding state.
-        self._splitter = RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
-            copy.deepcopy(tokenizer), chunk_size=chunk_tokens, chunk_overlap=overlap_tokens
-        )
+        tokenizer = copy.deepcopy(tokenizer)
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is not None:
+            # Count with the Rust tokenizer directly: the same counts as ``tokenizer.tokenize`` (which
+            # ``from_huggingface_tokenizer`` uses) at 2-3x the speed; chunking was the indexing bottleneck on a GPU.
+            backend.no_truncation()
+            backend.no_padding()
+            self._splitter = RecursiveCharacterTextSplitter(
+                chunk_size=chunk_tokens,
+                chunk_overlap=overlap_tokens,
+                length_function=lambda text: len(backend.encode(text, add_special_tokens=False).ids),
+            )
+        else:
+            self._splitter = RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
+                tokenizer, chunk_size=chunk_tokens, chunk_overlap=overlap_tokens
+            )
 
     def split(self, document: LoadedDocument) -> list[Chunk]:
         """Chunks in reading order; offsets index into ``document.text``.
