@@ -1,0 +1,637 @@
+"""The HTTP server: OpenAI-compatible endpoints and a search page over one index (FastAPI; ``sixfold serve``).
+
+- Today's shapes: ``POST /v1/embeddings``, ``POST /v1/completions`` (also streamed), ``GET /v1/models``.
+- OpenAI's 2021 shapes: ``POST /v1/search`` (and ``/v1/engines/{engine}/search``), ``/v1/classifications``,
+  ``/v1/answers``, ``/v1/files`` + ``/v1/fine-tunes`` (the tuner as a background job with events).
+- ``GET /`` the search page, ``GET /v1/status`` the index status, ``GET /openapi.json`` the schema.
+
+Safety: every body is validated (pydantic; errors are 400 in OpenAI's ``{"error": {...}}`` shape), bodies are
+capped (413), and no parameter names a path: documents and examples come inline, ``file`` is the index itself
+(``"index"``) and training files are ids of uploads stored inside the index folder. Requests run in threads; the
+parts that share state (the index snapshot, the embedder and its tokenizer, DuckDB) run under one lock, the
+language model under another, so a re-index by another process is picked up between requests and a request
+always reads one whole generation.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import os
+import queue
+import secrets
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from indexer.errors import SixfoldError
+from indexer.models import DEFAULT_GENERATOR
+from reader.types import LabeledExample, Passage
+from retriever.search import search as run_search
+from sixfold.api_schemas import (
+    MAX_ITEMS,
+    AnswerRequest,
+    ClassificationRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    FineTuneRequest,
+    SearchRequest,
+)
+from sixfold.engine import Engine
+from sixfold.jobs import FileStore, FineTunes
+
+STATIC = Path(__file__).parent / "static"
+DEFAULT_MAX_BODY = 1 << 20  # 1 MiB for JSON requests
+DEFAULT_MAX_UPLOAD = 64 << 20  # 64 MiB for POST /v1/files
+INDEX_FILE = "index"  # the value of ``file`` that means "the server's index"
+UPLOAD_PATH = "/v1/files"
+
+
+class ApiError(Exception):
+    """An error answered in OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``."""
+
+    def __init__(
+        self, status: int, message: str, *, param: str | None = None, code: str | None = None, kind: str = "invalid_request_error"
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
+
+
+def error_response(status: int, message: str, kind: str = "invalid_request_error", param=None, code=None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}}, status_code=status)
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over a size (413), by Content-Length or while reading a chunked body.
+
+    Hand-written: Starlette and uvicorn have no body-size limit. The body is read (at most ``limit`` bytes) and
+    replayed to the app, so an oversized body never reaches a handler.
+    """
+
+    def __init__(self, app, max_body: int, max_upload: int) -> None:
+        self.app, self.max_body, self.max_upload = app, max_body, max_upload
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        limit = self.max_upload if scope["path"].rstrip("/") == UPLOAD_PATH else self.max_body
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            return await self._too_large(scope, receive, send, limit)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return await self._too_large(scope, receive, send, limit)
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body, replayed = b"".join(chunks), False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _too_large(scope, receive, send, limit: int):
+        response = error_response(413, f"request body too large: the limit is {limit} bytes", code="request_too_large")
+        await response(scope, receive, send)
+
+
+def _param_path(loc: tuple) -> str | None:
+    """('body', 'documents', 3, 'str') -> 'documents[3]' (union member tags like 'str' / 'list[int]' dropped)."""
+    parts = [p for p in loc[1:] if not (isinstance(p, str) and (p in {"str", "int", "float", "bool"} or "[" in p))]
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or None
+
+
+def _validation_error(exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0]
+    param = _param_path(tuple(first.get("loc", ())))
+    if first["type"] == "json_invalid":
+        detail = (first.get("ctx") or {}).get("error", "")
+        message = f"request body is not valid JSON{': ' + detail if detail else ''}"
+        param = None
+    elif first["type"] == "missing":
+        message = f"missing required parameter '{param}'" if param else "request body is missing: send a JSON object"
+    elif param is None:
+        message = f"request body must be a JSON object ({first['msg']})"
+    else:
+        message = f"invalid value for '{param}': {first['msg']}"
+    return error_response(400, message, param=param, code="invalid_value" if param else "invalid_body")
+
+
+class Service:
+    """The engine behind the API and the locks that make it safe to share between request threads."""
+
+    def __init__(self, index_path: str | os.PathLike, generator: str = DEFAULT_GENERATOR) -> None:
+        self.engine = Engine.open(index_path)
+        self.engine.store.read_pointer()  # no index: the server does not start
+        self.index_lock = threading.Lock()  # snapshot, embedder (tokenizer), DuckDB connection
+        self.model_lock = threading.Lock()  # the language model / extractive reader
+        self.generator = generator
+        self.started = int(time.time())
+        self.files = FileStore(self.engine.store.root)
+        self.fine_tunes = FineTunes(self.engine.store.root, self.files)
+
+    # ---- shared state (call with index_lock held) ---------------------------------------
+    def snapshot(self):
+        """The newest whole generation, fully opened (a generation folder may be pruned after two more commits)."""
+        for attempt in range(3):
+            try:
+                snap = self.engine.snapshot()
+                snap.vectors, snap.lexical  # noqa: B018 - load both now, while the folder surely exists
+                return snap
+            except SixfoldError:
+                if attempt == 2:
+                    raise
+                self.engine.close()
+                time.sleep(0.05)
+
+    @property
+    def embedder(self):
+        return self.engine.embedder
+
+    def warm(self) -> None:
+        with self.index_lock:
+            self.snapshot()
+            self.embedder.encode(["warm up"])
+
+    # ---- models --------------------------------------------------------------------------
+    def embedder_name(self) -> str:
+        return self.engine.store.read_pointer()["model"]
+
+    def models(self) -> list[dict]:
+        from tuner.versions import Registry
+
+        def entry(model_id: str, role: str, **extra) -> dict:
+            return {"id": model_id, "object": "model", "created": self.started, "owned_by": "sixfold", "role": role, **extra}
+
+        items = [entry(self.embedder_name(), "embedder", active=True), entry(self.generator, "completion", active=True)]
+        registry = Registry(self.engine.store.root).load()
+        reader = registry.get("reader", {})
+        items.append(entry("reader@base", "reader", active=reader.get("active") is None))
+        for number, info in sorted(reader.get("versions", {}).items(), key=lambda kv: int(kv[0])):
+            created = info.get("created")
+            stamp = int(time.mktime(time.strptime(created, "%Y-%m-%dT%H:%M:%S"))) if created else self.started
+            items.append(
+                {
+                    **entry(f"reader@{number}", "reader", active=reader.get("active") == int(number)),
+                    "created": stamp,
+                    "eval": info.get("eval"),
+                    "eval_before": info.get("eval_before"),
+                }
+            )
+        return items
+
+    def check_model(self, name: str | None, roles: tuple[str, ...] | None = None, param: str = "model") -> str | None:
+        """``name`` if it is one of this server's models (of one of ``roles``); else a 404 in OpenAI's shape."""
+        if name is None:
+            return None
+        known = [m for m in self.models() if roles is None or m["role"] in roles]
+        if name not in {m["id"] for m in known}:
+            listing = ", ".join(m["id"] for m in known)
+            raise ApiError(
+                404,
+                f"the model '{name}' does not exist on this server (available for this endpoint: {listing})",
+                param=param,
+                code="model_not_found",
+            )
+        return name
+
+
+def _one_source(documents: list[str] | None, file: str | None) -> str:
+    """'documents' or 'index': which the legacy call reads. Paths are never read."""
+    if documents is not None and file is not None:
+        raise ApiError(400, "give either documents or file, not both", param="file")
+    if file is not None and file != INDEX_FILE:
+        raise ApiError(
+            400,
+            f"file must be '{INDEX_FILE}' (the server's index); sixfold reads no files named in a request: "
+            "send documents inline instead",
+            param="file",
+        )
+    if documents is not None:
+        if not documents:
+            raise ApiError(400, "documents is empty", param="documents")
+        for i, doc in enumerate(documents):
+            if not doc.strip():
+                raise ApiError(400, f"documents[{i}] is empty", param=f"documents[{i}]")
+        return "documents"
+    return "index"
+
+
+def _texts(value, param: str) -> list[str]:
+    texts = [value] if isinstance(value, str) else list(value)
+    if not texts:
+        raise ApiError(400, f"{param} is empty", param=param)
+    if not all(isinstance(t, str) for t in texts):
+        raise ApiError(
+            400, f"token arrays are not supported in {param}: sixfold's models use their own tokenizers; send text", param=param
+        )
+    return texts
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(12)}"
+
+
+def create_app(
+    index_path: str | os.PathLike,
+    api_key: str | None = None,
+    *,
+    max_body: int = DEFAULT_MAX_BODY,
+    max_upload: int = DEFAULT_MAX_UPLOAD,
+    generator: str = DEFAULT_GENERATOR,
+    warm: bool = True,
+) -> FastAPI:
+    """The FastAPI app over the index at ``index_path`` (it must exist). ``api_key``: require ``Bearer KEY`` on /v1."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        package_version = version("sixfold")
+    except PackageNotFoundError:
+        package_version = "dev"
+    service = Service(index_path, generator)
+    if warm:
+        service.warm()
+    app = FastAPI(
+        title="sixfold",
+        version=package_version,
+        description="Local search and QA over one index, in OpenAI's API shapes (today's and 2021's).",
+        docs_url=None,  # Swagger UI loads its scripts from a CDN; the schema is at /openapi.json
+        redoc_url=None,
+    )
+    app.state.service = service
+    app.add_middleware(BodyLimit, max_body=max_body, max_upload=max_upload)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError):
+        return error_response(exc.status, exc.message, exc.kind, exc.param, exc.code)
+
+    @app.exception_handler(SixfoldError)
+    async def _sixfold_error(request: Request, exc: SixfoldError):
+        return error_response(400, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        return _validation_error(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        message = {404: f"no such endpoint: {request.method} {request.url.path}", 405: "method not allowed"}.get(
+            exc.status_code, str(exc.detail)
+        )
+        return error_response(exc.status_code, message, code="not_found" if exc.status_code == 404 else None)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception):
+        return error_response(500, f"internal error: {type(exc).__name__}", kind="server_error")
+
+    def authorize(request: Request) -> None:
+        if api_key is None:
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), api_key.encode()):
+            raise ApiError(401, "invalid or missing API key: send the header 'Authorization: Bearer KEY'", code="invalid_api_key")
+
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorize)])
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    # ---- status and models -----------------------------------------------------------
+    @v1.get("/status")
+    def status():
+        """What the index holds (documents, chunks, model, generation, ...)."""
+        with service.index_lock:
+            service.snapshot()
+            data = service.engine.status().to_dict()
+        data["auth"] = api_key is not None
+        return data
+
+    @v1.get("/models")
+    def list_models():
+        return {"object": "list", "data": service.models()}
+
+    @v1.get("/models/{model_id}")
+    def get_model(model_id: str):
+        service.check_model(model_id)
+        return next(m for m in service.models() if m["id"] == model_id)
+
+    # ---- today's endpoints -------------------------------------------------------------
+    @v1.post("/embeddings")
+    def embeddings(body: EmbeddingRequest):
+        service.check_model(body.model, ("embedder",))
+        texts = _texts(body.input, "input")
+        if len(texts) > MAX_ITEMS:
+            raise ApiError(400, f"at most {MAX_ITEMS} inputs per request, got {len(texts)}", param="input")
+        for i, text in enumerate(texts):
+            if not text.strip():
+                raise ApiError(400, f"input[{i}] is empty", param="input")
+        with service.index_lock:
+            embedder = service.embedder
+            if body.dimensions is not None and body.dimensions != embedder.dim:
+                raise ApiError(
+                    400, f"{embedder.name} makes {embedder.dim}-d vectors; dimensions cannot change that", param="dimensions"
+                )
+            vectors = embedder.encode(texts)
+            tokens = sum(embedder.token_counts(texts))
+        as_base64 = body.encoding_format == "base64"
+        data = [
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": base64.b64encode(v.astype("<f4").tobytes()).decode() if as_base64 else v.tolist(),
+            }
+            for i, v in enumerate(vectors)
+        ]
+        return {"object": "list", "data": data, "model": body.model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    @v1.post("/completions")
+    def completions(body: CompletionRequest):
+        service.check_model(body.model, ("completion",))
+        prompts = _texts(body.prompt, "prompt")
+        if body.logprobs is not None:
+            raise ApiError(400, "logprobs are not supported by sixfold", param="logprobs")
+        if body.suffix:
+            raise ApiError(400, "suffix (insertion) is not supported by sixfold", param="suffix")
+        stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+        if len(stop) > 4:
+            raise ApiError(400, "at most 4 stop sequences", param="stop")
+        options = dict(
+            max_tokens=body.max_tokens or 16,
+            temperature=1.0 if body.temperature is None else body.temperature,
+            stop=stop,
+            model=service.generator,
+            seed=body.seed,
+        )
+        jobs = [(p, prompt) for p, prompt in enumerate(prompts) for _ in range(body.n or 1)]
+        cid, created = _id("cmpl"), int(time.time())
+        if body.stream:
+            return StreamingResponse(
+                _stream_completions(service, jobs, options, body, cid, created), media_type="text/event-stream"
+            )
+        choices, prompt_tokens, completion_tokens = [], {}, 0
+        with service.model_lock:
+            for index, (p, prompt) in enumerate(jobs):
+                done = service.engine.complete(prompt, **options)
+                prompt_tokens[p] = done.prompt_tokens
+                completion_tokens += done.completion_tokens
+                text = (prompt if body.echo else "") + done.text
+                choices.append({"text": text, "index": index, "logprobs": None, "finish_reason": done.finish_reason})
+        used = sum(prompt_tokens.values())
+        return {
+            "id": cid,
+            "object": "text_completion",
+            "created": created,
+            "model": body.model,
+            "choices": choices,
+            "usage": {"prompt_tokens": used, "completion_tokens": completion_tokens, "total_tokens": used + completion_tokens},
+        }
+
+    # ---- 2021 endpoints -----------------------------------------------------------------
+    def search(body: SearchRequest, engine_id: str | None):
+        model = service.check_model(body.model or engine_id, ("embedder",)) or service.embedder_name()
+        source = _one_source(body.documents, body.file)
+        result: dict = {"object": "list", "model": model}
+        if source == "documents":
+            with service.index_lock:
+                vectors = service.embedder.encode([body.query.strip(), *body.documents])
+            scores = vectors[1:] @ vectors[0]
+            order = np.argsort(-scores, kind="stable")[: body.max_rerank]
+            result["data"] = [{"object": "search_result", "document": int(i), "score": float(scores[i])} for i in order]
+            return result
+        with service.index_lock:
+            snap = service.snapshot()
+            hits = run_search(snap, service.embedder, body.query, body.max_rerank, body.mode)
+            result["generation"] = snap.folder.name
+        data = []
+        for hit in hits:
+            item = {"object": "search_result", "document": hit.chunk_id, "score": hit.score, "text": hit.text}
+            if body.return_metadata:
+                item["metadata"] = {
+                    "path": hit.path,
+                    "location": hit.location,
+                    "title": hit.title,
+                    "heading": hit.heading,
+                    "page": hit.page,
+                    "start_char": hit.start_char,
+                    "end_char": hit.end_char,
+                    "rank": hit.rank,
+                    "scores": hit.scores,
+                }
+            data.append(item)
+        result["data"] = data
+        return result
+
+    @v1.post("/search")
+    def search_any(body: SearchRequest):
+        """Rank inline ``documents`` (cosine) or the index (``file: "index"`` or no documents; hybrid by default)."""
+        return search(body, None)
+
+    @v1.post("/engines/{engine_id}/search")
+    def search_engine(engine_id: str, body: SearchRequest):
+        return search(body, engine_id)
+
+    @v1.post("/classifications")
+    def classifications(body: ClassificationRequest):
+        model = service.check_model(body.model) or service.embedder_name()
+        service.check_model(body.search_model, ("embedder",), "search_model")
+        if body.file is not None:
+            raise ApiError(400, "give the labeled examples inline as examples: [[text, label], ...]", param="file")
+        if not body.examples:
+            raise ApiError(400, "examples are required: [[text, label], ...]", param="examples")
+        examples = []
+        for i, (text, label) in enumerate(body.examples):
+            if not text.strip() or not label.strip():
+                raise ApiError(400, f"examples[{i}] has an empty text or label", param=f"examples[{i}]")
+            examples.append(LabeledExample(text.strip(), label.strip(), line=i))
+        if body.labels:
+            have = {e.label for e in examples}
+            missing = [label for label in body.labels if label not in have]
+            if missing:
+                raise ApiError(400, f"label '{missing[0]}' has no examples; give examples for every label", param="labels")
+            examples = [e for e in examples if e.label in set(body.labels)]
+        with service.index_lock:
+            label = service.engine.classify([body.query], examples, cache=False)[0]
+        return {
+            "object": "classification",
+            "model": model,
+            "search_model": service.embedder_name(),
+            "completion": _id("cmpl"),
+            "label": label.label,
+            "score": label.score,
+            "scores": label.scores,
+            "selected_examples": [
+                {"document": e.line, "label": e.label, "text": e.text, "score": e.similarity} for e in label.examples
+            ],
+        }
+
+    @v1.post("/answers")
+    def answers(body: AnswerRequest):
+        from reader.answer import answer_question
+
+        model = service.check_model(body.model) or service.generator
+        service.check_model(body.search_model, ("embedder",), "search_model")
+        source = _one_source(body.documents, body.file)
+        k = min(body.k, body.max_rerank)
+        with service.index_lock:
+            if source == "documents":
+                vectors = service.embedder.encode([body.question.strip(), *body.documents])
+                scores = vectors[1:] @ vectors[0]
+                order = np.argsort(-scores, kind="stable")[:k]
+                passages = [
+                    Passage(int(i), body.documents[i], f"documents[{int(i)}]", "", float(scores[i]), float(scores[i]))
+                    for i in order
+                ]
+            else:
+                service.snapshot()
+                passages = service.engine.passages(body.question, k)
+            reader = os.environ.get("SIXFOLD_READER") or service.engine.active_model("reader")
+        mode = body.mode if body.mode != "auto" else ("extractive" if reader else "generative")
+        if mode == "extractive" and not reader:
+            raise ApiError(400, "extractive mode needs a tuned reader (POST /v1/fine-tunes) or SIXFOLD_READER", param="mode")
+        with service.model_lock:
+            if mode == "extractive":
+                from reader.extractive import load_extractive
+
+                answer = answer_question(body.question, passages, mode, extractive=load_extractive(reader))
+            else:
+                from reader.llm import load_llm
+
+                answer = answer_question(body.question, passages, mode, llm=load_llm(service.generator))
+        citations = [c.__dict__ for c in answer.citations]
+        return {
+            "object": "answer",
+            "model": model,
+            "search_model": service.embedder_name(),
+            "completion": _id("cmpl"),
+            "answers": [answer.answer],
+            "selected_documents": [{"document": p.id, "text": p.text} for p in passages],
+            "found": answer.found,
+            "confidence": answer.confidence,
+            "mode": answer.mode,
+            "citations": citations,
+            "sources": [{"document": p.id, "path": p.path, "location": p.location} for p in passages],
+            "notes": answer.notes,
+        }
+
+    # ---- files and fine-tunes -----------------------------------------------------------
+    @v1.post("/files")
+    def upload(file: UploadFile = File(...), purpose: str = Form(...)):
+        """Upload a JSONL training file (purpose ``fine-tune``); it is stored inside the index folder, by id."""
+        if purpose != "fine-tune":
+            raise ApiError(
+                400, f"purpose '{purpose}' is not supported: upload QA pairs with purpose 'fine-tune'", param="purpose"
+            )
+        data = file.file.read()
+        if not data.strip():
+            raise ApiError(400, "the uploaded file is empty", param="file")
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(400, "the uploaded file is not UTF-8 text (JSONL or SQuAD JSON expected)", param="file") from None
+        return service.files.add(data, file.filename or "upload.jsonl", purpose)
+
+    @v1.get("/files")
+    def list_files():
+        return {"object": "list", "data": service.files.list()}
+
+    @v1.get("/files/{file_id}")
+    def get_file(file_id: str):
+        try:
+            return service.files.get(file_id)
+        except KeyError:
+            raise ApiError(404, f"no file '{file_id}'", param="file_id", code="not_found") from None
+
+    @v1.post("/fine-tunes")
+    def create_fine_tune(body: FineTuneRequest):
+        return service.fine_tunes.create(body).to_dict()
+
+    @v1.get("/fine-tunes")
+    def list_fine_tunes():
+        return {"object": "list", "data": [job.to_dict(with_events=False) for job in service.fine_tunes.jobs.values()]}
+
+    def job(fine_tune_id: str):
+        found = service.fine_tunes.jobs.get(fine_tune_id)
+        if found is None:
+            raise ApiError(404, f"no fine-tune '{fine_tune_id}'", param="fine_tune_id", code="not_found")
+        return found
+
+    @v1.get("/fine-tunes/{fine_tune_id}")
+    def get_fine_tune(fine_tune_id: str):
+        return job(fine_tune_id).to_dict()
+
+    @v1.get("/fine-tunes/{fine_tune_id}/events")
+    def fine_tune_events(fine_tune_id: str):
+        return {"object": "list", "data": list(job(fine_tune_id).events)}
+
+    app.include_router(v1)
+    return app
+
+
+def _stream_completions(service: Service, jobs, options: dict, body: CompletionRequest, cid: str, created: int):
+    """Server-sent events as OpenAI streams them: one chunk per piece of text, a last one with finish_reason, [DONE]."""
+    pieces: queue.Queue = queue.Queue()
+
+    def work() -> None:
+        try:
+            with service.model_lock:
+                for index, (_p, prompt) in enumerate(jobs):
+                    if body.echo:
+                        pieces.put(("text", index, prompt))
+                    done = service.engine.complete(
+                        prompt, **options, on_text=lambda piece, index=index: pieces.put(("text", index, piece))
+                    )
+                    pieces.put(("done", index, done.finish_reason))
+        except Exception as exc:  # reported in the stream: the status line is already sent
+            pieces.put(("error", 0, str(exc) if isinstance(exc, SixfoldError) else f"internal error: {type(exc).__name__}"))
+        finally:
+            pieces.put(None)
+
+    threading.Thread(target=work, daemon=True).start()
+
+    def chunk(index: int, text: str, finish: str | None) -> str:
+        choice = {"text": text, "index": index, "logprobs": None, "finish_reason": finish}
+        data = {"id": cid, "object": "text_completion", "created": created, "model": body.model, "choices": [choice]}
+        return f"data: {json.dumps(data)}\n\n"
+
+    while (item := pieces.get()) is not None:
+        kind, index, value = item
+        if kind == "text":
+            yield chunk(index, value, None)
+        elif kind == "done":
+            yield chunk(index, "", value)
+        else:
+            error = {"message": value, "type": "invalid_request_error", "param": None, "code": None}
+            yield f"data: {json.dumps({'error': error})}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def serve(
+    index_path: str, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None, max_body: int = DEFAULT_MAX_BODY
+) -> None:
+    """Run the server with uvicorn (one worker process; requests run in its thread pool)."""
+    import uvicorn
+
+    app = create_app(index_path, api_key, max_body=max_body)
+    uvicorn.run(app, host=host, port=port, workers=1, log_level="info", timeout_graceful_shutdown=5)
