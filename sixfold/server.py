@@ -8,9 +8,9 @@
 Safety: every body is validated (pydantic; errors are 400 in OpenAI's ``{"error": {...}}`` shape), bodies are
 capped (413), and no parameter names a path: documents and examples come inline, ``file`` is the index itself
 (``"index"``) and training files are ids of uploads stored inside the index folder. Requests run in threads; the
-parts that share state (the index snapshot, the embedder and its tokenizer, DuckDB) run under one lock, the
-language model under another, so a re-index by another process is picked up between requests and a request
-always reads one whole generation.
+parts that share state (the index snapshot, DuckDB, FAISS, tantivy) run under one lock, the language model under
+another, and texts are embedded outside both by a small pool of embedder copies (each with its own tokenizer), so
+a re-index by another process is picked up between requests and a request always reads one whole generation.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import queue
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +33,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from indexer.embedding import Embedder
 from indexer.errors import SixfoldError
-from indexer.models import DEFAULT_GENERATOR
+from indexer.models import DEFAULT_GENERATOR, resolve_model
 from reader.types import LabeledExample, Passage
 from retriever.search import search as run_search
 from sixfold.api_schemas import (
@@ -138,13 +141,52 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
     return error_response(400, message, param=param, code="invalid_value" if param else "invalid_body")
 
 
+class EmbedderPool:
+    """Independent copies of the index's embedder, lent to one request at a time, so queries embed in parallel.
+
+    Copies, not the process-wide cached embedder: a tokenizer must not be used by two threads at once (its
+    truncation settings are mutable state), and the cached one stays with the Engine under the index lock.
+    """
+
+    def __init__(self, model: str, size: int) -> None:
+        self._free: queue.Queue[Embedder] = queue.Queue()
+        resolved = resolve_model(model, role="embedder")
+        for _ in range(max(1, size)):
+            self._free.put(Embedder(resolved))
+
+    def warm(self) -> None:
+        for embedder in list(self._free.queue):
+            embedder.encode(["warm up"])
+
+    @contextmanager
+    def lend(self) -> Iterator[Embedder]:
+        embedder = self._free.get()
+        try:
+            yield embedder
+        finally:
+            self._free.put(embedder)
+
+
+class _QueryVector:
+    """Stands in for the embedder in ``retriever.search``: the query was embedded before the index lock was taken."""
+
+    def __init__(self, vector: np.ndarray | None) -> None:
+        self.vector = vector
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        if self.vector is None:
+            raise SixfoldError("internal error: the query was not embedded")
+        return self.vector[None, :]
+
+
 class Service:
     """The engine behind the API and the locks that make it safe to share between request threads."""
 
-    def __init__(self, index_path: str | os.PathLike, generator: str = DEFAULT_GENERATOR) -> None:
+    def __init__(self, index_path: str | os.PathLike, generator: str = DEFAULT_GENERATOR, embedders: int = 2) -> None:
         self.engine = Engine.open(index_path)
         self.engine.store.read_pointer()  # no index: the server does not start
-        self.index_lock = threading.Lock()  # snapshot, embedder (tokenizer), DuckDB connection
+        self.embedders = EmbedderPool(self.embedder_name(), embedders)
+        self.index_lock = threading.Lock()  # snapshot, DuckDB connection, the Engine's own embedder
         self.model_lock = threading.Lock()  # the language model / extractive reader
         self.generator = generator
         self.started = int(time.time())
@@ -173,6 +215,7 @@ class Service:
         with self.index_lock:
             self.snapshot()
             self.embedder.encode(["warm up"])
+        self.embedders.warm()
 
     # ---- models --------------------------------------------------------------------------
     def embedder_name(self) -> str:
@@ -260,16 +303,18 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     max_upload: int = DEFAULT_MAX_UPLOAD,
     generator: str = DEFAULT_GENERATOR,
+    embedders: int = 2,
     warm: bool = True,
 ) -> FastAPI:
-    """The FastAPI app over the index at ``index_path`` (it must exist). ``api_key``: require ``Bearer KEY`` on /v1."""
+    """The FastAPI app over the index at ``index_path`` (it must exist). ``api_key``: require ``Bearer KEY`` on /v1;
+    ``embedders``: copies of the embedding model that embed queries in parallel."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         package_version = version("sixfold")
     except PackageNotFoundError:
         package_version = "dev"
-    service = Service(index_path, generator)
+    service = Service(index_path, generator, embedders)
     if warm:
         service.warm()
     app = FastAPI(
@@ -347,8 +392,7 @@ def create_app(
         for i, text in enumerate(texts):
             if not text.strip():
                 raise ApiError(400, f"input[{i}] is empty", param="input")
-        with service.index_lock:
-            embedder = service.embedder
+        with service.embedders.lend() as embedder:
             if body.dimensions is not None and body.dimensions != embedder.dim:
                 raise ApiError(
                     400, f"{embedder.name} makes {embedder.dim}-d vectors; dimensions cannot change that", param="dimensions"
@@ -414,15 +458,19 @@ def create_app(
         source = _one_source(body.documents, body.file)
         result: dict = {"object": "list", "model": model}
         if source == "documents":
-            with service.index_lock:
-                vectors = service.embedder.encode([body.query.strip(), *body.documents])
+            with service.embedders.lend() as embedder:
+                vectors = embedder.encode([body.query.strip(), *body.documents])
             scores = vectors[1:] @ vectors[0]
             order = np.argsort(-scores, kind="stable")[: body.max_rerank]
             result["data"] = [{"object": "search_result", "document": int(i), "score": float(scores[i])} for i in order]
             return result
+        vector = None
+        if body.mode != "bm25" and body.query.strip():
+            with service.embedders.lend() as embedder:
+                vector = embedder.encode([body.query.strip()])[0]
         with service.index_lock:
             snap = service.snapshot()
-            hits = run_search(snap, service.embedder, body.query, body.max_rerank, body.mode)
+            hits = run_search(snap, _QueryVector(vector), body.query, body.max_rerank, body.mode)
             result["generation"] = snap.folder.name
         data = []
         for hit in hits:
@@ -471,8 +519,10 @@ def create_app(
             if missing:
                 raise ApiError(400, f"label '{missing[0]}' has no examples; give examples for every label", param="labels")
             examples = [e for e in examples if e.label in set(body.labels)]
-        with service.index_lock:
-            label = service.engine.classify([body.query], examples, cache=False)[0]
+        from reader.classify import Classifier
+
+        with service.embedders.lend() as embedder:
+            label = Classifier(examples, embedder, cache=False).classify([body.query])[0]
         return {
             "object": "classification",
             "model": model,

@@ -320,3 +320,42 @@ def test_fifty_concurrent_searches_while_reindexing_all_see_whole_generations(in
                 assert data["data"][0]["metadata"]["path"] in ("science/zorblax.md", "science/steam_engine.txt")
         else:
             assert "science/zorblax.md" not in paths
+
+
+# ---- the command -----------------------------------------------------------------------------------
+def test_serve_without_an_index_is_one_error_line(tmp_path):
+    from conftest import assert_one_error_line, run_cli
+
+    run = run_cli("serve", "--index", tmp_path / "missing", "--port", "8123")
+    assert_one_error_line(run.returncode, run.stderr, "no index")
+
+
+def test_sixfold_serve_answers_on_loopback(shared_index):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sixfold", "serve", "--index", str(shared_index.path), "--port", str(port), "--api-key", "k"],
+        cwd=REPO,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline, "sixfold serve did not start"
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/v1/status", headers={"Authorization": "Bearer k"}, timeout=5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        assert response.status_code == 200 and response.json()["documents"] == 6
+    finally:
+        process.terminate()
+        _out, err = process.communicate(timeout=30)
+    assert f"http://127.0.0.1:{port}/" in err  # it says where it listens (loopback by default)
