@@ -124,6 +124,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--time-cap", type=float, default=60.0, help="seconds per level at most")
     parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--embedders", type=int, nargs="+", default=[2], help="server embedder copies to compare")
     parser.add_argument(
         "--torch-threads", type=int, help="OMP_NUM_THREADS for the server and the in-process timing (default: torch's own)"
     )
@@ -136,10 +137,66 @@ def main() -> int:
     if args.torch_threads:
         os.environ["OMP_NUM_THREADS"] = str(args.torch_threads)
     ensure_index(args.index)
+    load_before = os.getloadavg()
+    runs = [{"embedders": n, "levels": serve_and_load(args, n)} for n in args.embedders]
+    direct = in_process(args.index, args.k)
+    load_after = os.getloadavg()
+
+    from rich.console import Console
+    from rich.table import Table
+
+    threads = os.environ.get("OMP_NUM_THREADS", "default")
+    table = Table(title=f"/v1/search on loopback, k={args.k}, uvicorn 1 worker, {os.cpu_count()} CPUs, torch threads {threads}")
+    for column in ("embedders", "clients", "requests", "errors", "req/s", "p50 ms", "p99 ms"):
+        table.add_column(column, justify="right")
+    for run in runs:
+        for level in run["levels"]:
+            values = [str(level[key]) for key in ("concurrency", "requests", "errors", "rps", "p50_ms", "p99_ms")]
+            table.add_row(str(run["embedders"]), *values)
+    Console().print(table)
+    print(
+        f"in-process Engine.search p50 {direct['search_p50_ms']} ms, "
+        f"of which embedding the query {direct['embed_query_p50_ms']} ms; "
+        f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"
+    )
+    report = {
+        "endpoint": "/v1/search",
+        "k": args.k,
+        "runs": runs,
+        "in_process": direct,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "load_average_before": round(load_before[0], 2),
+            "load_average_after": round(load_after[0], 2),
+        },
+        "index": {"corpus": "examples/corpus", "path": str(args.index)},
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def serve_and_load(args: argparse.Namespace, embedders: int) -> list[dict]:
+    """Start ``sixfold serve`` with ``embedders`` copies, warm it up, and run each concurrency level."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "sixfold", "serve", "--index", str(args.index), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "sixfold",
+            "serve",
+            "--index",
+            str(args.index),
+            "--port",
+            str(port),
+            "--embedders",
+            str(embedders),
+        ],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -161,39 +218,7 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    direct = in_process(args.index, args.k)
-
-    from rich.console import Console
-    from rich.table import Table
-
-    threads = os.environ.get("OMP_NUM_THREADS", "default")
-    table = Table(title=f"/v1/search on loopback, k={args.k}, uvicorn 1 worker, {os.cpu_count()} CPUs, torch threads {threads}")
-    for column in ("clients", "requests", "errors", "req/s", "p50 ms", "p99 ms"):
-        table.add_column(column, justify="right")
-    for level in levels:
-        table.add_row(*(str(level[key]) for key in ("concurrency", "requests", "errors", "rps", "p50_ms", "p99_ms")))
-    Console().print(table)
-    print(
-        f"in-process Engine.search p50 {direct['search_p50_ms']} ms, "
-        f"of which embedding the query {direct['embed_query_p50_ms']} ms"
-    )
-    report = {
-        "endpoint": "/v1/search",
-        "k": args.k,
-        "levels": levels,
-        "in_process": direct,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        },
-        "index": {"corpus": "examples/corpus", "path": str(args.index)},
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
-    return 0
+    return levels
 
 
 if __name__ == "__main__":

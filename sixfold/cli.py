@@ -159,9 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", default=DEFAULT_INDEX)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     p.add_argument("--port", type=_positive_int, default=8000)
-    p.add_argument("--api-key", default=os.environ.get("SIXFOLD_API_KEY"), help="require 'Authorization: Bearer KEY' on /v1 "
-                   "(default: $SIXFOLD_API_KEY; none: open)")
+    p.add_argument(
+        "--api-key",
+        default=os.environ.get("SIXFOLD_API_KEY"),
+        help="require 'Authorization: Bearer KEY' on /v1 (default: $SIXFOLD_API_KEY; none: open)",
+    )
     p.add_argument("--max-body-mb", type=float, default=1.0, help="largest JSON request body in MiB (default 1)")
+    p.add_argument("--embedders", type=_positive_int, default=2, help="copies of the embedder that embed queries in parallel")
 
     p = sub.add_parser("status", help="what an index holds")
     p.add_argument("--index", default=DEFAULT_INDEX)
@@ -629,7 +633,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     console = _console(stderr=True)
     console.print(f"sixfold: serving {IndexStore(args.index).root} on http://{args.host}:{args.port}/ (API under /v1)")
-    serve(args.index, host=args.host, port=args.port, api_key=args.api_key, max_body=int(args.max_body_mb * (1 << 20)))
+    serve(
+        args.index,
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        max_body=int(args.max_body_mb * (1 << 20)),
+        embedders=args.embedders,
+    )
     return 0
 
 

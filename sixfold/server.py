@@ -678,10 +678,15 @@ def _stream_completions(service: Service, jobs, options: dict, body: CompletionR
 
 
 def serve(
-    index_path: str, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None, max_body: int = DEFAULT_MAX_BODY
+    index_path: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    api_key: str | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+    embedders: int = 2,
 ) -> None:
     """Run the server with uvicorn (one worker process; requests run in its thread pool)."""
     import uvicorn
 
-    app = create_app(index_path, api_key, max_body=max_body)
+    app = create_app(index_path, api_key, max_body=max_body, embedders=embedders)
     uvicorn.run(app, host=host, port=port, workers=1, log_level="info", timeout_graceful_shutdown=5)
