@@ -629,8 +629,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.max_body_mb <= 0:
         raise SixfoldError("--max-body-mb must be positive")
     IndexStore(args.index).read_pointer()  # before loading any model: a missing index is one error line
-    from sixfold.server import serve
+    from sixfold.server import listen, serve
 
+    sock = listen(args.host, args.port)
     console = _console(stderr=True)
     console.print(f"sixfold: serving {IndexStore(args.index).root} on http://{args.host}:{args.port}/ (API under /v1)")
     serve(
@@ -640,6 +641,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         api_key=args.api_key,
         max_body=int(args.max_body_mb * (1 << 20)),
         embedders=args.embedders,
+        sock=sock,
     )
     return 0
 

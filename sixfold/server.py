@@ -21,6 +21,7 @@ import json
 import os
 import queue
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -677,6 +678,19 @@ def _stream_completions(service: Service, jobs, options: dict, body: CompletionR
     yield "data: [DONE]\n\n"
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A bound, listening socket, or a SixfoldError that says why not (port in use, bad address)."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except (OSError, OverflowError) as exc:
+        raise SixfoldError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
+    return sock
+
+
 def serve(
     index_path: str,
     host: str = "127.0.0.1",
@@ -684,9 +698,15 @@ def serve(
     api_key: str | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     embedders: int = 2,
+    sock: socket.socket | None = None,
 ) -> None:
-    """Run the server with uvicorn (one worker process; requests run in its thread pool)."""
+    """Run the server with uvicorn (one worker process; requests run in its thread pool).
+
+    Bind first (``listen``) so a port in use is one clear error before the models load, not a log after a wait.
+    """
     import uvicorn
 
+    sock = sock or listen(host, port)
     app = create_app(index_path, api_key, max_body=max_body, embedders=embedders)
-    uvicorn.run(app, host=host, port=port, workers=1, log_level="info", timeout_graceful_shutdown=5)
+    config = uvicorn.Config(app, workers=1, log_level="info", timeout_graceful_shutdown=5)
+    uvicorn.Server(config).run(sockets=[sock])

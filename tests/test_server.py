@@ -347,6 +347,18 @@ def test_serve_without_an_index_is_one_error_line(tmp_path):
     assert_one_error_line(run.returncode, run.stderr, "no index")
 
 
+def test_serve_on_a_port_in_use_is_one_error_line(shared_index):
+    import socket
+
+    from conftest import assert_one_error_line, run_cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        run = run_cli("serve", "--index", shared_index.path, "--port", taken.getsockname()[1], timeout=120)
+    assert_one_error_line(run.returncode, run.stderr, "cannot listen on 127.0.0.1")
+
+
 def test_sixfold_serve_answers_on_loopback(shared_index):
     import socket
 
