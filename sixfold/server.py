@@ -24,21 +24,19 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from indexer.embedding import Embedder
 from indexer.errors import SixfoldError
-from indexer.models import DEFAULT_GENERATOR, resolve_model
+from indexer.models import DEFAULT_GENERATOR
 from reader.types import LabeledExample, Passage
 from retriever.search import search as run_search
+from sixfold.api_errors import ApiError, BodyLimit, error_response, validation_error
 from sixfold.api_schemas import (
     MAX_ITEMS,
     AnswerRequest,
@@ -48,217 +46,12 @@ from sixfold.api_schemas import (
     FineTuneRequest,
     SearchRequest,
 )
-from sixfold.engine import Engine
-from sixfold.jobs import FileStore, FineTunes
+from sixfold.service import QueryVector, Service
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MAX_BODY = 1 << 20  # 1 MiB for JSON requests
 DEFAULT_MAX_UPLOAD = 64 << 20  # 64 MiB for POST /v1/files
 INDEX_FILE = "index"  # the value of ``file`` that means "the server's index"
-UPLOAD_PATH = "/v1/files"
-
-
-class ApiError(Exception):
-    """An error answered in OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``."""
-
-    def __init__(
-        self, status: int, message: str, *, param: str | None = None, code: str | None = None, kind: str = "invalid_request_error"
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
-
-
-def error_response(status: int, message: str, kind: str = "invalid_request_error", param=None, code=None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}}, status_code=status)
-
-
-class BodyLimit:
-    """ASGI middleware: refuse request bodies over a size (413), by Content-Length or while reading a chunked body.
-
-    Hand-written: Starlette and uvicorn have no body-size limit. The body is read (at most ``limit`` bytes) and
-    replayed to the app, so an oversized body never reaches a handler.
-    """
-
-    def __init__(self, app, max_body: int, max_upload: int) -> None:
-        self.app, self.max_body, self.max_upload = app, max_body, max_upload
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            return await self.app(scope, receive, send)
-        limit = self.max_upload if scope["path"].rstrip("/") == UPLOAD_PATH else self.max_body
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            return await self._too_large(scope, receive, send, limit)
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                return await self._too_large(scope, receive, send, limit)
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body, replayed = b"".join(chunks), False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        return await self.app(scope, replay, send)
-
-    @staticmethod
-    async def _too_large(scope, receive, send, limit: int):
-        response = error_response(413, f"request body too large: the limit is {limit} bytes", code="request_too_large")
-        await response(scope, receive, send)
-
-
-def _param_path(loc: tuple) -> str | None:
-    """('body', 'documents', 3, 'str') -> 'documents[3]' (union member tags like 'str' / 'list[int]' dropped)."""
-    parts = [p for p in loc[1:] if not (isinstance(p, str) and (p in {"str", "int", "float", "bool"} or "[" in p))]
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or None
-
-
-def _validation_error(exc: RequestValidationError) -> JSONResponse:
-    first = exc.errors()[0]
-    param = _param_path(tuple(first.get("loc", ())))
-    if first["type"] == "json_invalid":
-        detail = (first.get("ctx") or {}).get("error", "")
-        message = f"request body is not valid JSON{': ' + detail if detail else ''}"
-        param = None
-    elif first["type"] == "missing":
-        message = f"missing required parameter '{param}'" if param else "request body is missing: send a JSON object"
-    elif param is None:
-        message = f"request body must be a JSON object ({first['msg']})"
-    else:
-        message = f"invalid value for '{param}': {first['msg']}"
-    return error_response(400, message, param=param, code="invalid_value" if param else "invalid_body")
-
-
-class EmbedderPool:
-    """Independent copies of the index's embedder, lent to one request at a time, so queries embed in parallel.
-
-    Copies, not the process-wide cached embedder: a tokenizer must not be used by two threads at once (its
-    truncation settings are mutable state), and the cached one stays with the Engine under the index lock.
-    """
-
-    def __init__(self, model: str, size: int) -> None:
-        self._free: queue.Queue[Embedder] = queue.Queue()
-        resolved = resolve_model(model, role="embedder")
-        for _ in range(max(1, size)):
-            self._free.put(Embedder(resolved))
-
-    def warm(self) -> None:
-        for embedder in list(self._free.queue):
-            embedder.encode(["warm up"])
-
-    @contextmanager
-    def lend(self) -> Iterator[Embedder]:
-        embedder = self._free.get()
-        try:
-            yield embedder
-        finally:
-            self._free.put(embedder)
-
-
-class _QueryVector:
-    """Stands in for the embedder in ``retriever.search``: the query was embedded before the index lock was taken."""
-
-    def __init__(self, vector: np.ndarray | None) -> None:
-        self.vector = vector
-
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        if self.vector is None:
-            raise SixfoldError("internal error: the query was not embedded")
-        return self.vector[None, :]
-
-
-class Service:
-    """The engine behind the API and the locks that make it safe to share between request threads."""
-
-    def __init__(self, index_path: str | os.PathLike, generator: str = DEFAULT_GENERATOR, embedders: int = 2) -> None:
-        self.engine = Engine.open(index_path)
-        self.engine.store.read_pointer()  # no index: the server does not start
-        self.embedders = EmbedderPool(self.embedder_name(), embedders)
-        self.index_lock = threading.Lock()  # snapshot, DuckDB connection, the Engine's own embedder
-        self.model_lock = threading.Lock()  # the language model / extractive reader
-        self.generator = generator
-        self.started = int(time.time())
-        self.files = FileStore(self.engine.store.root)
-        self.fine_tunes = FineTunes(self.engine.store.root, self.files)
-
-    # ---- shared state (call with index_lock held) ---------------------------------------
-    def snapshot(self):
-        """The newest whole generation, fully opened (a generation folder may be pruned after two more commits)."""
-        for attempt in range(3):
-            try:
-                snap = self.engine.snapshot()
-                snap.vectors, snap.lexical  # noqa: B018 - load both now, while the folder surely exists
-                return snap
-            except SixfoldError:
-                if attempt == 2:
-                    raise
-                self.engine.close()
-                time.sleep(0.05)
-
-    @property
-    def embedder(self):
-        return self.engine.embedder
-
-    def warm(self) -> None:
-        with self.index_lock:
-            self.snapshot()
-            self.embedder.encode(["warm up"])
-        self.embedders.warm()
-
-    # ---- models --------------------------------------------------------------------------
-    def embedder_name(self) -> str:
-        return self.engine.store.read_pointer()["model"]
-
-    def models(self) -> list[dict]:
-        from tuner.versions import Registry
-
-        def entry(model_id: str, role: str, **extra) -> dict:
-            return {"id": model_id, "object": "model", "created": self.started, "owned_by": "sixfold", "role": role, **extra}
-
-        items = [entry(self.embedder_name(), "embedder", active=True), entry(self.generator, "completion", active=True)]
-        registry = Registry(self.engine.store.root).load()
-        reader = registry.get("reader", {})
-        items.append(entry("reader@base", "reader", active=reader.get("active") is None))
-        for number, info in sorted(reader.get("versions", {}).items(), key=lambda kv: int(kv[0])):
-            created = info.get("created")
-            stamp = int(time.mktime(time.strptime(created, "%Y-%m-%dT%H:%M:%S"))) if created else self.started
-            items.append(
-                {
-                    **entry(f"reader@{number}", "reader", active=reader.get("active") == int(number)),
-                    "created": stamp,
-                    "eval": info.get("eval"),
-                    "eval_before": info.get("eval_before"),
-                }
-            )
-        return items
-
-    def check_model(self, name: str | None, roles: tuple[str, ...] | None = None, param: str = "model") -> str | None:
-        """``name`` if it is one of this server's models (of one of ``roles``); else a 404 in OpenAI's shape."""
-        if name is None:
-            return None
-        known = [m for m in self.models() if roles is None or m["role"] in roles]
-        if name not in {m["id"] for m in known}:
-            listing = ", ".join(m["id"] for m in known)
-            raise ApiError(
-                404,
-                f"the model '{name}' does not exist on this server (available for this endpoint: {listing})",
-                param=param,
-                code="model_not_found",
-            )
-        return name
 
 
 def _one_source(documents: list[str] | None, file: str | None) -> str:
@@ -338,7 +131,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        return _validation_error(exc)
+        return validation_error(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
@@ -471,7 +264,7 @@ def create_app(
                 vector = embedder.encode([body.query.strip()])[0]
         with service.index_lock:
             snap = service.snapshot()
-            hits = run_search(snap, _QueryVector(vector), body.query, body.max_rerank, body.mode)
+            hits = run_search(snap, QueryVector(vector), body.query, body.max_rerank, body.mode)
             result["generation"] = snap.folder.name
         data = []
         for hit in hits:
