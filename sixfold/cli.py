@@ -155,6 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out")
     e.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("serve", help="serve the index over HTTP: OpenAI-compatible API and a search page")
+    p.add_argument("--index", default=DEFAULT_INDEX)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=_positive_int, default=8000)
+    p.add_argument(
+        "--api-key",
+        default=os.environ.get("SIXFOLD_API_KEY"),
+        help="require 'Authorization: Bearer KEY' on /v1 (default: $SIXFOLD_API_KEY; none: open)",
+    )
+    p.add_argument("--max-body-mb", type=float, default=1.0, help="largest JSON request body in MiB (default 1)")
+    p.add_argument("--embedders", type=_positive_int, default=2, help="copies of the embedder that embed queries in parallel")
+
     p = sub.add_parser("status", help="what an index holds")
     p.add_argument("--index", default=DEFAULT_INDEX)
     p.add_argument("--json", action="store_true")
@@ -608,6 +620,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from indexer.errors import SixfoldError
+    from indexer.store import IndexStore
+
+    if not 0 < args.port < 65536:
+        raise SixfoldError(f"port must be between 1 and 65535, got {args.port}")
+    if args.max_body_mb <= 0:
+        raise SixfoldError("--max-body-mb must be positive")
+    IndexStore(args.index).read_pointer()  # before loading any model: a missing index is one error line
+    from sixfold.server import listen, serve
+
+    sock = listen(args.host, args.port)
+    console = _console(stderr=True)
+    console.print(f"sixfold: serving {IndexStore(args.index).root} on http://{args.host}:{args.port}/ (API under /v1)")
+    serve(
+        args.index,
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        max_body=int(args.max_body_mb * (1 << 20)),
+        embedders=args.embedders,
+        sock=sock,
+    )
+    return 0
+
+
 COMMANDS = {
     "index": cmd_index,
     "search": cmd_search,
@@ -619,6 +657,7 @@ COMMANDS = {
     "tune": cmd_tune,
     "models": cmd_models,
     "eval": cmd_eval,
+    "serve": cmd_serve,
 }
 
 

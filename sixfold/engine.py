@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -56,6 +57,7 @@ class Engine:
         self.requested_model = model
         self._snapshot: Snapshot | None = None
         self._generation: str | None = None
+        self._lock = threading.RLock()  # snapshot switching, when threads (the HTTP server) share an Engine
 
     @classmethod
     def open(cls, path: str | os.PathLike, model: str | None = None) -> Engine:
@@ -116,13 +118,14 @@ class Engine:
     # ---- read ------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
         """The current generation, reopened when a writer has committed a newer one."""
-        generation = self.store.read_pointer()["generation"]
-        if self._snapshot is None or generation != self._generation:
-            if self._snapshot is not None:
-                self._snapshot.close()
-            self._snapshot = self.store.open()
-            self._generation = generation
-        return self._snapshot
+        with self._lock:
+            generation = self.store.read_pointer()["generation"]
+            if self._snapshot is None or generation != self._generation:
+                if self._snapshot is not None:
+                    self._snapshot.close()
+                self._snapshot = self.store.open()
+                self._generation = self._snapshot.folder.name  # the pointer may have moved on since it was read
+            return self._snapshot
 
     def search(
         self,
@@ -299,6 +302,7 @@ class Engine:
         )
 
     def close(self) -> None:
-        if self._snapshot is not None:
-            self._snapshot.close()
-            self._snapshot = None
+        with self._lock:
+            if self._snapshot is not None:
+                self._snapshot.close()
+                self._snapshot = None

@@ -1,0 +1,143 @@
+"""The state behind the HTTP API: one Engine, its locks, a pool of embedder copies, the model list, fine-tunes.
+
+Requests run in threads. The parts that share state (the index snapshot, DuckDB, FAISS, tantivy and the Engine's
+own embedder) are used under ``index_lock``; the language model and the extractive reader under ``model_lock``;
+texts are embedded outside both by copies of the embedder lent one request at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+from indexer.embedding import Embedder
+from indexer.errors import SixfoldError
+from indexer.models import DEFAULT_GENERATOR, resolve_model
+from sixfold.api_errors import ApiError
+from sixfold.engine import Engine
+from sixfold.jobs import FileStore, FineTunes
+
+
+class EmbedderPool:
+    """Independent copies of the index's embedder, lent to one request at a time, so queries embed in parallel.
+
+    Copies, not the process-wide cached embedder: a tokenizer must not be used by two threads at once (its
+    truncation settings are mutable state), and the cached one stays with the Engine under the index lock.
+    """
+
+    def __init__(self, model: str, size: int) -> None:
+        self._free: queue.Queue[Embedder] = queue.Queue()
+        resolved = resolve_model(model, role="embedder")
+        for _ in range(max(1, size)):
+            self._free.put(Embedder(resolved))
+
+    def warm(self) -> None:
+        for embedder in list(self._free.queue):
+            embedder.encode(["warm up"])
+
+    @contextmanager
+    def lend(self) -> Iterator[Embedder]:
+        embedder = self._free.get()
+        try:
+            yield embedder
+        finally:
+            self._free.put(embedder)
+
+
+class QueryVector:
+    """Stands in for the embedder in ``retriever.search``: the query was embedded before the index lock was taken."""
+
+    def __init__(self, vector: np.ndarray | None) -> None:
+        self.vector = vector
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        if self.vector is None:
+            raise SixfoldError("internal error: the query was not embedded")
+        return self.vector[None, :]
+
+
+class Service:
+    """The engine behind the API and the locks that make it safe to share between request threads."""
+
+    def __init__(self, index_path: str | os.PathLike, generator: str = DEFAULT_GENERATOR, embedders: int = 2) -> None:
+        self.engine = Engine.open(index_path)
+        self.engine.store.read_pointer()  # no index: the server does not start
+        self.embedders = EmbedderPool(self.embedder_name(), embedders)
+        self.index_lock = threading.Lock()  # snapshot, DuckDB connection, the Engine's own embedder
+        self.model_lock = threading.Lock()  # the language model / extractive reader
+        self.generator = generator
+        self.started = int(time.time())
+        self.files = FileStore(self.engine.store.root)
+        self.fine_tunes = FineTunes(self.engine.store.root, self.files)
+
+    # ---- shared state (call with index_lock held) ---------------------------------------
+    def snapshot(self):
+        """The newest whole generation, fully opened (a generation folder may be pruned after two more commits)."""
+        for attempt in range(3):
+            try:
+                snap = self.engine.snapshot()
+                snap.vectors, snap.lexical  # noqa: B018 - load both now, while the folder surely exists
+                return snap
+            except SixfoldError:
+                if attempt == 2:
+                    raise
+                self.engine.close()
+                time.sleep(0.05)
+
+    @property
+    def embedder(self):
+        return self.engine.embedder
+
+    def warm(self) -> None:
+        with self.index_lock:
+            self.snapshot()
+            self.embedder.encode(["warm up"])
+        self.embedders.warm()
+
+    # ---- models --------------------------------------------------------------------------
+    def embedder_name(self) -> str:
+        return self.engine.store.read_pointer()["model"]
+
+    def models(self) -> list[dict]:
+        from tuner.versions import Registry
+
+        def entry(model_id: str, role: str, **extra) -> dict:
+            return {"id": model_id, "object": "model", "created": self.started, "owned_by": "sixfold", "role": role, **extra}
+
+        items = [entry(self.embedder_name(), "embedder", active=True), entry(self.generator, "completion", active=True)]
+        registry = Registry(self.engine.store.root).load()
+        reader = registry.get("reader", {})
+        items.append(entry("reader@base", "reader", active=reader.get("active") is None))
+        for number, info in sorted(reader.get("versions", {}).items(), key=lambda kv: int(kv[0])):
+            created = info.get("created")
+            stamp = int(time.mktime(time.strptime(created, "%Y-%m-%dT%H:%M:%S"))) if created else self.started
+            items.append(
+                {
+                    **entry(f"reader@{number}", "reader", active=reader.get("active") == int(number)),
+                    "created": stamp,
+                    "eval": info.get("eval"),
+                    "eval_before": info.get("eval_before"),
+                }
+            )
+        return items
+
+    def check_model(self, name: str | None, roles: tuple[str, ...] | None = None, param: str = "model") -> str | None:
+        """``name`` if it is one of this server's models (of one of ``roles``); else a 404 in OpenAI's shape."""
+        if name is None:
+            return None
+        known = [m for m in self.models() if roles is None or m["role"] in roles]
+        if name not in {m["id"] for m in known}:
+            listing = ", ".join(m["id"] for m in known)
+            raise ApiError(
+                404,
+                f"the model '{name}' does not exist on this server (available for this endpoint: {listing})",
+                param=param,
+                code="model_not_found",
+            )
+        return name

@@ -1,0 +1,83 @@
+"""Run by tests/test_server.py with the legacy ``openai==0.25.0`` client (its own venv): the 2021 calls.
+
+0.25.0 is the last release with ``Search``, ``Classification`` and ``Answer`` (0.26 removed them; 0.28.1 has
+none). Usage: ``python legacy_openai_client.py BASE_URL MODEL [fine-tune TRAIN EVAL]`` -> one JSON object on stdout.
+"""
+
+import json
+import sys
+import time
+
+import openai
+
+openai.api_base = sys.argv[1]
+openai.api_key = "sk-local"
+model = sys.argv[2]
+
+
+def dump(out):
+    print(json.dumps(out, default=lambda o: o.to_dict_recursive() if hasattr(o, "to_dict_recursive") else str(o)))
+
+
+if sys.argv[3:4] == ["fine-tune"]:
+    with open(sys.argv[4], "rb") as train, open(sys.argv[5], "rb") as held_out:
+        files = [openai.File.create(file=train, purpose="fine-tune"), openai.File.create(file=held_out, purpose="fine-tune")]
+    job = openai.FineTune.create(
+        training_file=files[0].id,
+        validation_file=files[1].id,
+        model="reader",
+        max_steps=2,
+        batch_size=4,
+        eval_limit=3,
+        activate="no",
+    )
+    created = job.status
+    deadline = time.time() + 300
+    while job.status in ("pending", "running") and time.time() < deadline:
+        time.sleep(1)
+        job = openai.FineTune.retrieve(id=job.id)
+    dump(
+        {
+            "created_status": created,
+            "job": job,
+            "events": openai.FineTune.list_events(id=job.id),
+            "models": [m.id for m in openai.Model.list().data],
+        }
+    )
+    sys.exit(0)
+documents = [
+    "The Amazon rainforest covers most of the Amazon basin of South America.",
+    "The Normans were descended from Norse raiders and pirates from Denmark, Iceland and Norway.",
+    "Oxygen is a chemical element with the atomic number 8.",
+]
+out = {"version": openai.version.VERSION}
+out["search_documents"] = openai.Search.create(model=model, query="Who were the Normans descended from?", documents=documents)
+out["search_index"] = openai.Engine(model).search(
+    query="Who were the Normans descended from?", file="index", max_rerank=3, return_metadata=True
+)
+out["classification"] = openai.Classification.create(
+    model=model,
+    query="my card was charged twice",
+    examples=[
+        ["please refund my money", "billing"],
+        ["I was charged two times for one order", "billing"],
+        ["reset my password", "account"],
+        ["I cannot log in to my account", "account"],
+    ],
+    labels=["billing", "account"],
+)
+out["answer"] = openai.Answer.create(
+    model="SmolLM2-135M-Instruct",
+    question="What is the atomic number of oxygen?",
+    documents=documents,
+    examples_context="The Eiffel Tower is in Paris.",
+    examples=[["Where is the Eiffel Tower?", "Paris"]],
+    max_tokens=16,
+    k=2,
+)
+try:
+    openai.Search.create(model="ada", query="x", documents=["a", "b"])
+    out["unknown_model"] = None
+except openai.error.InvalidRequestError as exc:
+    out["unknown_model"] = {"status": exc.http_status, "message": str(exc)}
+dump(out)
