@@ -1,0 +1,71 @@
+"""Synthetic (query, passage) pairs for an index without user pairs: the local generative LM writes a question
+for each sampled chunk. Every row is marked ``synthetic: true`` and written to a JSONL file the user can read.
+
+Synthetic questions are easier than real ones (they reuse the passage's words), so scores measured on them
+overstate retrieval quality; the tune report says when its eval is synthetic.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from indexer.errors import SixfoldError
+from indexer.models import DEFAULT_GENERATOR
+from indexer.store import IndexStore
+from tuner.pairs import Pair, write_pairs
+
+SYSTEM = "You write one short question that the given passage answers. Reply with the question only."
+MAX_PASSAGE_CHARS = 1200
+
+
+def _clean(text: str) -> str:
+    line = next((ln for ln in text.strip().splitlines() if ln.strip()), "")
+    line = re.sub(r"^\s*(?:question\s*\d*\s*[:.-]\s*|q\s*[:.]\s*|\d+[.)]\s*)", "", line, flags=re.IGNORECASE).strip().strip('"“”')
+    if "?" in line:
+        line = line[: line.index("?") + 1]
+    return line.strip()
+
+
+def synthesize_pairs(
+    index_root: str | Path,
+    n: int,
+    out_path: str | Path,
+    *,
+    seed: int = 42,
+    generator: str = DEFAULT_GENERATOR,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> list[Pair]:
+    """Sample ``n`` chunks of the index, generate a question for each, write and return the pairs."""
+    from reader.llm import load_llm
+
+    if n <= 0:
+        raise SixfoldError(f"--synthesize needs a positive number of pairs, got {n}")
+    snapshot = IndexStore(index_root).open()
+    try:
+        ids = [int(i) for i in snapshot.con.execute("SELECT chunk_id FROM chunks ORDER BY chunk_id").fetchnumpy()["chunk_id"]]
+        if len(ids) < 2:
+            raise SixfoldError("the index has fewer than 2 chunks: nothing to synthesize pairs from")
+        chosen = sorted(random.Random(seed).sample(ids, min(n, len(ids))))
+        rows = snapshot.chunks(chosen)
+    finally:
+        snapshot.close()
+    llm = load_llm(generator)
+    pairs: list[Pair] = []
+    if on_progress:
+        on_progress(0, len(chosen))
+    for done, chunk_id in enumerate(chosen, start=1):
+        row = rows[chunk_id]
+        passage = row["text"]
+        prompt = llm.chat_prompt(SYSTEM, f"Passage:\n{passage[:MAX_PASSAGE_CHARS]}\n\nQuestion:")
+        question = _clean(llm.complete(prompt, max_tokens=40, temperature=0.0, stop=["\n"]).text)
+        if len(question) >= 8:
+            pairs.append(Pair(question, passage, synthetic=True, source=row["path"]))
+        if on_progress:
+            on_progress(done, len(chosen))
+    if len(pairs) < 2:
+        raise SixfoldError(f"the language model wrote usable questions for only {len(pairs)} of {len(chosen)} passages")
+    write_pairs(pairs, out_path)
+    return pairs
