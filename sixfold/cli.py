@@ -640,9 +640,8 @@ def _tune_domain(args: argparse.Namespace) -> int:
 
 
 def _scores(scores: dict) -> str:
-    return ", ".join(
-        f"{k} {v:.1f}" if k in ("EM", "F1", "perplexity") else f"{k} {v:.3f}" for k, v in scores.items() if isinstance(v, (int, float))
-    )
+    numbers = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
+    return ", ".join(f"{k} {v:.1f}" if k in ("EM", "F1", "perplexity") else f"{k} {v:.3f}" for k, v in numbers.items())
 
 
 def _activate(index: str, role: str, number: int | None) -> None:

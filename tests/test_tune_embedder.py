@@ -72,7 +72,8 @@ def stored_vectors(index: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
 @pytest.fixture(scope="module")
 def pair_files(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("pairs")
-    return qa_to_pairs(FIXTURES / "qa_train.jsonl", folder / "train.jsonl"), qa_to_pairs(FIXTURES / "qa_eval.jsonl", folder / "eval.jsonl")
+    train = qa_to_pairs(FIXTURES / "qa_train.jsonl", folder / "train.jsonl")
+    return train, qa_to_pairs(FIXTURES / "qa_eval.jsonl", folder / "eval.jsonl")
 
 
 @pytest.fixture(scope="module")
