@@ -6,9 +6,10 @@ perplexity (the same masks before and after: fixed seed).
 
 The packaged MiniLM is a bare BertModel: its masked-LM head does not exist and starts random, so the perplexity
 of the untouched model is meaningless (about the vocabulary size). The honest "before" is therefore the
-original encoder, frozen, with only the head fitted to the text for the same number of steps; "after" trains
-the encoder too. Their difference is what adapting the encoder bought. The saved version is a full encoder
-folder: ``sixfold tune reader --base domain@N`` starts from it (and ``tune reader`` does so by default when a
+original encoder, frozen, with only the head fitted to the text for the same number of steps (at a larger
+learning rate, since the head starts from scratch); "after" trains the encoder and head together. Their
+difference is what adapting the encoder bought. The saved version is a full encoder folder:
+``sixfold tune reader --base domain@N`` starts from it (and ``tune reader`` does so by default when a
 domain version is active and no reader is).
 """
 
@@ -37,6 +38,7 @@ class DomainTrainConfig:
     epochs: float = 1.0
     max_steps: int = -1
     learning_rate: float = 5e-5
+    head_learning_rate: float = 1e-3  # the baseline's fresh head alone can take a much larger step
     batch_size: int = 16
     max_length: int = 128
     mlm_probability: float = 0.15
@@ -115,7 +117,7 @@ def split_documents(documents: list[list[str]], holdout: float, seed: int) -> tu
     return train, evaluation
 
 
-def _trainer(model, tokenizer, train, evaluation, work: Path, config: DomainTrainConfig, callbacks, steps: int):
+def _trainer(model, tokenizer, train, evaluation, work: Path, config: DomainTrainConfig, callbacks, steps: int, lr: float):
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
     cuda = torch.cuda.is_available()
@@ -123,7 +125,7 @@ def _trainer(model, tokenizer, train, evaluation, work: Path, config: DomainTrai
         output_dir=str(work),
         num_train_epochs=config.epochs,
         max_steps=steps,
-        learning_rate=config.learning_rate,
+        learning_rate=lr,
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size,
         warmup_steps=0.1,
@@ -193,13 +195,14 @@ def tune_domain(
         model = AutoModelForMaskedLM.from_pretrained(base_path, local_files_only=True)
         for name, param in model.named_parameters():
             param.requires_grad = name.startswith("cls.")
-        trainer = _trainer(model, tokenizer, train_set, eval_set, work / "head", config, callbacks, config.max_steps)
+        steps, head_lr = config.max_steps, config.head_learning_rate
+        trainer = _trainer(model, tokenizer, train_set, eval_set, work / "head", config, callbacks, steps, head_lr)
         trainer.train(resume_from_checkpoint=latest_checkpoint(work / "head"))
         before = _perplexity(trainer, config.seed)
         # after: the same start, encoder and head trained together
         set_seed(config.seed)
         model = AutoModelForMaskedLM.from_pretrained(base_path, local_files_only=True)
-        trainer = _trainer(model, tokenizer, train_set, eval_set, work / "full", config, callbacks, config.max_steps)
+        trainer = _trainer(model, tokenizer, train_set, eval_set, work / "full", config, callbacks, steps, config.learning_rate)
         trainer.train(resume_from_checkpoint=latest_checkpoint(work / "full"))
         after = _perplexity(trainer, config.seed)
         model.save_pretrained(str(tmp))
