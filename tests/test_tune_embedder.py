@@ -212,7 +212,7 @@ def test_synthesized_pairs_are_labelled_and_the_report_says_so(shared_index, tmp
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     rows = [json.loads(line) for line in out_file.read_text().splitlines()]
-    assert 2 <= len(rows) <= 6 and all(r["synthetic"] is True and r["query"] and r["passage"] for r in rows)
+    assert 2 <= len(rows) <= 6 and all(r["synthetic"] is True and r["query"].endswith("?") and r["passage"] for r in rows)
     snapshot = IndexStore(root).open()
     texts = {r[0] for r in snapshot.con.execute("SELECT text FROM chunks").fetchall()}
     snapshot.close()
@@ -245,6 +245,15 @@ def test_empty_pairs_and_missing_eval_are_one_error_line(tmp_path, shared_index,
     assert_one_error_line(code, err, "does not exist")
     code, _out, err = cli("tune", "embedder", "--pairs", tmp_path / "missing.jsonl", "--index", index)
     assert_one_error_line(code, err, "does not exist")
+
+
+def test_generated_text_that_is_not_a_question_is_dropped():
+    from tuner.synthesize import clean_question
+
+    assert clean_question(" What did the Normans do to the old aristocracy? They ...") == "What did the Normans do to the old aristocracy?"
+    assert clean_question("Question: When was it built?\nAnswer: 1889") == "When was it built?"
+    assert clean_question("The passage gives an overview of the dynasty.") is None
+    assert clean_question('What is the answer to the question "What is the answer to') is None
 
 
 def test_overlap_and_hold_out():

@@ -17,16 +17,28 @@ from indexer.models import DEFAULT_GENERATOR
 from indexer.store import IndexStore
 from tuner.pairs import Pair, write_pairs
 
-SYSTEM = "You write one short question that the given passage answers. Reply with the question only."
-MAX_PASSAGE_CHARS = 1200
+# A plain few-shot completion prompt: the 135M instruction model writes real questions this way, while a chat
+# prompt mostly gets "What is the answer to the question ..." back.
+EXAMPLES = (
+    "Passage: The Eiffel Tower is a wrought-iron tower in Paris. It was completed in 1889 for the World Fair and is "
+    "330 metres tall.\nQuestion: When was the Eiffel Tower completed?\n\n"
+    "Passage: Photosynthesis lets plants turn light, water and carbon dioxide into sugar and oxygen.\n"
+    "Question: What do plants make from light, water and carbon dioxide?\n\n"
+)
+MAX_PASSAGE_CHARS = 800
 
 
-def _clean(text: str) -> str:
+def clean_question(text: str) -> str | None:
+    """The generated question, or None when the model wrote something else (no '?', too short, or a loop)."""
     line = next((ln for ln in text.strip().splitlines() if ln.strip()), "")
-    line = re.sub(r"^\s*(?:question\s*\d*\s*[:.-]\s*|q\s*[:.]\s*|\d+[.)]\s*)", "", line, flags=re.IGNORECASE).strip().strip('"“”')
-    if "?" in line:
-        line = line[: line.index("?") + 1]
-    return line.strip()
+    line = re.sub(r"^\s*(?:question\s*\d*\s*[:.-]\s*|q\s*[:.]\s*|\d+[.)]\s*)", "", line, flags=re.IGNORECASE)
+    line = line.strip().strip('"“”')
+    if "?" not in line:
+        return None
+    line = line[: line.index("?") + 1].strip()
+    if not 8 <= len(line) <= 200 or "answer to" in line.lower():
+        return None
+    return line
 
 
 def synthesize_pairs(
@@ -59,9 +71,9 @@ def synthesize_pairs(
     for done, chunk_id in enumerate(chosen, start=1):
         row = rows[chunk_id]
         passage = row["text"]
-        prompt = llm.chat_prompt(SYSTEM, f"Passage:\n{passage[:MAX_PASSAGE_CHARS]}\n\nQuestion:")
-        question = _clean(llm.complete(prompt, max_tokens=40, temperature=0.0, stop=["\n"]).text)
-        if len(question) >= 8:
+        prompt = EXAMPLES + "Passage: " + " ".join(passage[:MAX_PASSAGE_CHARS].split()) + "\nQuestion:"
+        question = clean_question(llm.complete(prompt, max_tokens=40, temperature=0.0, stop=["\n"]).text)
+        if question:
             pairs.append(Pair(question, passage, synthetic=True, source=row["path"]))
         if on_progress:
             on_progress(done, len(chosen))
