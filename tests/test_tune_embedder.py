@@ -250,7 +250,8 @@ def test_empty_pairs_and_missing_eval_are_one_error_line(tmp_path, shared_index,
 def test_generated_text_that_is_not_a_question_is_dropped():
     from tuner.synthesize import clean_question
 
-    assert clean_question(" What did the Normans do to the old aristocracy? They ...") == "What did the Normans do to the old aristocracy?"
+    question = "What did the Normans do to the old aristocracy?"
+    assert clean_question(f" {question} They ...") == question
     assert clean_question("Question: When was it built?\nAnswer: 1889") == "When was it built?"
     assert clean_question("The passage gives an overview of the dynasty.") is None
     assert clean_question('What is the answer to the question "What is the answer to') is None
