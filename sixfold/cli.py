@@ -544,7 +544,7 @@ def _tune_embedder(args: argparse.Namespace) -> int:
     from tuner.embedder import EmbedderTrainConfig
     from tuner.pairs import load_pairs
     from tuner.synthesize import synthesize_pairs
-    from tuner.tune_embedder import tune_embedder
+    from tuner.tune_embedder import current_embedder, tune_embedder
     from tuner.versions import Registry
 
     console = _console(stderr=True)
@@ -553,6 +553,7 @@ def _tune_embedder(args: argparse.Namespace) -> int:
 
         raise SixfoldError(f"eval pairs file {args.eval} does not exist")
     synthetic_out = None
+    current_embedder(args.index)  # a broken model folder is reported before minutes of generation
     if args.synthesize:
         synthetic_out = Path(args.synthetic_out) if args.synthetic_out else Registry(args.index).root / "synthetic-pairs.jsonl"
         with CountProgress(console, "writing questions", "passages", quiet=args.json) as progress:

@@ -72,6 +72,7 @@ def train_embedder(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = SentenceTransformer(base_model, device="cuda" if cuda else "cpu", local_files_only=True)
+    model.model_card_data.generate_widget_examples = False  # no model card: it only prints a progress bar
     model.max_seq_length = min(int(model.max_seq_length or config.max_seq_length), config.max_seq_length)
     dataset = Dataset.from_dict({"anchor": [p.query for p in pairs], "positive": [p.passage for p in pairs]})
     args = SentenceTransformerTrainingArguments(

@@ -26,6 +26,7 @@ EXAMPLES = (
     "Question: What do plants make from light, water and carbon dioxide?\n\n"
 )
 MAX_PASSAGE_CHARS = 800
+MIN_PASSAGE_CHARS = 200  # a heading-only chunk gives no question worth training on
 
 
 def clean_question(text: str) -> str | None:
@@ -57,9 +58,10 @@ def synthesize_pairs(
         raise SixfoldError(f"--synthesize needs a positive number of pairs, got {n}")
     snapshot = IndexStore(index_root).open()
     try:
-        ids = [int(i) for i in snapshot.con.execute("SELECT chunk_id FROM chunks ORDER BY chunk_id").fetchnumpy()["chunk_id"]]
+        query = "SELECT chunk_id FROM chunks WHERE length(text) >= ? ORDER BY chunk_id"
+        ids = [int(i) for i in snapshot.con.execute(query, [MIN_PASSAGE_CHARS]).fetchnumpy()["chunk_id"]]
         if len(ids) < 2:
-            raise SixfoldError("the index has fewer than 2 chunks: nothing to synthesize pairs from")
+            raise SixfoldError(f"the index has fewer than 2 chunks of {MIN_PASSAGE_CHARS}+ characters to write questions for")
         chosen = sorted(random.Random(seed).sample(ids, min(n, len(ids))))
         rows = snapshot.chunks(chosen)
     finally:
