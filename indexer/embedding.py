@@ -76,3 +76,8 @@ def load_embedder(spec: str, device: str | None = None) -> Embedder:
     """Resolve and load an embedder once per process (models are large; reuse them)."""
     model = resolve_model(spec, role="embedder")
     return _cached(model.name, model.path, device or choose_device())
+
+
+def load_embedder_at(name: str, path: str, device: str | None = None) -> Embedder:
+    """An embedder from a known folder under a given name (a tuned version an index records as ``embedder@N``)."""
+    return _cached(name, path, device or choose_device())

@@ -422,6 +422,53 @@ class Transaction:
         )
         self.changed = True
 
+    def chunk_texts(self, batch: int = 1024):
+        """(ids, texts) of every chunk in id order, ``batch`` at a time (the text the embedder read when indexing)."""
+        last = -1
+        while True:
+            rows = self.con.execute(
+                "SELECT chunk_id, text FROM chunks WHERE chunk_id > ? ORDER BY chunk_id LIMIT ?", [last, batch]
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [r[0] for r in rows], [r[1] for r in rows]
+
+    def replace_embeddings(self, ids: list[int], embeddings: np.ndarray) -> None:
+        """Overwrite the stored vectors of existing chunks (re-embedding with another model of the same size)."""
+        if embeddings.shape != (len(ids), self.settings.dim):
+            raise SixfoldError(
+                f"embedding shape {embeddings.shape} does not match {len(ids)} chunks of dimension {self.settings.dim}"
+            )
+        table = pa.table(
+            {
+                "chunk_id": pa.array(ids, pa.int64()),
+                "embedding": pa.FixedSizeListArray.from_arrays(pa.array(embeddings.reshape(-1), pa.float32()), self.settings.dim),
+            }
+        )
+        self.con.register("new_embeddings", table)
+        self.con.execute("UPDATE chunks SET embedding = n.embedding FROM new_embeddings n WHERE chunks.chunk_id = n.chunk_id")
+        self.con.unregister("new_embeddings")
+        self.changed = True
+
+    def set_model(self, model: str, dim: int) -> None:
+        """Record that every vector now comes from ``model`` and rebuild the vector index from DuckDB.
+
+        Call after ``replace_embeddings`` has covered every chunk; the commit then swaps the whole
+        generation (vectors, metadata, pointer) at once, so readers see the old model or the new, never a mix.
+        """
+        if dim != self.settings.dim:
+            raise SixfoldError(f"model {model} gives {dim}-d vectors but the index holds {self.settings.dim}-d")
+        self.settings.model = model
+        self.con.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", [model])
+        ids, vectors = _load_embeddings(self.con, self.settings.dim, None)
+        kind = vec.index_kind(self.vectors)
+        if kind == "ivf" and len(ids) < 2 * 39:
+            kind = "flat"
+        self.vectors = vec.build_index(kind, self.settings.dim, ids, vectors)
+        self.ivf_trained_on = len(ids) if kind == "ivf" else 0
+        self.changed = True
+
     # ---- end -----------------------------------------------------------------------------------
     def _final_vectors(self) -> faiss.Index:
         n = int(self.vectors.ntotal)

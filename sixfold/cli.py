@@ -116,6 +116,40 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-limit", type=_positive_int, default=500)
     t.add_argument("--activate", default="auto", help="auto (if better on eval, default), yes or no")
     t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--force", action="store_true", help="train even a model too big for this machine (no GPU)")
+    t.add_argument("--json", action="store_true")
+
+    t = tune.add_parser("embedder", help="train the embedding model on (query, passage) pairs; re-embeds the index")
+    source = t.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pairs", help="JSONL of {query, passage} rows")
+    source.add_argument(
+        "--synthesize", type=_positive_int, metavar="N", help="no pairs: the local LM writes questions for N sampled chunks"
+    )
+    t.add_argument("--synthetic-out", help="where to write the synthesized pairs (default: IDX/models/synthetic-pairs.jsonl)")
+    t.add_argument("--eval", help="held-out {query, passage} JSONL (default: hold out --holdout of the pairs by query)")
+    t.add_argument("--holdout", type=float, default=0.2)
+    t.add_argument("--index", default=DEFAULT_INDEX, help="the index to tune for (and re-embed when the new model is activated)")
+    t.add_argument("--epochs", type=float, default=1.0)
+    t.add_argument("--learning-rate", type=float, default=2e-5)
+    t.add_argument("--batch-size", type=_positive_int, default=32)
+    t.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps (default: epochs decide)")
+    t.add_argument("--activate", default="auto", help="auto (if nDCG@10 is better, default), yes or no")
+    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--force", action="store_true", help="train even a model too big for this machine (no GPU)")
+    t.add_argument("--json", action="store_true")
+
+    t = tune.add_parser("domain", help="domain-adaptive pre-training of the reader's encoder on raw text (masked LM)")
+    t.add_argument("--corpus", required=True, help="folder of documents (any format the indexer reads)")
+    t.add_argument("--index", default=DEFAULT_INDEX, help="the index whose model registry gets the new version")
+    t.add_argument("--base", help="encoder to start from (default: the packaged all-MiniLM-L6-v2)")
+    t.add_argument("--epochs", type=float, default=1.0)
+    t.add_argument("--learning-rate", type=float, default=5e-5)
+    t.add_argument("--batch-size", type=_positive_int, default=16)
+    t.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps (default: epochs decide)")
+    t.add_argument("--max-length", type=_positive_int, default=128)
+    t.add_argument("--activate", default="auto", help="auto (if perplexity is lower, default), yes or no")
+    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--force", action="store_true", help="train even a model too big for this machine (no GPU)")
     t.add_argument("--json", action="store_true")
 
     p = sub.add_parser("models", help="tuned model versions in an index; switch or roll back")
@@ -457,15 +491,30 @@ def cmd_complete(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tune(args: argparse.Namespace) -> int:
+def _score_table(title: str, before: dict, after: dict, metrics: list[tuple[str, str]]):
     from rich.table import Table
 
+    table = Table(title=title)
+    for column in ("metric", "base", "tuned", "delta"):
+        table.add_column(column, justify="right" if column != "metric" else "left")
+    for metric, fmt in metrics:
+        b, a = before[metric], after[metric]
+        table.add_row(metric, format(b, fmt), format(a, fmt), format(a - b, "+" + fmt))
+    return table
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
     from indexer.store import IndexStore
     from sixfold.progress import TrainProgress
+
+    IndexStore(args.index).read_pointer()  # the registry lives in an existing index
+    if args.role == "embedder":
+        return _tune_embedder(args)
+    if args.role == "domain":
+        return _tune_domain(args)
     from tuner.reader import ReaderTrainConfig
     from tuner.tune_reader import tune_reader
 
-    IndexStore(args.index).read_pointer()  # the registry lives in an existing index
     config = ReaderTrainConfig(
         epochs=args.epochs,
         learning_rate=args.learning_rate,
@@ -486,6 +535,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             activate=args.activate,
             eval_limit=args.eval_limit,
             callbacks=[progress.callback()],
+            force=args.force,
         )
     if args.json:
         _emit_json(result.__dict__ | {"improved": result.improved})
@@ -493,17 +543,131 @@ def cmd_tune(args: argparse.Namespace) -> int:
     out = _console()
     if result.overlap:
         out.print(f"[yellow]note:[/] {result.overlap} eval questions also appear in the training file")
-    table = Table(title=f"reader@{result.version}: {result.train_examples} train, {result.eval_examples} eval questions")
-    for column in ("metric", "base", "tuned", "delta"):
-        table.add_column(column, justify="right" if column != "metric" else "left")
-    for metric in ("EM", "F1"):
-        before, after = result.before[metric], result.after[metric]
-        table.add_row(metric, f"{before:.1f}", f"{after:.1f}", f"{after - before:+.1f}")
-    out.print(table)
+    title = f"reader@{result.version}: {result.train_examples} train, {result.eval_examples} eval questions"
+    out.print(_score_table(title, result.before, result.after, [("EM", ".1f"), ("F1", ".1f")]))
     verdict = "better on eval" if result.improved else "NOT better on eval"
     state = "now active" if result.activated else f"saved, not active (sixfold models use reader@{result.version})"
     out.print(f"reader@{result.version} is {verdict}; {state}. Saved in {result.path}")
     return 0
+
+
+def _tune_embedder(args: argparse.Namespace) -> int:
+    from sixfold.progress import CountProgress, TrainProgress
+    from tuner.embedder import EmbedderTrainConfig
+    from tuner.pairs import load_pairs
+    from tuner.synthesize import synthesize_pairs
+    from tuner.tune_embedder import current_embedder, tune_embedder
+    from tuner.versions import Registry
+
+    console = _console(stderr=True)
+    if args.eval and not Path(args.eval).is_file():
+        from indexer.errors import SixfoldError
+
+        raise SixfoldError(f"eval pairs file {args.eval} does not exist")
+    synthetic_out = None
+    current_embedder(args.index)  # a broken model folder is reported before minutes of generation
+    if args.synthesize:
+        synthetic_out = Path(args.synthetic_out) if args.synthetic_out else Registry(args.index).root / "synthetic-pairs.jsonl"
+        with CountProgress(console, "writing questions", "passages", quiet=args.json) as progress:
+            pairs = synthesize_pairs(args.index, args.synthesize, synthetic_out, seed=args.seed, on_progress=progress.update)
+        if not args.json:
+            console.print(f"{len(pairs)} synthetic pairs written to {synthetic_out} (read them: they are machine-written)")
+    else:
+        pairs = load_pairs(args.pairs)
+    config = EmbedderTrainConfig(
+        epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size, max_steps=args.max_steps, seed=args.seed
+    )
+    with TrainProgress(console, quiet=args.json) as progress, CountProgress(console, "re-embedding", "chunks", args.json) as bar:
+        result = tune_embedder(
+            args.index,
+            pairs,
+            args.eval,
+            holdout=args.holdout,
+            config=config,
+            activate=args.activate,
+            force=args.force,
+            callbacks=[progress.callback()],
+            on_reembed=bar.update,
+        )
+    if args.json:
+        _emit_json(result.__dict__ | {"improved": result.improved, "synthetic_pairs_file": str(synthetic_out or "")})
+        return 0
+    out = _console()
+    if result.overlap["queries"]:
+        out.print(
+            f"[yellow]note:[/] {result.overlap['queries']} eval pairs share their query with the training pairs "
+            f"({result.overlap['pairs']} are the same pair)"
+        )
+    out.print(
+        f"embedder@{result.version}: trained on {result.train_pairs} pairs; eval: {result.eval_queries} queries over "
+        f"{result.pool} passages (their own and the index's), from {result.eval_source}"
+    )
+    if result.synthetic_eval:
+        out.print("[bold yellow]the eval pairs are SYNTHETIC (machine-written questions): real queries will score lower[/]")
+    title = "retrieval on the eval pairs" + (" (synthetic)" if result.synthetic_eval else "")
+    out.print(_score_table(title, result.before, result.after, [("nDCG@10", ".3f"), ("Recall@10", ".3f")]))
+    verdict = "better on eval" if result.improved else "NOT better on eval"
+    if result.activated:
+        state = f"now active; the index was re-embedded with it ({result.generation or 'unchanged'})"
+    else:
+        state = f"saved, not active (sixfold models use embedder@{result.version} re-embeds the index)"
+    out.print(f"embedder@{result.version} is {verdict}; {state}. Saved in {result.path}")
+    return 0
+
+
+def _tune_domain(args: argparse.Namespace) -> int:
+    from sixfold.progress import TrainProgress
+    from tuner.domain import DomainTrainConfig, tune_domain
+
+    config = DomainTrainConfig(
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        max_steps=args.max_steps,
+        max_length=args.max_length,
+        seed=args.seed,
+    )
+    console = _console(stderr=True)
+    with TrainProgress(console, quiet=args.json) as progress:
+        result = tune_domain(
+            args.corpus, args.index, base=args.base, config=config, activate=args.activate, force=args.force,
+            callbacks=[progress.callback()],
+        )
+    if args.json:
+        _emit_json(result.__dict__ | {"improved": result.improved})
+        return 0
+    out = _console()
+    for path, reason in result.skipped:
+        out.print(f"[yellow]skipped[/] {path}: {reason}")
+    out.print(
+        f"domain@{result.version}: masked-LM on {result.documents} documents, {result.train_chunks} train / "
+        f"{result.eval_chunks} held-out chunks; base = the original encoder, frozen, with the new masked-LM head "
+        "fitted for the same steps (the packaged encoder has no masked-LM head)"
+    )
+    out.print(_score_table("masked-LM on held-out text", result.before, result.after, [("loss", ".3f"), ("perplexity", ".2f")]))
+    verdict = "better (lower perplexity)" if result.improved else "NOT better"
+    state = "now active" if result.activated else f"saved, not active (sixfold models use domain@{result.version})"
+    out.print(f"domain@{result.version} is {verdict} on held-out text; {state}. Saved in {result.path}")
+    out.print(f"Next: sixfold tune reader --base domain@{result.version} --train ... --eval ... --index {args.index}")
+    return 0
+
+
+def _scores(scores: dict) -> str:
+    numbers = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
+    return ", ".join(f"{k} {v:.1f}" if k in ("EM", "F1", "perplexity") else f"{k} {v:.3f}" for k, v in numbers.items())
+
+
+def _activate(index: str, role: str, number: int | None) -> None:
+    """Switch the active version; for the embedder this re-embeds the index (with a progress bar)."""
+    from sixfold.progress import CountProgress
+    from tuner.tune_embedder import activate_embedder
+    from tuner.versions import Registry
+
+    if role != "embedder":
+        Registry(index).use(role, number)
+        return
+    with CountProgress(_console(stderr=True), "re-embedding", "chunks") as bar:
+        activate_embedder(index, number, bar.update)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -511,42 +675,52 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     from indexer.errors import SixfoldError
     from indexer.store import IndexStore
-    from tuner.versions import ROLES, Registry, parse_version
+    from tuner.versions import ROLES, TUNED_EMBEDDER_PREFIX, Registry, parse_version
 
-    IndexStore(args.index).read_pointer()
+    pointer = IndexStore(args.index).read_pointer()
     registry = Registry(args.index)
     if args.action == "use":
         if not args.target:
             raise SixfoldError("models use needs ROLE@N, e.g. reader@2 (or reader@base)")
         role, number = parse_version(args.target)
-        registry.use(role, number)
+        if number is not None:
+            registry.version_dir(role, number)  # refuses an unknown version before any work
+        _activate(args.index, role, number)
         _console().print(f"{role}: now using {'the base model' if number is None else f'{role}@{number}'}")
         return 0
     if args.action == "rollback":
-        role = args.target or "reader"
-        target = registry.rollback(role)
+        role, _ = parse_version(args.target or "reader")
+        entry = registry.load().get(role)
+        if not entry:
+            raise SixfoldError(f"no tuned {role} versions to roll back")
+        target = entry.get("previous")
+        _activate(args.index, role, target)
         _console().print(f"{role}: rolled back to {'the base model' if target is None else f'{role}@{target}'}")
         return 0
     if args.action != "list":
         raise SixfoldError(f"unknown models action '{args.action}' (list, use, rollback)")
     data = registry.load()
+    model = pointer["model"]  # the index's vectors decide which embedder is active
+    if "embedder" in data:
+        data["embedder"]["active"] = int(model[len(TUNED_EMBEDDER_PREFIX) :]) if model.startswith(TUNED_EMBEDDER_PREFIX) else None
     if args.json:
         _emit_json(data)
         return 0
     table = Table(title=f"models of {IndexStore(args.index).root}")
-    for column in ("version", "active", "created", "eval F1", "eval EM", "base"):
+    for column in ("version", "active", "created", "eval before -> after", "base"):
         table.add_column(column, overflow="fold")
-    for role in ROLES:
+    for role in (*ROLES, *(r for r in data if r not in ROLES)):
         entry = data.get(role, {})
-        table.add_row(f"{role}@base", "yes" if entry.get("active") is None else "", "", "", "", "packaged default")
+        default = model if role == "embedder" and not model.startswith(TUNED_EMBEDDER_PREFIX) else "packaged default"
+        if role == "embedder" and entry.get("base_model"):
+            default = entry["base_model"]
+        table.add_row(f"{role}@base", "yes" if entry.get("active") is None else "", "", "", default)
         for number, info in sorted(entry.get("versions", {}).items(), key=lambda kv: int(kv[0])):
-            scores = info.get("eval", {})
             table.add_row(
                 f"{role}@{number}",
                 "yes" if entry.get("active") == int(number) else "",
                 info.get("created", ""),
-                f"{scores.get('F1', float('nan')):.1f}",
-                f"{scores.get('EM', float('nan')):.1f}",
+                f"{_scores(info.get('eval_before', {}))} -> {_scores(info.get('eval', {}))}",
                 info.get("base", ""),
             )
     _console().print(table)

@@ -99,3 +99,41 @@ class TrainProgress:
                     bar._bar.update(bar._task, loss=f"{float(logs['loss']):.3f}")
 
         return _Callback()
+
+
+class CountProgress:
+    """A bar for counted work (re-embedding chunks, synthesizing pairs): done/total, rate, elapsed and ETA.
+
+    ``update(done, total)`` is the callback the tuner calls; the bar starts on the first call.
+    """
+
+    def __init__(self, console: Console, label: str, unit: str, quiet: bool = False) -> None:
+        self.unit = unit
+        self._bar = Progress(
+            TextColumn(f"[bold]{label}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(unit),
+            TextColumn("{task.fields[rate]} " + unit + "/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=quiet,
+        )
+        self._task = None
+        self._started = time.perf_counter()
+
+    def __enter__(self) -> CountProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._task is not None:
+            self._bar.stop()
+
+    def update(self, done: int, total: int) -> None:
+        if self._task is None:
+            self._bar.start()
+            self._task = self._bar.add_task(self.unit, total=total, rate="0")
+            self._started = time.perf_counter()
+        rate = done / max(time.perf_counter() - self._started, 1e-9)
+        self._bar.update(self._task, completed=done, total=total, rate=f"{rate:.1f}")

@@ -154,3 +154,41 @@ def test_squad_json_format_is_read(tmp_path):
 
 def test_passage_type_is_what_the_reader_reads():
     assert Passage(0, "text", "p").location == ""
+
+
+def test_disk_full_while_saving_a_reader_keeps_the_active_one(tuned, tmp_path):
+    """A real write failure (file size limit, EFBIG) while the new reader is saved: registry and active model unchanged."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO, cli_env, copy_index
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead of killing us
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8 << 20, 8 << 20))  # the model weights are ~90 MB
+
+    root = copy_index(tuned[0], tmp_path / "idx")
+    registry_before = (root / "models" / "registry.json").read_text()
+    args = ["tune", "reader", "--train", FIXTURES / "qa_train.jsonl", "--eval", FIXTURES / "qa_eval.jsonl", "--index", root,
+            "--max-steps", "1", "--batch-size", "4", "--max-length", "128", "--eval-limit", "4", "--activate", "yes"]
+    proc = subprocess.run([sys.executable, "-m", "sixfold", *map(str, args)], cwd=REPO, env=cli_env(), text=True,
+                          capture_output=True, timeout=600, preexec_fn=limit)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert_one_error_line(proc.returncode, lines[-1], "could not save", "unchanged")
+    assert (root / "models" / "registry.json").read_text() == registry_before
+    assert sorted(p.name for p in (root / "models" / "reader").iterdir()) == ["1"]
+    assert Registry(root).active_path("reader") == str(root.resolve() / "models" / "reader" / "1")
+    from reader.extractive import ExtractiveReader
+
+    text, _score, _c = ExtractiveReader("r", Registry(root).active_path("reader"), "cpu").answer(
+        "Who were the Normans descended from?", [Passage(0, "The Normans were descended from Norse raiders.", "p")]
+    )
+    assert text  # the previous active reader still loads and answers
+
+
+def test_rollback_without_versions_is_an_error(shared_index, cli):
+    code, _out, err = cli("models", "rollback", "embedder", "--index", shared_index.path)
+    assert_one_error_line(code, err, "no tuned embedder")

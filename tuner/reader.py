@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from tuner.embedder import quiet_trainer
 from tuner.qa_data import QAExample, train_features
 
 
@@ -101,6 +102,7 @@ def train_reader(
         fp16=cuda and not bf16,
     )
     trainer = Trainer(model=model, args=args, train_dataset=features, callbacks=callbacks or [])
+    quiet_trainer(trainer)
     last = None
     if resume and work_dir.is_dir():
         found = sorted(work_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))

@@ -16,9 +16,10 @@ from indexer.models import DEFAULT_EMBEDDER, resolve_model
 from reader.extractive import ExtractiveReader
 from reader.metrics import exact_match, f1_score
 from reader.types import Passage
+from tuner.guard import check_trainable_here
 from tuner.qa_data import QAExample, load_qa_file, overlap
 from tuner.reader import ReaderTrainConfig, train_reader
-from tuner.versions import Registry
+from tuner.versions import Registry, parse_version, saving
 
 
 @dataclass
@@ -61,6 +62,7 @@ def tune_reader(
     activate: str = "auto",
     eval_limit: int = 500,
     callbacks: list | None = None,
+    force: bool = False,
 ) -> TuneResult:
     """Train a new reader version in the index's registry; ``activate``: auto (if better), yes or no."""
     if activate not in ("auto", "yes", "no"):
@@ -71,19 +73,20 @@ def tune_reader(
     evaluation = load_qa_file(eval_file)[:eval_limit]
     shared = overlap(train, evaluation)
     registry = Registry(index_root)
-    base_path = base or registry.active_path("reader") or resolve_model(DEFAULT_EMBEDDER).path
-    base_path = resolve_model(base_path, role="reader").path if base else base_path
+    if base and base.startswith(("reader@", "domain@")):
+        role, number = parse_version(base)
+        base_path = str(registry.version_dir(role, number)) if number is not None else resolve_model(DEFAULT_EMBEDDER).path
+    elif base:
+        base_path = resolve_model(base, role="reader").path
+    else:  # the active reader, else an active domain-adapted encoder, else the packaged encoder
+        base_path = registry.active_path("reader") or registry.active_path("domain") or resolve_model(DEFAULT_EMBEDDER).path
+    check_trainable_here(base_path, force)
     before = evaluate_reader(base_path, evaluation)
     number, tmp = registry.new_version_dir("reader")
     work = registry.root / ".work" / "reader"
-    try:
+    with saving("reader", tmp):
         train_reader(base_path, train, work, tmp, config, callbacks)
         after = evaluate_reader(str(tmp), evaluation)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     better = after["F1"] > before["F1"]
     do_activate = activate == "yes" or (activate == "auto" and better)
     info = {
@@ -95,5 +98,6 @@ def tune_reader(
         "train_examples": len(train),
         "eval_examples": len(evaluation),
     }
-    final = registry.add("reader", number, tmp, info, do_activate)
+    with saving("reader", tmp):
+        final = registry.add("reader", number, tmp, info, do_activate)
     return TuneResult("reader", number, str(final), base_path, before, after, do_activate, len(train), len(evaluation), shared)

@@ -14,11 +14,13 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from indexer.errors import SixfoldError
 
-ROLES = ("reader", "embedder", "reranker")
+ROLES = ("reader", "embedder", "reranker", "domain")
 
 
 class Registry:
@@ -66,11 +68,24 @@ class Registry:
         self._save(data)
         return final
 
+    def version_dir(self, role: str, number: int) -> Path:
+        """The folder of a saved version (refuses one that the registry does not list)."""
+        entry = self.load().get(role) or {}
+        if str(number) not in entry.get("versions", {}):
+            known = ", ".join(f"{role}@{v}" for v in entry.get("versions", {})) or "none"
+            raise SixfoldError(f"no version {role}@{number} (known: {known})")
+        return self.root / role / str(number)
+
+    def set_role_field(self, role: str, key: str, value: object) -> None:
+        data = self.load()
+        data.setdefault(role, {"active": None, "versions": {}})[key] = value
+        self._save(data)
+
     def active_path(self, role: str) -> str | None:
         entry = self.load().get(role)
         if not entry or entry.get("active") is None:
             return None
-        return entry["versions"][str(entry["active"])]["path"]
+        return str(self.root / role / str(entry["active"]))  # not the recorded path: the index folder may have moved
 
     def use(self, role: str, number: int | None) -> None:
         """Make version ``number`` active (None: the packaged base model)."""
@@ -95,6 +110,37 @@ class Registry:
     def _check_role(role: str) -> None:
         if role not in ROLES:
             raise SixfoldError(f"unknown model role '{role}' (choose from {', '.join(ROLES)})")
+
+
+@contextmanager
+def saving(role: str, tmp_folder: Path | None = None) -> Iterator[None]:
+    """Turn a failed write (disk full, file too large, read-only) into one clear error; drop the partial version."""
+    try:
+        yield
+    except BaseException as exc:
+        if tmp_folder is not None:
+            shutil.rmtree(tmp_folder, ignore_errors=True)
+        if isinstance(exc, (SixfoldError, KeyboardInterrupt, SystemExit)):
+            raise
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, OSError) or any(w in text.lower() for w in ("no space", "too large", "write", "serializ", "i/o")):
+            raise SixfoldError(
+                f"could not save the tuned {role} ({text[:200]}); nothing was added and the active {role} is unchanged"
+            ) from None
+        raise
+
+
+TUNED_EMBEDDER_PREFIX = "embedder@"
+
+
+def tuned_embedder_path(index_root: str | Path, model_name: str) -> str | None:
+    """The folder of a tuned embedder an index records as ``embedder@N`` (None for any other model name)."""
+    if not model_name.startswith(TUNED_EMBEDDER_PREFIX) or not model_name[len(TUNED_EMBEDDER_PREFIX) :].isdigit():
+        return None
+    folder = Registry(index_root).root / "embedder" / model_name[len(TUNED_EMBEDDER_PREFIX) :]
+    if not (folder / "config.json").is_file():
+        raise SixfoldError(f"this index was embedded with {model_name}, but its model folder {folder} is missing")
+    return str(folder)
 
 
 def parse_version(spec: str) -> tuple[str, int | None]:
