@@ -39,7 +39,9 @@ class Embedder:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self.model = SentenceTransformer(model.path, device=self.device, local_files_only=True)
+                # Half-precision checkpoints are read as float32 on a CPU, where fp16 matmuls are slow or missing.
+                kwargs = {"model_kwargs": {"dtype": "float32"}} if self.device == "cpu" else {}
+                self.model = SentenceTransformer(model.path, device=self.device, local_files_only=True, **kwargs)
         except Exception as exc:  # any failure to load is the user's model folder being wrong
             raise SixfoldError(f"cannot load embedding model {model.name}: {type(exc).__name__}: {exc}") from None
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension

@@ -30,6 +30,7 @@ from indexer.models import DEFAULT_EMBEDDER, resolve_model
 from indexer.pipeline import walk_folder
 from tuner.embedder import latest_checkpoint, quiet_trainer, run_key
 from tuner.guard import check_trainable_here
+from tuner.precision import mixed_precision
 from tuner.versions import Registry, saving
 
 
@@ -140,7 +141,7 @@ def _trainer(model, tokenizer, train, evaluation, work: Path, config: DomainTrai
         disable_tqdm=True,
         dataloader_num_workers=0,
         use_cpu=not cuda,
-        fp16=cuda,
+        **mixed_precision(),
     )
     collator = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=config.mlm_probability, seed=config.seed)
     trainer = Trainer(
@@ -192,7 +193,7 @@ def tune_domain(
     number, tmp = registry.new_version_dir("domain")
     with saving("domain", tmp):
         # before: the original encoder, frozen; only the (new) masked-LM head is fitted, for the same steps
-        model = AutoModelForMaskedLM.from_pretrained(base_path, local_files_only=True)
+        model = AutoModelForMaskedLM.from_pretrained(base_path, local_files_only=True, dtype=torch.float32)
         for name, param in model.named_parameters():
             param.requires_grad = name.startswith("cls.")
         steps, head_lr = config.max_steps, config.head_learning_rate
@@ -201,7 +202,7 @@ def tune_domain(
         before = _perplexity(trainer, config.seed)
         # after: the same start, encoder and head trained together
         set_seed(config.seed)
-        model = AutoModelForMaskedLM.from_pretrained(base_path, local_files_only=True)
+        model = AutoModelForMaskedLM.from_pretrained(base_path, local_files_only=True, dtype=torch.float32)
         trainer = _trainer(model, tokenizer, train_set, eval_set, work / "full", config, callbacks, steps, config.learning_rate)
         trainer.train(resume_from_checkpoint=latest_checkpoint(work / "full"))
         after = _perplexity(trainer, config.seed)
@@ -222,6 +223,15 @@ def tune_domain(
         final = registry.add("domain", number, tmp, info, do_activate)
     shutil.rmtree(work, ignore_errors=True)
     return DomainTuneResult(
-        "domain", number, str(final), base_path, before, after, do_activate,
-        len(documents), len(train_text), len(eval_text), skipped,
+        "domain",
+        number,
+        str(final),
+        base_path,
+        before,
+        after,
+        do_activate,
+        len(documents),
+        len(train_text),
+        len(eval_text),
+        skipped,
     )

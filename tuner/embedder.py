@@ -64,6 +64,8 @@ def train_embedder(
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
     from transformers import set_seed
 
+    from tuner.precision import mixed_precision
+
     config = config or EmbedderTrainConfig()
     set_seed(config.seed)
     work_dir, save_to = Path(work_dir), Path(save_to)
@@ -71,7 +73,9 @@ def train_embedder(
     logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = SentenceTransformer(base_model, device="cuda" if cuda else "cpu", local_files_only=True)
+        model = SentenceTransformer(
+            base_model, device="cuda" if cuda else "cpu", local_files_only=True, model_kwargs={"dtype": torch.float32}
+        )
     model.model_card_data.generate_widget_examples = False  # no model card: it only prints a progress bar
     model.max_seq_length = min(int(model.max_seq_length or config.max_seq_length), config.max_seq_length)
     dataset = Dataset.from_dict({"anchor": [p.query for p in pairs], "positive": [p.passage for p in pairs]})
@@ -93,7 +97,7 @@ def train_embedder(
         disable_tqdm=True,
         dataloader_num_workers=0,
         use_cpu=not cuda,
-        fp16=cuda,
+        **mixed_precision(),
     )
     trainer = SentenceTransformerTrainer(
         model=model,
@@ -145,9 +149,7 @@ def retrieval_scores(embedder: Embedder, pairs: list[Pair], distractors: list[st
     query_vectors = embedder.encode(query_text)
     scores = query_vectors @ doc_vectors.T
     top = np.argsort(-scores, axis=1)[:, :100]
-    run = [
-        ir_measures.ScoredDoc(f"q{q}", f"d{d}", float(scores[q, d])) for q in range(len(query_text)) for d in top[q].tolist()
-    ]
+    run = [ir_measures.ScoredDoc(f"q{q}", f"d{d}", float(scores[q, d])) for q in range(len(query_text)) for d in top[q].tolist()]
     result = ir_measures.calc_aggregate([nDCG @ 10, R @ 10], qrels, run)
     return {"nDCG@10": float(result[nDCG @ 10]), "Recall@10": float(result[R @ 10])}
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from tuner.embedder import quiet_trainer
+from tuner.precision import mixed_precision
 from tuner.qa_data import QAExample, train_features
 
 
@@ -62,8 +63,7 @@ def train_reader(
     set_seed(config.seed)
     work_dir, save_to = Path(work_dir), Path(save_to)
     tokenizer = AutoTokenizer.from_pretrained(base_model, local_files_only=True)
-    # fp32 master weights whatever the checkpoint stores: mixed precision needs them (an fp16 checkpoint would
-    # otherwise train in pure fp16 and the grad scaler refuses it).
+    # fp32 master weights whatever the checkpoint stores (see tuner/precision.py)
     model = AutoModelForQuestionAnswering.from_pretrained(base_model, local_files_only=True, dtype=torch.float32)
     if config.lora:
         from peft import LoraConfig, TaskType, get_peft_model
@@ -80,7 +80,6 @@ def train_reader(
         )
     features = _Features(train_features(examples, tokenizer, config.max_length, config.stride))
     cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()  # bf16 where the card has it (no loss scaling), else fp16
     args = TrainingArguments(
         output_dir=str(work_dir),
         num_train_epochs=config.epochs,
@@ -98,8 +97,7 @@ def train_reader(
         disable_tqdm=True,
         dataloader_num_workers=0,
         use_cpu=not cuda,
-        bf16=bf16,
-        fp16=cuda and not bf16,
+        **mixed_precision(),
     )
     trainer = Trainer(model=model, args=args, train_dataset=features, callbacks=callbacks or [])
     quiet_trainer(trainer)

@@ -1,0 +1,17 @@
+"""Mixed-precision settings shared by every trainer in tuner/.
+
+Models are always loaded with fp32 master weights (a half-precision checkpoint would otherwise train in pure fp16,
+which the fp16 grad scaler refuses: seen on an H200 with an fp16 copy of MiniLM); autocast then runs in bf16 where
+the GPU has it (no loss scaling needed), fp16 on older GPUs, and not at all on a CPU.
+"""
+
+from __future__ import annotations
+
+
+def mixed_precision() -> dict[str, bool]:
+    """``bf16`` / ``fp16`` flags for transformers' TrainingArguments (and its sentence-transformers subclasses)."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    return {"bf16": bf16, "fp16": cuda and not bf16}
