@@ -57,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=_positive_int, default=10, help="number of results (default 10)")
     p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     p.add_argument("--where", help="SQL condition on metadata, e.g. \"path LIKE 'guides/%%'\" or \"ext = 'pdf'\"")
-    p.add_argument("--rerank", metavar="MODEL", help="rerank the top candidates with this cross-encoder (folder or hub id)")
+    p.add_argument(
+        "--rerank", metavar="MODEL", help="rerank the top candidates with this cross-encoder (default: the index's tuned one)"
+    )
+    p.add_argument("--no-rerank", action="store_true", help="do not rerank, even with a tuned reranker in the index")
     p.add_argument("--rerank-depth", type=_positive_int, default=50)
     p.add_argument("--model", help="must match the index's model if given")
     p.add_argument("--json", action="store_true")
@@ -78,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator", metavar="MODEL", help="generative model (default: the packaged SmolLM2-135M-Instruct)")
     p.add_argument("-k", type=_positive_int, default=5, help="passages to read (default 5)")
     p.add_argument("--where", help="SQL condition on metadata, as for search")
-    p.add_argument("--rerank", metavar="MODEL", help="cross-encoder to rerank the passages first")
+    p.add_argument("--rerank", metavar="MODEL", help="cross-encoder to rerank the passages (default: the index's tuned one)")
+    p.add_argument("--no-rerank", action="store_true", help="do not rerank, even with a tuned reranker in the index")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("classify", help="label texts from labeled examples (nearest examples decide)")
@@ -127,11 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="score sixfold on public benchmarks (BEIR, SQuAD, labeled sets)")
     ev = p.add_subparsers(dest="kind", metavar="KIND", parser_class=_Parser)
     ev.required = True
-    e = ev.add_parser("retrieval", help="nDCG@10, Recall@10/100, MRR@10 on a BEIR folder")
-    e.add_argument("--beir", required=True, help="folder with corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
+    e = ev.add_parser("retrieval", help="nDCG@10, Recall@10/100, MRR@10 on a BEIR, SMART or XQuAD-R test collection")
+    e.add_argument(
+        "--dataset",
+        "--beir",
+        dest="dataset",
+        required=True,
+        help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), SMART folder (*.ALL, *.QRY, *.REL: "
+        "Cranfield, CISI, MEDLINE) or XQuAD-R file (es.json); the format is detected",
+    )
     e.add_argument("--mode", action="append", help="bm25, dense, hybrid, hybrid+rerank (repeatable; default: the first three)")
-    e.add_argument("--split", default="test")
-    e.add_argument("--rerank", metavar="MODEL", help="cross-encoder for hybrid+rerank")
+    e.add_argument("--split", default="test", help="BEIR qrels split (default test)")
+    e.add_argument("--rerank", metavar="MODEL", help="cross-encoder for hybrid+rerank (default: the eval index's tuned one)")
+    e.add_argument("--rerank-depth", type=_positive_int, help="fused candidates the cross-encoder reads (default 50)")
     e.add_argument("--index", help="where to keep the eval index (default: ~/.cache/sixfold/eval/<set>); reused incrementally")
     e.add_argument("--limit", type=_positive_int, help="only the first N queries")
     e.add_argument("--out", help="write the JSON report here")
@@ -226,15 +238,17 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     validate_query(args.query, args.k)  # before loading any model
     engine = Engine.open(args.index, model=args.model)
-    hits = engine.search(args.query, args.k, mode=args.mode, where=args.where, rerank=args.rerank, rerank_depth=args.rerank_depth)
+    rerank = None if args.no_rerank else (args.rerank or "auto")
+    hits = engine.search(args.query, args.k, mode=args.mode, where=args.where, rerank=rerank, rerank_depth=args.rerank_depth)
+    reranked = any("rerank" in h.scores for h in hits)
     if args.json:
-        _emit_json({"query": args.query, "mode": args.mode, "reranked": bool(args.rerank), "hits": [h.to_dict() for h in hits]})
+        _emit_json({"query": args.query, "mode": args.mode, "reranked": reranked, "hits": [h.to_dict() for h in hits]})
         return 0
     console = _console()
     if not hits:
         console.print("no results")
         return 0
-    table = Table(title=f"{args.mode} search: {args.query}", show_lines=True)
+    table = Table(title=f"{args.mode}{'+rerank' if reranked else ''} search: {args.query}", show_lines=True)
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("source", overflow="fold", max_width=40)
@@ -353,7 +367,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         reader=args.reader,
         generator=args.generator,
         where=args.where,
-        rerank=args.rerank,
+        rerank=None if args.no_rerank else (args.rerank or "auto"),
     )
     if args.json:
         _emit_json(answer.to_dict())
@@ -544,7 +558,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 def _eval_index(given: str | None, source: str) -> Path:
     from reader.llm import cache_dir
 
-    return Path(given) if given else cache_dir() / "eval" / Path(source).resolve().name.replace(".", "_")
+    if given:
+        return Path(given)
+    source_path = Path(source).resolve()
+    name = f"{source_path.parent.name}-{source_path.name}" if source_path.is_file() else source_path.name
+    return cache_dir() / "eval" / name.replace(".", "_")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -556,15 +574,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.kind == "retrieval":
         modes = args.mode or ["bm25", "dense", "hybrid"]
         report = evaluation.eval_retrieval(
-            args.beir,
+            args.dataset,
             modes,
-            _eval_index(args.index, args.beir),
+            _eval_index(args.index, args.dataset),
             split=args.split,
             limit=args.limit,
             rerank=args.rerank,
+            rerank_depth=args.rerank_depth,
             progress=None if args.json else lambda m: console.print(m),
         )
-        table = Table(title=f"retrieval on {args.beir} ({report['queries']} queries, {report['documents']} documents)")
+        judged = f"{report['queries']} judged queries" + (
+            f" of {report['queries_total']}" if report["queries_total"] > report["queries"] else ""
+        )
+        table = Table(title=f"retrieval on {args.dataset} ({judged}, {report['documents']} documents)")
         for column in ("mode", "nDCG@10", "Recall@10", "Recall@100", "MRR@10", "p50 ms"):
             table.add_column(column, justify="left" if column == "mode" else "right")
         for mode, m in report["modes"].items():

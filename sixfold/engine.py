@@ -131,12 +131,15 @@ class Engine:
         *,
         mode: str = "hybrid",
         where: str | None = None,
-        rerank: str | None = None,
+        rerank: str | None = "auto",
         candidates: int = 100,
         rerank_depth: int = 50,
     ) -> list[Hit]:
-        """Ranked passages for ``query``. ``rerank`` names a cross-encoder (local folder or hub id)."""
+        """Ranked passages for ``query``. ``rerank`` names a cross-encoder (local folder or hub id); ``"auto"`` (the
+        default) uses the index's active tuned reranker when it has one; None switches reranking off."""
         snapshot = self.snapshot()
+        if rerank == "auto":
+            rerank = self.active_model("reranker")
         reranker = load_reranker(rerank) if rerank else None
         return run_search(snapshot, self.embedder, query, k, mode, where, reranker, candidates, rerank_depth)
 
@@ -161,7 +164,7 @@ class Engine:
         *,
         docs: list[str | os.PathLike] | None = None,
         where: str | None = None,
-        rerank: str | None = None,
+        rerank: str | None = "auto",
     ) -> list[Passage]:
         """The passages a reader gets: top-k of the index (hybrid), or of the given documents (dense)."""
         question = validate_query(question, k)
@@ -209,7 +212,7 @@ class Engine:
         reader: str | None = None,
         generator: str | None = None,
         where: str | None = None,
-        rerank: str | None = None,
+        rerank: str | None = "auto",
     ) -> Answer:
         """Answer from the index (or from ``docs``), citing passages, or say it is not in the corpus.
 
