@@ -122,6 +122,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--json", action="store_true")
 
+    t = tune.add_parser("reranker", help="train a cross-encoder reranker on the index's own candidates (hard negatives)")
+    source = t.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pairs", help="JSONL {query, positive} or CSV/TSV with columns query,positive")
+    source.add_argument("--beir", metavar="FOLDER", help="a BEIR folder: queries and qrels of --split, corpus indexed in --index")
+    t.add_argument("--split", default="train", help="BEIR qrels split to train on (default train)")
+    t.add_argument("--eval-split", help="BEIR split for before/after (default: 10%% of the training queries, held out)")
+    t.add_argument("--index", default=DEFAULT_INDEX, help="the index (its hybrid hits give the negatives; gets the version)")
+    t.add_argument("--base", help="start from this model folder (default: the packaged MiniLM encoder with a new head)")
+    t.add_argument("--epochs", type=float, default=1.0)
+    t.add_argument("--learning-rate", type=float, default=5e-5)
+    t.add_argument("--batch-size", type=_positive_int, default=16)
+    t.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps (default: epochs decide)")
+    t.add_argument("--max-length", type=_positive_int, default=256)
+    t.add_argument("--negatives", type=_positive_int, default=4, help="mined hard negatives per query (default 4)")
+    t.add_argument("--eval-limit", type=_positive_int, default=200, help="at most this many before/after queries")
+    t.add_argument("--activate", default="auto", help="auto (if better on eval, default), yes or no")
+    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--json", action="store_true")
+
     p = sub.add_parser("models", help="tuned model versions in an index; switch or roll back")
     p.add_argument("action", nargs="?", default="list", help="list (default), use ROLE@N|ROLE@base, rollback ROLE")
     p.add_argument("target", nargs="?")
@@ -460,6 +479,8 @@ def cmd_complete(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    if args.role == "reranker":
+        return _cmd_tune_reranker(args)
     from rich.table import Table
 
     from indexer.store import IndexStore
@@ -505,6 +526,76 @@ def cmd_tune(args: argparse.Namespace) -> int:
     verdict = "better on eval" if result.improved else "NOT better on eval"
     state = "now active" if result.activated else f"saved, not active (sixfold models use reader@{result.version})"
     out.print(f"reader@{result.version} is {verdict}; {state}. Saved in {result.path}")
+    return 0
+
+
+def _cmd_tune_reranker(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from sixfold.evaluation import index_retrieval_set, reranker_queries
+    from sixfold.progress import TrainProgress
+    from tuner.reranker import RerankerTrainConfig, load_pairs, split_queries, tune_reranker
+
+    console = _console(stderr=True)
+    say = (lambda m: None) if args.json else (lambda m: console.print(m))
+    if args.beir:
+        from sixfold.eval_data import load_beir_set
+
+        data = load_beir_set(args.beir, args.split)
+        index_retrieval_set(data, args.index, say)  # indexes the corpus if the index does not hold it yet
+        train = reranker_queries(data)
+        dev = reranker_queries(load_beir_set(args.beir, args.eval_split)) if args.eval_split else None
+    else:
+        from indexer.store import IndexStore
+
+        IndexStore(args.index).read_pointer()
+        train, dev = load_pairs(args.pairs), None
+    if dev is None:
+        train, dev = split_queries(train, 0.1, args.seed, cap=args.eval_limit)
+    dev = dev[: args.eval_limit]
+    config = RerankerTrainConfig(
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        max_steps=args.max_steps,
+        max_length=args.max_length,
+        negatives=args.negatives,
+        seed=args.seed,
+    )
+    with TrainProgress(console, quiet=args.json) as progress:
+        result = tune_reranker(
+            args.index,
+            train,
+            dev,
+            base=args.base,
+            config=config,
+            activate=args.activate,
+            callbacks=[progress.callback()],
+            say=say,
+        )
+    if args.json:
+        _emit_json(result.__dict__ | {"improved": result.improved})
+        return 0
+    out = _console()
+    for note in result.notes:
+        out.print(f"[yellow]note:[/] {note}")
+    table = Table(
+        title=f"reranker@{result.version}: {result.train_queries} train queries ({result.train_pairs} pairs), "
+        f"{result.eval_queries} held-out queries"
+    )
+    for column in ("metric", "hybrid", "hybrid+rerank", "delta"):
+        table.add_column(column, justify="right" if column != "metric" else "left")
+    for metric in ("nDCG@10", "MRR@10"):
+        before, after = result.before[metric], result.after[metric]
+        table.add_row(metric, f"{before:.4f}", f"{after:.4f}", f"{after - before:+.4f}")
+    out.print(table)
+    verdict = "better on held-out queries" if result.improved else "NOT better on held-out queries"
+    state = (
+        "now active (search, ask and eval use it)"
+        if result.activated
+        else (f"saved, not active (sixfold models use reranker@{result.version})")
+    )
+    out.print(f"reranker@{result.version} is {verdict}; {state}. Saved in {result.path} ({result.seconds:.0f} s)")
     return 0
 
 

@@ -85,12 +85,7 @@ def eval_retrieval(
         qrels = {q: qrels[q] for q in queries}
     for note in data.notes:
         say(f"note: {note}")
-    corpus_dir = index_dir.parent / f"{index_dir.name}-corpus"
-    stems = write_beir_corpus(data.corpus, corpus_dir)
-    started = time.perf_counter()
-    report = engine.index(corpus_dir, language=data.language)
-    index_seconds = time.perf_counter() - started
-    say(f"index: {report.added} added, {report.unchanged} unchanged, {report.chunks_added} chunks in {index_seconds:.0f} s")
+    stems, index_seconds = index_retrieval_set(data, index_dir, say)
     measures = [nDCG @ 10, R @ 10, R @ 100, RR @ 10]
     qrel_rows = [ir_measures.Qrel(q, d, rel) for q, docs in qrels.items() for d, rel in docs.items()]
     results = {
@@ -131,6 +126,34 @@ def eval_retrieval(
         }
         say(f"{mode}: nDCG@10 {scores[nDCG @ 10]:.4f}")
     return results
+
+
+def index_retrieval_set(data: RetrievalSet, index_dir: str | Path, say: Callable[[str], None] | None = None):
+    """Write the collection as one markdown file per document into ``<index>-corpus`` and index that folder with
+    ``Engine.index`` (incremental: a second run embeds nothing). Returns (file stem -> doc id, seconds)."""
+    from sixfold.engine import Engine
+
+    index_dir = Path(index_dir)
+    corpus_dir = index_dir.parent / f"{index_dir.name}-corpus"
+    stems = write_beir_corpus(data.corpus, corpus_dir)
+    engine = Engine.open(index_dir)
+    started = time.perf_counter()
+    report = engine.index(corpus_dir, language=data.language)
+    seconds = time.perf_counter() - started
+    engine.close()
+    if say:
+        say(f"index: {report.added} added, {report.unchanged} unchanged, {report.chunks_added} chunks in {seconds:.0f} s")
+    return stems, seconds
+
+
+def reranker_queries(data: RetrievalSet):
+    """The collection's judged queries as reranker training / eval queries (relevant files = document stems)."""
+    from tuner.reranker import RerankQuery
+
+    return [
+        RerankQuery(data.queries[q], frozenset(_safe_name(d) for d, gain in docs.items() if gain > 0))
+        for q, docs in data.qrels.items()
+    ]
 
 
 def _pool_documents(hits, stems: dict[str, str], depth: int) -> dict[str, float]:
