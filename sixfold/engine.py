@@ -20,8 +20,8 @@ from reader.answer import answer_question
 from reader.classify import Classifier, load_examples
 from reader.types import Answer, Completion, Label, LabeledExample, Passage
 from retriever.rerank import load_reranker
+from retriever.search import RERANK_WEIGHT, validate_query
 from retriever.search import search as run_search
-from retriever.search import validate_query
 from retriever.types import Hit
 
 MAX_EMBED_TEXTS = 100_000
@@ -134,6 +134,7 @@ class Engine:
         rerank: str | None = "auto",
         candidates: int = 100,
         rerank_depth: int = 50,
+        rerank_weight: float | None = RERANK_WEIGHT,
     ) -> list[Hit]:
         """Ranked passages for ``query``. ``rerank`` names a cross-encoder (local folder or hub id); ``"auto"`` (the
         default) uses the index's active tuned reranker when it has one; None switches reranking off."""
@@ -141,7 +142,7 @@ class Engine:
         if rerank == "auto":
             rerank = self.active_model("reranker")
         reranker = load_reranker(rerank) if rerank else None
-        return run_search(snapshot, self.embedder, query, k, mode, where, reranker, candidates, rerank_depth)
+        return run_search(snapshot, self.embedder, query, k, mode, where, reranker, candidates, rerank_depth, rerank_weight)
 
     def embed(self, texts: list[str] | str, batch_size: int = 64) -> np.ndarray:
         """Embeddings with the index's model (or the default one when there is no index yet)."""
