@@ -47,14 +47,18 @@ def main() -> None:
     parser.add_argument("--reranker", help="cross-encoder folder (default: the SciFact eval index's active reranker)")
     parser.add_argument("--cache", default="/work/cache/eval")
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--modes", nargs="+", default=MODES, choices=MODES)
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "eval_retrieval.json"))
     args = parser.parse_args()
     cache = Path(args.cache)
     reranker = args.reranker or Engine.open(cache / "scifact").active_model("reranker")
+    versions = sorted((cache / "scifact" / "models" / "reranker").glob("[0-9]*"), key=lambda p: int(p.name))
+    if not reranker and versions and versions[-1].name.isdigit():
+        reranker = str(versions[-1])  # measured even when `tune` left it inactive (not better on held-out queries)
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {}
     for name in args.sets:
-        modes = MODES if reranker else MODES[:3]
+        modes = [m for m in args.modes if reranker or m != "hybrid+rerank"]
         report = eval_retrieval(
             SETS[name], modes, cache / name, limit=args.limit, rerank=reranker, progress=lambda m, n=name: print(f"  {n}: {m}")
         )

@@ -56,7 +56,10 @@ def test_active_reranker_is_the_default_and_can_be_switched_off(tuned, cli):
     index, queries, _ = tuned
     engine = Engine.open(index)
     hits = engine.search(queries[0].query, 5)
-    assert all("rerank" in h.scores for h in hits)
+    assert all("rerank" in h.scores and "blend" in h.scores for h in hits)  # RRF of reranker and first-stage order
+    assert [h.score for h in hits] == sorted((h.scores["blend"] for h in hits), reverse=True)
+    alone = engine.search(queries[0].query, 5, rerank_weight=None)
+    assert [h.score for h in alone] == sorted((h.scores["rerank"] for h in alone), reverse=True)
     assert not any("rerank" in h.scores for h in engine.search(queries[0].query, 5, rerank=None))
     code, out, _err = cli("search", queries[0].query, "--index", index, "--json", "--no-rerank")
     assert code == 0 and json.loads(out)["reranked"] is False
