@@ -52,8 +52,9 @@ def main() -> None:
     args = parser.parse_args()
     cache = Path(args.cache)
     reranker = args.reranker or Engine.open(cache / "scifact").active_model("reranker")
-    versions = sorted((cache / "scifact" / "models" / "reranker").glob("[0-9]*"), key=lambda p: int(p.name))
-    if not reranker and versions and versions[-1].name.isdigit():
+    folder = cache / "scifact" / "models" / "reranker"
+    versions = sorted((p for p in folder.glob("[0-9]*") if p.name.isdigit()), key=lambda p: int(p.name))
+    if not reranker and versions:
         reranker = str(versions[-1])  # measured even when `tune` left it inactive (not better on held-out queries)
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {}

@@ -111,7 +111,9 @@ def main() -> None:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
         subprocess.run([PEER_PY, __file__, "--worker", export, peer_out], check=True, env=env)
         peer = json.loads(peer_out.read_text())
-    version = subprocess.run([PEER_PY, "-c", "import txtai; print(txtai.__version__)"], capture_output=True, text=True)
+    version = subprocess.run(
+        [PEER_PY, "-c", "import importlib.metadata as m; print(m.version('txtai'))"], capture_output=True, text=True
+    )
     rows = {
         f"sixfold {mode}": {
             "index_seconds": sixfold["index_seconds"],

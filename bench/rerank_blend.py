@@ -87,7 +87,8 @@ def main() -> None:
     engine = Engine.open(args.index)
     reranker = args.reranker or engine.active_model("reranker")
     if not reranker:
-        reranker = str(sorted((Path(args.index) / "models" / "reranker").glob("[0-9]*"))[-1])
+        folder = Path(args.index) / "models" / "reranker"
+        reranker = str(max((p for p in folder.glob("[0-9]*") if p.name.isdigit()), key=lambda p: int(p.name)))
     train = load_beir_set(DATA, "train")
     # the same held-out queries as `tune reranker` (same seed, 10%)
     _, dev = split_queries(reranker_queries(train), 0.1, args.seed, cap=200)
