@@ -15,6 +15,7 @@ from retriever.types import Hit
 MODES = ("dense", "bm25", "hybrid")
 CANDIDATES = 100  # per retriever, before fusion
 RERANK_DEPTH = 50  # fused candidates the cross-encoder reads
+RERANK_WEIGHT = 1.0  # weight of the cross-encoder's rank against the first stage's rank (RRF); None: its order alone
 MAX_K = 10_000
 
 
@@ -38,8 +39,15 @@ def search(
     reranker: Reranker | None = None,
     candidates: int = CANDIDATES,
     rerank_depth: int = RERANK_DEPTH,
+    rerank_weight: float | None = RERANK_WEIGHT,
 ) -> list[Hit]:
-    """Rank the index's passages for ``query``; scores are cosine (dense), BM25, RRF or cross-encoder logits."""
+    """Rank the index's passages for ``query``; scores are cosine (dense), BM25, RRF or cross-encoder logits.
+
+    With a reranker, the top ``rerank_depth`` candidates are reordered by reciprocal rank fusion of the
+    cross-encoder's order (weight ``rerank_weight``) and the first stage's order (weight 1), so a reranker trained
+    on little data refines rather than replaces the first stage; ``rerank_weight=None`` sorts by the cross-encoder
+    alone (its logits are then the scores).
+    """
     query = validate_query(query, k)
     if mode not in MODES:
         raise SixfoldError(f"unknown search mode '{mode}' (choose from {', '.join(MODES)})")
@@ -63,6 +71,9 @@ def search(
         scores = reranker.score(query, texts)
         stage["rerank"] = {cid: float(s) for (cid, _), s in zip(head, scores)}
         reranked = sorted(stage["rerank"].items(), key=lambda item: -item[1])
+        if rerank_weight is not None:
+            reranked = reciprocal_rank_fusion([reranked, head], [rerank_weight, 1.0])
+            stage["blend"] = dict(reranked)
         ranked = reranked + ranked[rerank_depth:]
     top = ranked[:k]
     rows = snapshot.chunks([cid for cid, _ in top])

@@ -57,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=_positive_int, default=10, help="number of results (default 10)")
     p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     p.add_argument("--where", help="SQL condition on metadata, e.g. \"path LIKE 'guides/%%'\" or \"ext = 'pdf'\"")
-    p.add_argument("--rerank", metavar="MODEL", help="rerank the top candidates with this cross-encoder (folder or hub id)")
+    p.add_argument(
+        "--rerank", metavar="MODEL", help="rerank the top candidates with this cross-encoder (default: the index's tuned one)"
+    )
+    p.add_argument("--no-rerank", action="store_true", help="do not rerank, even with a tuned reranker in the index")
     p.add_argument("--rerank-depth", type=_positive_int, default=50)
     p.add_argument("--model", help="must match the index's model if given")
     p.add_argument("--json", action="store_true")
@@ -78,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator", metavar="MODEL", help="generative model (default: the packaged SmolLM2-135M-Instruct)")
     p.add_argument("-k", type=_positive_int, default=5, help="passages to read (default 5)")
     p.add_argument("--where", help="SQL condition on metadata, as for search")
-    p.add_argument("--rerank", metavar="MODEL", help="cross-encoder to rerank the passages first")
+    p.add_argument("--rerank", metavar="MODEL", help="cross-encoder to rerank the passages (default: the index's tuned one)")
+    p.add_argument("--no-rerank", action="store_true", help="do not rerank, even with a tuned reranker in the index")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("classify", help="label texts from labeled examples (nearest examples decide)")
@@ -152,6 +156,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true", help="train even a model too big for this machine (no GPU)")
     t.add_argument("--json", action="store_true")
 
+    t = tune.add_parser("reranker", help="train a cross-encoder reranker on the index's own candidates (hard negatives)")
+    source = t.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pairs", help="JSONL {query, positive} or CSV/TSV with columns query,positive")
+    source.add_argument("--beir", metavar="FOLDER", help="a BEIR folder: queries and qrels of --split, corpus indexed in --index")
+    t.add_argument("--split", default="train", help="BEIR qrels split to train on (default train)")
+    t.add_argument("--eval-split", help="BEIR split for before/after (default: 10%% of the training queries, held out)")
+    t.add_argument("--index", default=DEFAULT_INDEX, help="the index (its hybrid hits give the negatives; gets the version)")
+    t.add_argument("--base", help="start from this model folder (default: the packaged MiniLM encoder with a new head)")
+    t.add_argument("--epochs", type=float, default=1.0)
+    t.add_argument("--learning-rate", type=float, default=5e-5)
+    t.add_argument("--batch-size", type=_positive_int, default=16)
+    t.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps (default: epochs decide)")
+    t.add_argument("--max-length", type=_positive_int, default=256)
+    t.add_argument("--negatives", type=_positive_int, default=4, help="mined hard negatives per query (default 4)")
+    t.add_argument("--eval-limit", type=_positive_int, default=200, help="at most this many before/after queries")
+    t.add_argument("--activate", default="auto", help="auto (if better on eval, default), yes or no")
+    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--json", action="store_true")
+
     p = sub.add_parser("models", help="tuned model versions in an index; switch or roll back")
     p.add_argument("action", nargs="?", default="list", help="list (default), use ROLE@N|ROLE@base, rollback ROLE")
     p.add_argument("target", nargs="?")
@@ -161,11 +184,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="score sixfold on public benchmarks (BEIR, SQuAD, labeled sets)")
     ev = p.add_subparsers(dest="kind", metavar="KIND", parser_class=_Parser)
     ev.required = True
-    e = ev.add_parser("retrieval", help="nDCG@10, Recall@10/100, MRR@10 on a BEIR folder")
-    e.add_argument("--beir", required=True, help="folder with corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
+    e = ev.add_parser("retrieval", help="nDCG@10, Recall@10/100, MRR@10 on a BEIR, SMART or XQuAD-R test collection")
+    e.add_argument(
+        "--dataset",
+        "--beir",
+        dest="dataset",
+        required=True,
+        help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), SMART folder (*.ALL, *.QRY, *.REL: "
+        "Cranfield, CISI, MEDLINE) or XQuAD-R file (es.json); the format is detected",
+    )
     e.add_argument("--mode", action="append", help="bm25, dense, hybrid, hybrid+rerank (repeatable; default: the first three)")
-    e.add_argument("--split", default="test")
-    e.add_argument("--rerank", metavar="MODEL", help="cross-encoder for hybrid+rerank")
+    e.add_argument("--split", default="test", help="BEIR qrels split (default test)")
+    e.add_argument("--rerank", metavar="MODEL", help="cross-encoder for hybrid+rerank (default: the eval index's tuned one)")
+    e.add_argument("--rerank-depth", type=_positive_int, help="fused candidates the cross-encoder reads (default 50)")
     e.add_argument("--index", help="where to keep the eval index (default: ~/.cache/sixfold/eval/<set>); reused incrementally")
     e.add_argument("--limit", type=_positive_int, help="only the first N queries")
     e.add_argument("--out", help="write the JSON report here")
@@ -272,15 +303,17 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     validate_query(args.query, args.k)  # before loading any model
     engine = Engine.open(args.index, model=args.model)
-    hits = engine.search(args.query, args.k, mode=args.mode, where=args.where, rerank=args.rerank, rerank_depth=args.rerank_depth)
+    rerank = None if args.no_rerank else (args.rerank or "auto")
+    hits = engine.search(args.query, args.k, mode=args.mode, where=args.where, rerank=rerank, rerank_depth=args.rerank_depth)
+    reranked = any("rerank" in h.scores for h in hits)
     if args.json:
-        _emit_json({"query": args.query, "mode": args.mode, "reranked": bool(args.rerank), "hits": [h.to_dict() for h in hits]})
+        _emit_json({"query": args.query, "mode": args.mode, "reranked": reranked, "hits": [h.to_dict() for h in hits]})
         return 0
     console = _console()
     if not hits:
         console.print("no results")
         return 0
-    table = Table(title=f"{args.mode} search: {args.query}", show_lines=True)
+    table = Table(title=f"{args.mode}{'+rerank' if reranked else ''} search: {args.query}", show_lines=True)
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("source", overflow="fold", max_width=40)
@@ -399,7 +432,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         reader=args.reader,
         generator=args.generator,
         where=args.where,
-        rerank=args.rerank,
+        rerank=None if args.no_rerank else (args.rerank or "auto"),
     )
     if args.json:
         _emit_json(answer.to_dict())
@@ -507,6 +540,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from indexer.store import IndexStore
     from sixfold.progress import TrainProgress
 
+    if args.role == "reranker":  # with --beir it indexes the corpus first, so the index need not exist yet
+        return _cmd_tune_reranker(args)
     IndexStore(args.index).read_pointer()  # the registry lives in an existing index
     if args.role == "embedder":
         return _tune_embedder(args)
@@ -630,7 +665,12 @@ def _tune_domain(args: argparse.Namespace) -> int:
     console = _console(stderr=True)
     with TrainProgress(console, quiet=args.json) as progress:
         result = tune_domain(
-            args.corpus, args.index, base=args.base, config=config, activate=args.activate, force=args.force,
+            args.corpus,
+            args.index,
+            base=args.base,
+            config=config,
+            activate=args.activate,
+            force=args.force,
             callbacks=[progress.callback()],
         )
     if args.json:
@@ -668,6 +708,76 @@ def _activate(index: str, role: str, number: int | None) -> None:
         return
     with CountProgress(_console(stderr=True), "re-embedding", "chunks") as bar:
         activate_embedder(index, number, bar.update)
+
+
+def _cmd_tune_reranker(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from sixfold.evaluation import index_retrieval_set, reranker_queries
+    from sixfold.progress import TrainProgress
+    from tuner.reranker import RerankerTrainConfig, load_pairs, split_queries, tune_reranker
+
+    console = _console(stderr=True)
+    say = (lambda m: None) if args.json else (lambda m: console.print(m))
+    if args.beir:
+        from sixfold.eval_data import load_beir_set
+
+        data = load_beir_set(args.beir, args.split)
+        index_retrieval_set(data, args.index, say)  # indexes the corpus if the index does not hold it yet
+        train = reranker_queries(data)
+        dev = reranker_queries(load_beir_set(args.beir, args.eval_split)) if args.eval_split else None
+    else:
+        from indexer.store import IndexStore
+
+        IndexStore(args.index).read_pointer()
+        train, dev = load_pairs(args.pairs), None
+    if dev is None:
+        train, dev = split_queries(train, 0.1, args.seed, cap=args.eval_limit)
+    dev = dev[: args.eval_limit]
+    config = RerankerTrainConfig(
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        max_steps=args.max_steps,
+        max_length=args.max_length,
+        negatives=args.negatives,
+        seed=args.seed,
+    )
+    with TrainProgress(console, quiet=args.json) as progress:
+        result = tune_reranker(
+            args.index,
+            train,
+            dev,
+            base=args.base,
+            config=config,
+            activate=args.activate,
+            callbacks=[progress.callback()],
+            say=say,
+        )
+    if args.json:
+        _emit_json(result.__dict__ | {"improved": result.improved})
+        return 0
+    out = _console()
+    for note in result.notes:
+        out.print(f"[yellow]note:[/] {note}")
+    table = Table(
+        title=f"reranker@{result.version}: {result.train_queries} train queries ({result.train_pairs} pairs), "
+        f"{result.eval_queries} held-out queries"
+    )
+    for column in ("metric", "hybrid", "hybrid+rerank", "delta"):
+        table.add_column(column, justify="right" if column != "metric" else "left")
+    for metric in ("nDCG@10", "MRR@10"):
+        before, after = result.before[metric], result.after[metric]
+        table.add_row(metric, f"{before:.4f}", f"{after:.4f}", f"{after - before:+.4f}")
+    out.print(table)
+    verdict = "better on held-out queries" if result.improved else "NOT better on held-out queries"
+    state = (
+        "now active (search, ask and eval use it)"
+        if result.activated
+        else (f"saved, not active (sixfold models use reranker@{result.version})")
+    )
+    out.print(f"reranker@{result.version} is {verdict}; {state}. Saved in {result.path} ({result.seconds:.0f} s)")
+    return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -730,7 +840,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 def _eval_index(given: str | None, source: str) -> Path:
     from reader.llm import cache_dir
 
-    return Path(given) if given else cache_dir() / "eval" / Path(source).resolve().name.replace(".", "_")
+    if given:
+        return Path(given)
+    source_path = Path(source).resolve()
+    name = f"{source_path.parent.name}-{source_path.name}" if source_path.is_file() else source_path.name
+    return cache_dir() / "eval" / name.replace(".", "_")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -742,15 +856,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.kind == "retrieval":
         modes = args.mode or ["bm25", "dense", "hybrid"]
         report = evaluation.eval_retrieval(
-            args.beir,
+            args.dataset,
             modes,
-            _eval_index(args.index, args.beir),
+            _eval_index(args.index, args.dataset),
             split=args.split,
             limit=args.limit,
             rerank=args.rerank,
+            rerank_depth=args.rerank_depth,
             progress=None if args.json else lambda m: console.print(m),
         )
-        table = Table(title=f"retrieval on {args.beir} ({report['queries']} queries, {report['documents']} documents)")
+        judged = f"{report['queries']} judged queries" + (
+            f" of {report['queries_total']}" if report["queries_total"] > report["queries"] else ""
+        )
+        table = Table(title=f"retrieval on {args.dataset} ({judged}, {report['documents']} documents)")
         for column in ("mode", "nDCG@10", "Recall@10", "Recall@100", "MRR@10", "p50 ms"):
             table.add_column(column, justify="left" if column == "mode" else "right")
         for mode, m in report["modes"].items():

@@ -21,8 +21,8 @@ from reader.answer import answer_question
 from reader.classify import Classifier, load_examples
 from reader.types import Answer, Completion, Label, LabeledExample, Passage
 from retriever.rerank import load_reranker
+from retriever.search import RERANK_WEIGHT, validate_query
 from retriever.search import search as run_search
-from retriever.search import validate_query
 from retriever.types import Hit
 
 MAX_EMBED_TEXTS = 100_000
@@ -138,14 +138,18 @@ class Engine:
         *,
         mode: str = "hybrid",
         where: str | None = None,
-        rerank: str | None = None,
+        rerank: str | None = "auto",
         candidates: int = 100,
         rerank_depth: int = 50,
+        rerank_weight: float | None = RERANK_WEIGHT,
     ) -> list[Hit]:
-        """Ranked passages for ``query``. ``rerank`` names a cross-encoder (local folder or hub id)."""
+        """Ranked passages for ``query``. ``rerank`` names a cross-encoder (local folder or hub id); ``"auto"`` (the
+        default) uses the index's active tuned reranker when it has one; None switches reranking off."""
         snapshot = self.snapshot()
+        if rerank == "auto":
+            rerank = self.active_model("reranker")
         reranker = load_reranker(rerank) if rerank else None
-        return run_search(snapshot, self.embedder, query, k, mode, where, reranker, candidates, rerank_depth)
+        return run_search(snapshot, self.embedder, query, k, mode, where, reranker, candidates, rerank_depth, rerank_weight)
 
     def embed(self, texts: list[str] | str, batch_size: int = 64) -> np.ndarray:
         """Embeddings with the index's model (or the default one when there is no index yet)."""
@@ -168,7 +172,7 @@ class Engine:
         *,
         docs: list[str | os.PathLike] | None = None,
         where: str | None = None,
-        rerank: str | None = None,
+        rerank: str | None = "auto",
     ) -> list[Passage]:
         """The passages a reader gets: top-k of the index (hybrid), or of the given documents (dense)."""
         question = validate_query(question, k)
@@ -216,7 +220,7 @@ class Engine:
         reader: str | None = None,
         generator: str | None = None,
         where: str | None = None,
-        rerank: str | None = None,
+        rerank: str | None = "auto",
     ) -> Answer:
         """Answer from the index (or from ``docs``), citing passages, or say it is not in the corpus.
 

@@ -1,8 +1,9 @@
 """`sixfold eval`: public benchmarks through the normal index and query path, scored by standard libraries.
 
-- retrieval: a BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv); the corpus is written as one
-  markdown file per document (title as heading) and indexed with ``Engine.index``, so eval measures what users
-  get; chunk hits are pooled to documents (best chunk); nDCG@10, Recall@10/100 and MRR@10 by ir-measures.
+- retrieval: a BEIR folder, a classic SMART collection (Cranfield, CISI, MEDLINE) or an XQuAD-R file (see
+  ``eval_data``); the corpus is written as one markdown file per document (title as heading) and indexed with
+  ``Engine.index``, so eval measures what users get; chunk hits are pooled to documents (best chunk); nDCG@10,
+  Recall@10/100 and MRR@10 by ir-measures over the judged queries.
 - qa: SQuAD v1.1 JSON; EM/F1 with the official normalisation, given the gold paragraph (extractive reader) or
   open-book over the indexed paragraphs.
 - classify: train/test files of labeled texts; accuracy and macro-F1 by scikit-learn.
@@ -10,8 +11,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import random
 import statistics
 import time
@@ -19,61 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from indexer.errors import SixfoldError
+from sixfold.eval_data import RetrievalSet, load_beir, load_retrieval_set
+
+__all__ = ["RETRIEVAL_MODES", "eval_classify", "eval_qa", "eval_retrieval", "load_beir", "load_retrieval_set"]
 
 RETRIEVAL_MODES = ("bm25", "dense", "hybrid", "hybrid+rerank")
 
 
-# ---- BEIR ---------------------------------------------------------------------------------------
-def _read_jsonl(path: Path, what: str) -> list[dict]:
-    if not path.is_file():
-        raise SixfoldError(f"BEIR {what} file {path} does not exist")
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            row["_id"] = str(row["_id"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise SixfoldError(f"{path} line {number}: not a BEIR row ({exc})") from None
-        rows.append(row)
-    if not rows:
-        raise SixfoldError(f"BEIR {what} file {path} is empty")
-    return rows
-
-
-def load_beir(folder: str | Path, split: str = "test") -> tuple[dict[str, dict], dict[str, str], dict[str, dict[str, int]]]:
-    """(corpus id -> {title, text}, query id -> text, qrels query -> {doc: relevance}) with checks that name the line."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise SixfoldError(f"BEIR folder {folder} does not exist")
-    corpus = {
-        r["_id"]: {"title": r.get("title") or "", "text": r.get("text") or ""}
-        for r in _read_jsonl(folder / "corpus.jsonl", "corpus")
-    }
-    queries_all = {r["_id"]: r.get("text") or "" for r in _read_jsonl(folder / "queries.jsonl", "queries")}
-    qrels_path = folder / "qrels" / f"{split}.tsv"
-    if not qrels_path.is_file():
-        raise SixfoldError(f"BEIR qrels file {qrels_path} does not exist")
-    qrels: dict[str, dict[str, int]] = {}
-    with open(qrels_path, encoding="utf-8") as handle:
-        for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
-            if not row or (number == 1 and row[0] == "query-id"):
-                continue
-            if len(row) < 3:
-                raise SixfoldError(f"{qrels_path} line {number}: expected query-id, corpus-id, score")
-            qid, did, score = row[0], row[1], row[2]
-            if did not in corpus:
-                raise SixfoldError(f"{qrels_path} line {number}: corpus id {did} is not in corpus.jsonl")
-            if qid not in queries_all:
-                raise SixfoldError(f"{qrels_path} line {number}: query id {qid} is not in queries.jsonl")
-            qrels.setdefault(qid, {})[did] = int(float(score))
-    if not qrels:
-        raise SixfoldError(f"BEIR split '{split}' in {qrels_path} is empty")
-    queries = {qid: queries_all[qid] for qid in qrels}
-    return corpus, queries, qrels
-
-
+# ---- retrieval ----------------------------------------------------------------------------------
 def _safe_name(doc_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in doc_id)
 
@@ -93,17 +45,21 @@ def write_beir_corpus(corpus: dict[str, dict], folder: Path) -> dict[str, str]:
 
 
 def eval_retrieval(
-    beir: str | Path,
+    dataset: str | Path | RetrievalSet,
     modes: list[str],
     index_dir: str | Path,
     *,
     split: str = "test",
     limit: int | None = None,
     rerank: str | None = None,
+    rerank_depth: int | None = None,
     depth: int = 100,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Index the BEIR corpus with the normal pipeline and score each retrieval mode."""
+    """Index the collection with the normal pipeline and score each retrieval mode over its judged queries.
+
+    ``hybrid+rerank`` uses ``rerank`` (a cross-encoder folder), else the eval index's active tuned reranker.
+    """
     import ir_measures
     from ir_measures import RR, R, nDCG
 
@@ -113,45 +69,50 @@ def eval_retrieval(
     for mode in modes:
         if mode not in RETRIEVAL_MODES:
             raise SixfoldError(f"unknown retrieval mode '{mode}' (choose from {', '.join(RETRIEVAL_MODES)})")
-        if mode == "hybrid+rerank" and not rerank:
-            raise SixfoldError("mode hybrid+rerank needs --rerank MODEL (no reranker ships with sixfold; see docs/models.md)")
-    corpus, queries, qrels = load_beir(beir, split)
+    data = dataset if isinstance(dataset, RetrievalSet) else load_retrieval_set(dataset, split)
+    index_dir = Path(index_dir)
+    engine = Engine.open(index_dir)
+    if "hybrid+rerank" in modes:
+        rerank = rerank or engine.active_model("reranker")
+        if not rerank:
+            raise SixfoldError(
+                "mode hybrid+rerank needs a reranker: --rerank FOLDER, or train one into the eval index with "
+                "`sixfold tune reranker --index INDEX` (no reranker ships with sixfold; see docs/models.md)"
+            )
+    queries, qrels = data.queries, data.qrels
     if limit:
         queries = dict(list(queries.items())[:limit])
         qrels = {q: qrels[q] for q in queries}
-    index_dir = Path(index_dir)
-    stems = write_beir_corpus(corpus, index_dir.parent / f"{index_dir.name}-corpus")
-    engine = Engine.open(index_dir)
-    started = time.perf_counter()
-    report = engine.index(index_dir.parent / f"{index_dir.name}-corpus")
-    index_seconds = time.perf_counter() - started
-    say(f"index: {report.added} added, {report.unchanged} unchanged, {report.chunks_added} chunks in {index_seconds:.0f} s")
+    for note in data.notes:
+        say(f"note: {note}")
+    stems, index_seconds = index_retrieval_set(data, index_dir, say)
     measures = [nDCG @ 10, R @ 10, R @ 100, RR @ 10]
     qrel_rows = [ir_measures.Qrel(q, d, rel) for q, docs in qrels.items() for d, rel in docs.items()]
     results = {
-        "beir": str(beir),
+        "dataset": str(dataset if not isinstance(dataset, RetrievalSet) else data.name),
+        "name": data.name,
+        "format": data.format,
         "split": split,
         "queries": len(queries),
-        "documents": len(corpus),
+        "queries_total": data.queries_total,
+        "documents": len(data.corpus),
         "chunks": engine.status().chunks,
         "index_seconds": index_seconds,
+        "notes": data.notes,
+        "reranker": rerank if "hybrid+rerank" in modes else None,
         "modes": {},
     }
     for mode in modes:
         run, latencies = [], []
         search_mode = "hybrid" if mode == "hybrid+rerank" else mode
+        extra = {"rerank_depth": rerank_depth} if rerank_depth else {}
+        started = time.perf_counter()
         for qid, text in queries.items():
             t = time.perf_counter()
-            hits = engine.search(text, k=depth * 3, mode=search_mode, rerank=rerank if mode == "hybrid+rerank" else None)
+            hits = engine.search(text, k=depth * 3, mode=search_mode, rerank=rerank if mode == "hybrid+rerank" else None, **extra)
             latencies.append(time.perf_counter() - t)
-            seen: dict[str, float] = {}
-            for hit in hits:  # chunks -> documents, best chunk first
-                doc = stems.get(Path(hit.path).stem)
-                if doc is not None and doc not in seen:
-                    seen[doc] = float(len(hits) - len(seen))
-                if len(seen) >= depth:
-                    break
-            run += [ir_measures.ScoredDoc(qid, doc, score) for doc, score in seen.items()]
+            run += [ir_measures.ScoredDoc(qid, doc, score) for doc, score in _pool_documents(hits, stems, depth).items()]
+        seconds = time.perf_counter() - started
         scores = ir_measures.calc_aggregate(measures, qrel_rows, run)
         latencies.sort()
         results["modes"][mode] = {
@@ -159,11 +120,52 @@ def eval_retrieval(
             "Recall@10": scores[R @ 10],
             "Recall@100": scores[R @ 100],
             "MRR@10": scores[RR @ 10],
+            "seconds": seconds,
             "p50_ms": 1000 * latencies[len(latencies) // 2],
             "p95_ms": 1000 * latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
         }
         say(f"{mode}: nDCG@10 {scores[nDCG @ 10]:.4f}")
     return results
+
+
+def index_retrieval_set(data: RetrievalSet, index_dir: str | Path, say: Callable[[str], None] | None = None):
+    """Write the collection as one markdown file per document into ``<index>-corpus`` and index that folder with
+    ``Engine.index`` (incremental: a second run embeds nothing). Returns (file stem -> doc id, seconds)."""
+    from sixfold.engine import Engine
+
+    index_dir = Path(index_dir)
+    corpus_dir = index_dir.parent / f"{index_dir.name}-corpus"
+    stems = write_beir_corpus(data.corpus, corpus_dir)
+    engine = Engine.open(index_dir)
+    started = time.perf_counter()
+    report = engine.index(corpus_dir, language=data.language)
+    seconds = time.perf_counter() - started
+    engine.close()
+    if say:
+        say(f"index: {report.added} added, {report.unchanged} unchanged, {report.chunks_added} chunks in {seconds:.0f} s")
+    return stems, seconds
+
+
+def reranker_queries(data: RetrievalSet):
+    """The collection's judged queries as reranker training / eval queries (relevant files = document stems)."""
+    from tuner.reranker import RerankQuery
+
+    return [
+        RerankQuery(data.queries[q], frozenset(_safe_name(d) for d, gain in docs.items() if gain > 0))
+        for q, docs in data.qrels.items()
+    ]
+
+
+def _pool_documents(hits, stems: dict[str, str], depth: int) -> dict[str, float]:
+    """Chunk hits -> documents, each ranked by its best chunk; scores are descending ranks."""
+    seen: dict[str, float] = {}
+    for hit in hits:
+        doc = stems.get(Path(hit.path).stem)
+        if doc is not None and doc not in seen:
+            seen[doc] = float(len(hits) - len(seen))
+        if len(seen) >= depth:
+            break
+    return seen
 
 
 # ---- classification -----------------------------------------------------------------------------

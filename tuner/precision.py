@@ -8,10 +8,13 @@ the GPU has it (no loss scaling needed), fp16 on older GPUs, and not at all on a
 from __future__ import annotations
 
 
-def mixed_precision() -> dict[str, bool]:
-    """``bf16`` / ``fp16`` flags for transformers' TrainingArguments (and its sentence-transformers subclasses)."""
+def mixed_precision(device: str | None = None) -> dict[str, bool]:
+    """``bf16`` / ``fp16`` flags for transformers' TrainingArguments (and its sentence-transformers subclasses).
+
+    ``device``: where the model trains ("cuda", "cpu", ...); default: CUDA when torch sees it.
+    """
     import torch
 
-    cuda = torch.cuda.is_available()
+    cuda = device.startswith("cuda") if device else torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported()
     return {"bf16": bf16, "fp16": cuda and not bf16}

@@ -1,0 +1,278 @@
+"""Retrieval test collections for `sixfold eval retrieval`, read in their published formats with checks that name the
+file and line.
+
+- BEIR: a folder with corpus.jsonl, queries.jsonl, qrels/<split>.tsv.
+- Classic SMART collections (Glasgow distribution of Cranfield, CISI, MEDLINE): a folder with a documents file
+  (``*.ALL`` / ``cran.all.1400``), a queries file (``*.QRY`` / ``cran.qry``) and a judgements file (``*.REL`` /
+  ``cranqrel``); records start ``.I <id>`` with fields ``.T`` title, ``.A`` authors, ``.B`` source, ``.W`` text,
+  ``.X`` cross references. Only judged queries are scored (CISI judges 76 of its 112).
+- XQuAD-R (LAReQA): a SQuAD-style JSON file whose paragraphs carry ``sentences`` and ``sentence_breaks``; every
+  sentence is a document and a question's relevant document is the sentence that holds its answer.
+
+No library reads the SMART or XQuAD-R files (ir_datasets downloads its own copies), so these few readers are
+hand-written.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from indexer.errors import SixfoldError
+
+
+@dataclass
+class RetrievalSet:
+    """A test collection: documents, the judged queries, and their relevance judgements."""
+
+    name: str
+    format: str  # beir | classic | xquad-r
+    corpus: dict[str, dict]  # doc id -> {"title", "text"}
+    queries: dict[str, str]  # judged query id -> text
+    qrels: dict[str, dict[str, int]]  # query id -> {doc id: gain}
+    language: str = "en"
+    notes: list[str] = field(default_factory=list)
+    queries_total: int = 0
+
+
+def load_retrieval_set(path: str | Path, split: str = "test") -> RetrievalSet:
+    """Read a BEIR folder, a classic SMART folder or an XQuAD-R JSON file, whichever ``path`` is."""
+    path = Path(path)
+    if not path.exists():
+        raise SixfoldError(f"retrieval data {path} does not exist")
+    if path.is_file():
+        if path.suffix.lower() == ".json":
+            return load_xquad_r(path)
+        raise SixfoldError(f"{path}: not a retrieval set (expected a BEIR or SMART folder, or an XQuAD-R .json file)")
+    if (path / "corpus.jsonl").exists() or (path / "queries.jsonl").exists():
+        return load_beir_set(path, split)
+    if _classic_files(path) is not None:
+        return load_classic(path)
+    raise SixfoldError(
+        f"{path}: not a retrieval set I know (BEIR: corpus.jsonl + queries.jsonl + qrels/<split>.tsv; "
+        "SMART: *.ALL + *.QRY + *.REL)"
+    )
+
+
+# ---- BEIR ---------------------------------------------------------------------------------------
+def _read_jsonl(path: Path, what: str) -> list[dict]:
+    if not path.is_file():
+        raise SixfoldError(f"BEIR {what} file {path} does not exist")
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            row["_id"] = str(row["_id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SixfoldError(f"{path} line {number}: not a BEIR row ({exc})") from None
+        rows.append(row)
+    if not rows:
+        raise SixfoldError(f"BEIR {what} file {path} is empty")
+    return rows
+
+
+def load_beir(folder: str | Path, split: str = "test") -> tuple[dict[str, dict], dict[str, str], dict[str, dict[str, int]]]:
+    """(corpus id -> {title, text}, query id -> text, qrels query -> {doc: relevance}) with checks that name the line."""
+    data = load_beir_set(folder, split)
+    return data.corpus, data.queries, data.qrels
+
+
+def load_beir_set(folder: str | Path, split: str = "test") -> RetrievalSet:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SixfoldError(f"BEIR folder {folder} does not exist")
+    corpus = {
+        r["_id"]: {"title": r.get("title") or "", "text": r.get("text") or ""}
+        for r in _read_jsonl(folder / "corpus.jsonl", "corpus")
+    }
+    queries_all = {r["_id"]: r.get("text") or "" for r in _read_jsonl(folder / "queries.jsonl", "queries")}
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    if not qrels_path.is_file():
+        raise SixfoldError(f"BEIR qrels file {qrels_path} does not exist")
+    qrels: dict[str, dict[str, int]] = {}
+    with open(qrels_path, encoding="utf-8") as handle:
+        for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
+            if not row or (number == 1 and row[0] == "query-id"):
+                continue
+            if len(row) < 3:
+                raise SixfoldError(f"{qrels_path} line {number}: expected query-id, corpus-id, score")
+            qid, did, score = row[0], row[1], row[2]
+            if did not in corpus:
+                raise SixfoldError(f"{qrels_path} line {number}: corpus id {did} is not in corpus.jsonl")
+            if qid not in queries_all:
+                raise SixfoldError(f"{qrels_path} line {number}: query id {qid} is not in queries.jsonl")
+            qrels.setdefault(qid, {})[did] = int(float(score))
+    if not qrels:
+        raise SixfoldError(f"BEIR split '{split}' in {qrels_path} is empty")
+    queries = {qid: queries_all[qid] for qid in qrels}
+    return RetrievalSet(folder.name, "beir", corpus, queries, qrels, queries_total=len(queries))
+
+
+# ---- classic SMART collections ------------------------------------------------------------------
+_DOCS = re.compile(r"(\.all(\.\d+)?)$", re.I)
+
+
+def _classic_files(folder: Path) -> tuple[Path, Path, Path] | None:
+    files = [p for p in folder.iterdir() if p.is_file()]
+    docs = [p for p in files if _DOCS.search(p.name)]
+    queries = [p for p in files if p.name.lower().endswith(".qry")]
+    rels = [p for p in files if p.name.lower().endswith(".rel") or p.name.lower() == "cranqrel"]
+    if not (docs or queries or rels):
+        return None
+    for what, found in (("documents (*.ALL)", docs), ("queries (*.QRY)", queries), ("judgements (*.REL)", rels)):
+        if not found:
+            raise SixfoldError(f"SMART folder {folder} has no {what} file")
+        if len(found) > 1:
+            raise SixfoldError(f"SMART folder {folder} has several {what} files: {', '.join(p.name for p in found)}")
+    return docs[0], queries[0], rels[0]
+
+
+def _read_smart(path: Path) -> list[tuple[str, int, dict[str, str]]]:
+    """Records of a SMART file: (id, line of its .I, {field letter: text})."""
+    records: list[tuple[str, int, dict[str, str]]] = []
+    current: dict[str, list[str]] | None = None
+    fieldname = None
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.startswith(".I"):
+            parts = line.split()
+            if len(parts) != 2 or not parts[1].isdigit():
+                raise SixfoldError(f"{path} line {number}: expected '.I <number>', got {line.strip()!r}")
+            current = {}
+            records.append((str(int(parts[1])), number, current))  # type: ignore[arg-type]
+            fieldname = None
+        elif re.match(r"^\.[A-Z]\s*$", line):
+            if current is None:
+                raise SixfoldError(f"{path} line {number}: field {line.strip()} before the first '.I' record")
+            fieldname = line.strip()[1]
+            current.setdefault(fieldname, [])
+        elif current is not None and fieldname is not None:
+            current[fieldname].append(line.strip())
+        elif line.strip():
+            raise SixfoldError(f"{path} line {number}: text outside a record (a SMART file starts with '.I <number>')")
+    if not records:
+        raise SixfoldError(f"SMART file {path} has no records ('.I <number>' lines)")
+    seen: dict[str, int] = {}
+    out = []
+    for rid, number, fields in records:
+        if rid in seen:
+            raise SixfoldError(f"{path} line {number}: record {rid} appears twice (first at line {seen[rid]})")
+        seen[rid] = number
+        out.append((rid, number, {k: " ".join(v).strip() for k, v in fields.items()}))  # type: ignore[union-attr]
+    return out
+
+
+def load_classic(folder: str | Path) -> RetrievalSet:
+    """A SMART collection folder. Judgement files come in three layouts, told apart by their columns:
+    ``qid docid code`` (Cranfield; Cleverdon's code 1 = complete answer .. 4 = minimum interest, -1 = no interest;
+    gain = 5 - code, -1 is judged not relevant), ``qid docid 0 0.0`` (CISI; gain 1) and ``qid 0 docid rel``
+    (MEDLINE, TREC layout). Cranfield's judgements number its queries 1..225 in file order, not by their ``.I``
+    numbers (which have gaps); whenever the ``.I`` numbers are not 1..N, query ids are positions in the file.
+    """
+    folder = Path(folder)
+    files = _classic_files(folder)
+    if files is None:
+        raise SixfoldError(f"SMART folder {folder} has no *.ALL, *.QRY or *.REL files")
+    docs_path, queries_path, rel_path = files
+    corpus, empty = {}, 0
+    for rid, _number, fields in _read_smart(docs_path):
+        title, body = fields.get("T", ""), fields.get("W", "")
+        if body.startswith(title):  # Cranfield repeats the title as the first words of the text
+            body = body[len(title) :].strip()
+        empty += not (title or body)  # Cranfield 471 and 995 are empty: kept as ids, never retrievable
+        corpus[rid] = {"title": title, "text": body}
+    raw_queries = _read_smart(queries_path)
+    positional = [int(rid) for rid, _, _ in raw_queries] != list(range(1, len(raw_queries) + 1))
+    queries_all = {}
+    for position, (rid, number, fields) in enumerate(raw_queries, start=1):
+        text = " ".join(v for k, v in fields.items() if k in ("T", "W") and v).strip()
+        if not text:
+            raise SixfoldError(f"{queries_path} line {number}: query {rid} has no .W text")
+        queries_all[str(position) if positional else rid] = text
+    qrels: dict[str, dict[str, int]] = {}
+    for number, line in enumerate(rel_path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        cols = line.split()
+        if not cols:
+            continue
+        try:
+            if len(cols) == 3:
+                qid, did, gain = cols[0], cols[1], max(0, 5 - int(cols[2])) if int(cols[2]) > 0 else 0
+            elif len(cols) == 4 and cols[1] == "0":
+                qid, did, gain = cols[0], cols[2], int(float(cols[3]))
+            elif len(cols) == 4:
+                qid, did, gain = cols[0], cols[1], 1
+            else:
+                raise ValueError(f"{len(cols)} columns")
+            qid, did = str(int(qid)), str(int(did))
+        except ValueError as exc:
+            raise SixfoldError(f"{rel_path} line {number}: expected 'query doc relevance' ({exc})") from None
+        if did not in corpus:
+            raise SixfoldError(f"{rel_path} line {number}: document {did} is not in {docs_path.name}")
+        if qid not in queries_all:
+            raise SixfoldError(f"{rel_path} line {number}: query {qid} is not in {queries_path.name}")
+        qrels.setdefault(qid, {})[did] = gain
+    qrels = {q: docs for q, docs in qrels.items() if any(g > 0 for g in docs.values())}
+    if not qrels:
+        raise SixfoldError(f"judgement file {rel_path} judges no document relevant")
+    notes = [f"{empty} documents are empty (no .T or .W text) and cannot be retrieved"] if empty else []
+    if len(qrels) < len(queries_all):
+        unjudged = len(queries_all) - len(qrels)
+        notes.append(f"{unjudged} of {len(queries_all)} queries have no relevant document and are not scored")
+    if positional:
+        notes.append(f"query ids are positions in {queries_path.name} (its .I numbers are not 1..N)")
+    queries = {q: queries_all[q] for q in sorted(qrels, key=int)}
+    return RetrievalSet(folder.name, "classic", corpus, queries, qrels, notes=notes, queries_total=len(queries_all))
+
+
+# ---- XQuAD-R ------------------------------------------------------------------------------------
+def load_xquad_r(path: str | Path) -> RetrievalSet:
+    """Every sentence is a document (id ``<paragraph>-<sentence>``); a question's one relevant document is the
+    sentence whose span holds ``answer_start``. The language is the file name's (``es.json`` -> es). JSON has no
+    useful line numbers, so errors name the article, paragraph and question."""
+    path = Path(path)
+    if not path.is_file():
+        raise SixfoldError(f"XQuAD-R file {path} does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        articles = data["data"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SixfoldError(f"{path}: not SQuAD-style JSON with a 'data' list ({exc})") from None
+    corpus, queries, qrels = {}, {}, {}
+    paragraph_no = 0
+    for a, article in enumerate(articles):
+        for p, paragraph in enumerate(article.get("paragraphs", [])):
+            paragraph_no += 1
+            where = f"{path} article {a + 1} paragraph {p + 1}"
+            sentences, breaks = paragraph.get("sentences"), paragraph.get("sentence_breaks")
+            if not sentences or not breaks or len(sentences) != len(breaks):
+                raise SixfoldError(f"{where}: no 'sentences' with matching 'sentence_breaks' (not XQuAD-R)")
+            ids = []
+            for s, sentence in enumerate(sentences):
+                doc_id = f"{paragraph_no}-{s + 1}"
+                corpus[doc_id] = {"title": "", "text": sentence.lstrip("\ufeff").strip()}
+                ids.append(doc_id)
+            for qa in paragraph.get("qas", []):
+                try:
+                    qid, question, start = str(qa["id"]), qa["question"], int(qa["answers"][0]["answer_start"])
+                except (KeyError, IndexError, TypeError, ValueError) as exc:
+                    raise SixfoldError(f"{where}: question without id, text or answer_start ({exc})") from None
+                hit = next((ids[i] for i, (b, e) in enumerate(breaks) if b <= start <= e), None)
+                if hit is None:
+                    raise SixfoldError(f"{where} question {qid}: answer_start {start} lies in no sentence")
+                queries[qid] = question
+                qrels[qid] = {hit: 1}
+    if not corpus:
+        raise SixfoldError(f"XQuAD-R file {path} holds no paragraphs")
+    if not queries:
+        raise SixfoldError(f"XQuAD-R file {path} holds no questions")
+    codes = [t.lower() for t in re.split(r"[-_.]", path.stem) if len(t) == 2 and t.isalpha()]
+    language = codes[-1] if codes else "en"
+    notes = [f"language '{language}' (from the file name) picks the BM25 stemmer of a new eval index"]
+    return RetrievalSet(
+        f"xquad-r-{path.stem}", "xquad-r", corpus, queries, qrels, language=language, notes=notes, queries_total=len(queries)
+    )

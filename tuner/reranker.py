@@ -1,0 +1,335 @@
+"""`sixfold tune reranker`: train a cross-encoder on an index's own candidates and measure it before and after.
+
+- Training data: queries with their relevant documents (BEIR qrels, as file stems of the indexed corpus) or with
+  given positive passages (a pairs file). Hard negatives are mined from the index's own hybrid results: the
+  passages the reranker will actually have to sort.
+- Model: sentence-transformers' ``CrossEncoder`` started from the packaged MiniLM encoder (a BertModel) with a
+  fresh one-logit head, trained by ``CrossEncoderTrainer`` with ``BinaryCrossEntropyLoss`` (positives weighted by
+  the number of negatives per positive); seeds fixed; CUDA + fp16 when torch sees a GPU.
+- Before / after: nDCG@10 (ir-measures) of hybrid search vs hybrid + the new reranker on held-out queries.
+  The version is saved in the index's model registry and becomes active when it is better there (or on request);
+  ``search`` / ``ask`` / ``eval --mode hybrid+rerank`` then use it by default.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from indexer.embedding import Embedder, choose_device, load_embedder
+from indexer.errors import SixfoldError
+from indexer.models import DEFAULT_EMBEDDER, resolve_model
+from indexer.store import IndexStore, Snapshot
+from retriever.rerank import Reranker
+from retriever.search import search
+from retriever.types import Hit
+from tuner.versions import Registry
+
+
+@dataclass(frozen=True)
+class RerankQuery:
+    """A training or eval query: its relevant files (stems) and/or given positive passages."""
+
+    query: str
+    relevant: frozenset[str] = frozenset()
+    positives: tuple[str, ...] = ()
+
+
+@dataclass
+class RerankerTrainConfig:
+    epochs: float = 1.0
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    max_length: int = 256
+    negatives: int = 4  # mined hard negatives per query
+    mine_depth: int = 30  # hybrid candidates negatives are drawn from
+    rerank_depth: int = 50  # candidates reranked in the before/after eval
+    max_steps: int = -1
+    seed: int = 42
+
+
+@dataclass
+class RerankerTuneResult:
+    version: int
+    path: str
+    base: str
+    before: dict[str, float]
+    after: dict[str, float]
+    activated: bool
+    train_queries: int
+    eval_queries: int
+    train_pairs: int
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def improved(self) -> bool:
+        return self.after["nDCG@10"] > self.before["nDCG@10"]
+
+
+# ---- data ---------------------------------------------------------------------------------------
+def load_pairs(path: str | Path) -> list[RerankQuery]:
+    """Query / positive-passage pairs: JSONL ``{"query", "positive"}`` (or ``"positives": [...]``), or a CSV / TSV
+    with the columns ``query`` and ``positive``. Rows of the same query are merged."""
+    path = Path(path)
+    if not path.is_file():
+        raise SixfoldError(f"pairs file {path} does not exist")
+    rows: list[tuple[int, str, list[str]]] = []
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() in (".csv", ".tsv"):
+        reader = csv.DictReader(text.splitlines(), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        if not reader.fieldnames or not {"query", "positive"} <= set(reader.fieldnames):
+            raise SixfoldError(f"{path} line 1: expected a header with the columns query and positive")
+        for number, row in enumerate(reader, start=2):
+            rows.append((number, row.get("query") or "", [row.get("positive") or ""]))
+    else:
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                positives = row["positives"] if "positives" in row else [row["positive"]]
+                rows.append((number, str(row["query"]), [str(p) for p in positives]))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise SixfoldError(f'{path} line {number}: expected {{"query": ..., "positive": ...}} ({exc})') from None
+    merged: dict[str, list[str]] = {}
+    for number, query, positives in rows:
+        if not query.strip() or not any(p.strip() for p in positives):
+            raise SixfoldError(f"{path} line {number}: empty query or positive passage")
+        merged.setdefault(query.strip(), []).extend(p.strip() for p in positives if p.strip())
+    if not merged:
+        raise SixfoldError(f"pairs file {path} holds no pairs")
+    return [RerankQuery(q, positives=tuple(p)) for q, p in merged.items()]
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.lower()))
+
+
+def is_relevant(hit: Hit, query: RerankQuery) -> bool:
+    """A hit is relevant when its file is one of the query's relevant files, or it shares most of its words with a
+    given positive passage (a chunk of it, or a passage that holds the chunk)."""
+    if Path(hit.path).stem in query.relevant:
+        return True
+    words = _words(hit.text)
+    for positive in query.positives:
+        other = _words(positive)
+        if words and other and len(words & other) >= 0.6 * min(len(words), len(other)):
+            return True
+    return False
+
+
+def split_queries(queries: list[RerankQuery], fraction: float, seed: int, cap: int = 200) -> tuple[list, list]:
+    """Hold out ``fraction`` of the queries (at most ``cap``) for the before/after eval, seeded."""
+    order = list(queries)
+    random.Random(seed).shuffle(order)
+    held = min(cap, max(1, int(round(fraction * len(order))))) if len(order) > 1 else 0
+    return order[held:], order[:held]
+
+
+# ---- mining -------------------------------------------------------------------------------------
+def _first_chunks(snapshot: Snapshot) -> dict[str, str]:
+    ids = snapshot.filter_ids("chunk_index = 0").tolist()
+    return {Path(row["path"]).stem: row["text"] for row in snapshot.chunks(ids).values()}
+
+
+def mine_pairs(
+    snapshot: Snapshot, embedder: Embedder, queries: list[RerankQuery], config: RerankerTrainConfig, progress=None
+) -> tuple[list[tuple[str, str, float]], int]:
+    """(query, passage, label) rows: the best-ranked chunk of each relevant file (or the given positives) and
+    ``config.negatives`` passages sampled from the top ``mine_depth`` hybrid hits that are not relevant.
+    Returns the rows and the number of queries skipped for lack of a positive passage in the index."""
+    rng = random.Random(config.seed)
+    first = None
+    rows: list[tuple[str, str, float]] = []
+    skipped = 0
+    for number, q in enumerate(queries, start=1):
+        hits = search(snapshot, embedder, q.query, config.mine_depth, "hybrid")
+        positives = list(q.positives)
+        seen: set[str] = set()
+        for hit in hits:
+            stem = Path(hit.path).stem
+            if stem in q.relevant and stem not in seen:
+                seen.add(stem)
+                positives.append(hit.text)
+        missing = [stem for stem in sorted(q.relevant - seen)]
+        if missing:
+            first = first if first is not None else _first_chunks(snapshot)
+            positives += [first[stem] for stem in missing if stem in first]
+        if not positives:
+            skipped += 1
+            continue
+        negatives = [h.text for h in hits if not is_relevant(h, q)]
+        for text in dict.fromkeys(positives):
+            rows.append((q.query, text, 1.0))
+        for text in rng.sample(negatives, min(config.negatives, len(negatives))):
+            rows.append((q.query, text, 0.0))
+        if progress:
+            progress(number, len(queries))
+    return rows, skipped
+
+
+# ---- scoring ------------------------------------------------------------------------------------
+def evaluate(
+    snapshot: Snapshot,
+    embedder: Embedder,
+    queries: list[RerankQuery],
+    reranker: Reranker | None,
+    rerank_depth: int = 50,
+) -> dict[str, float]:
+    """nDCG@10 and MRR@10 (ir-measures) of hybrid search, reranked when a reranker is given. Hits are pooled to
+    files when queries name relevant files, else judged per chunk against the given positives."""
+    import ir_measures
+    from ir_measures import RR, nDCG
+
+    run, qrels = [], []
+    for number, q in enumerate(queries):
+        qid = str(number)
+        hits = search(snapshot, embedder, q.query, 100, "hybrid", reranker=reranker, rerank_depth=rerank_depth)
+        ranked: dict[str, float] = {}
+        for hit in hits:
+            key = Path(hit.path).stem if q.relevant else str(hit.chunk_id)
+            if key not in ranked:
+                ranked[key] = float(len(hits) - len(ranked))
+                if not q.relevant and is_relevant(hit, q):
+                    qrels.append(ir_measures.Qrel(qid, key, 1))
+        qrels += [ir_measures.Qrel(qid, stem, 1) for stem in q.relevant]
+        run += [ir_measures.ScoredDoc(qid, key, score) for key, score in ranked.items()]
+    if not qrels:
+        return {"nDCG@10": 0.0, "MRR@10": 0.0}
+    scores = ir_measures.calc_aggregate([nDCG @ 10, RR @ 10], qrels, run)
+    return {"nDCG@10": float(scores[nDCG @ 10]), "MRR@10": float(scores[RR @ 10])}
+
+
+# ---- training -----------------------------------------------------------------------------------
+def train_cross_encoder(
+    rows: list[tuple[str, str, float]],
+    base: str,
+    out_dir: Path,
+    config: RerankerTrainConfig,
+    callbacks: list | None = None,
+) -> None:
+    """Fine-tune a one-logit cross-encoder on labeled (query, passage) rows and save it to ``out_dir``."""
+    import logging
+    import warnings
+
+    import torch
+    from datasets import Dataset
+    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+    from transformers import PrinterCallback, set_seed
+
+    from tuner.precision import mixed_precision
+
+    set_seed(config.seed)
+    device = choose_device()
+    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = CrossEncoder(
+            base,
+            num_labels=1,
+            max_length=config.max_length,
+            device=device,
+            local_files_only=True,
+            model_kwargs={"dtype": torch.float32},  # fp32 master weights (tuner/precision.py)
+        )
+    positives = sum(1 for r in rows if r[2] > 0)
+    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(max(1.0, (len(rows) - positives) / max(positives, 1))))
+    dataset = Dataset.from_dict(
+        {"query": [r[0] for r in rows], "passage": [r[1] for r in rows], "label": [r[2] for r in rows]}
+    ).shuffle(seed=config.seed)
+    with tempfile.TemporaryDirectory() as scratch:
+        args = CrossEncoderTrainingArguments(
+            output_dir=scratch,
+            num_train_epochs=config.epochs,
+            max_steps=config.max_steps,
+            per_device_train_batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            warmup_ratio=0.1,
+            **mixed_precision(device),
+            seed=config.seed,
+            data_seed=config.seed,
+            save_strategy="no",
+            logging_steps=10,
+            report_to=[],
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+        )
+        trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=callbacks or [])
+        trainer.remove_callback(PrinterCallback)  # the caller's progress bar shows the loss; no log dicts on stdout
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer.train()
+    model.save_pretrained(str(out_dir))
+
+
+def tune_reranker(
+    index_root: str | Path,
+    train: list[RerankQuery],
+    dev: list[RerankQuery],
+    *,
+    base: str | None = None,
+    config: RerankerTrainConfig | None = None,
+    activate: str = "auto",
+    callbacks: list | None = None,
+    say: Callable[[str], None] | None = None,
+) -> RerankerTuneResult:
+    """Mine, score hybrid on ``dev``, train, score hybrid + the new reranker, save a ``reranker`` version."""
+    config = config or RerankerTrainConfig()
+    say = say or (lambda message: None)
+    if activate not in ("auto", "yes", "no"):
+        raise SixfoldError(f"--activate must be auto, yes or no, got '{activate}'")
+    if not train:
+        raise SixfoldError("no training queries")
+    if not dev:
+        raise SixfoldError("no held-out queries to measure the reranker on")
+    store = IndexStore(index_root)
+    store.read_pointer()
+    snapshot = store.open()
+    started = time.perf_counter()
+    try:
+        embedder = load_embedder(snapshot.settings.model)
+        base_path = resolve_model(base or DEFAULT_EMBEDDER, role="reranker").path
+        rows, skipped = mine_pairs(snapshot, embedder, train, config)
+        notes = [f"{skipped} training queries have no relevant passage in the index and were skipped"] if skipped else []
+        if not rows:
+            raise SixfoldError("no training pairs: none of the training queries' relevant documents is in the index")
+        say(f"mined {len(rows)} pairs ({sum(r[2] > 0 for r in rows)} positive) from {len(train)} queries")
+        before = evaluate(snapshot, embedder, dev, None, config.rerank_depth)
+        say(f"hybrid on {len(dev)} held-out queries: nDCG@10 {before['nDCG@10']:.4f}")
+        registry = Registry(store.root)
+        number, tmp = registry.new_version_dir("reranker")
+        try:
+            train_cross_encoder(rows, base_path, tmp, config, callbacks)
+            reranker = Reranker(f"reranker@{number}", str(tmp), choose_device())
+            after = evaluate(snapshot, embedder, dev, reranker, config.rerank_depth)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        improved = after["nDCG@10"] > before["nDCG@10"]
+        activated = activate == "yes" or (activate == "auto" and improved)
+        info = {
+            "base": base or f"{DEFAULT_EMBEDDER} (encoder, new head)",
+            "eval": {"nDCG@10": after["nDCG@10"], "MRR@10": after["MRR@10"], "hybrid nDCG@10": before["nDCG@10"]},
+            "train_queries": len(train),
+            "train_pairs": len(rows),
+            "eval_queries": len(dev),
+            "config": config.__dict__,
+        }
+        path = registry.add("reranker", number, tmp, info, activated)
+    finally:
+        snapshot.close()
+    return RerankerTuneResult(
+        number, str(path), info["base"], before, after, activated, len(train), len(dev), len(rows),
+        time.perf_counter() - started, notes,
+    )  # fmt: skip
