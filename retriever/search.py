@@ -19,6 +19,17 @@ RERANK_WEIGHT = 1.0  # weight of the cross-encoder's rank against the first stag
 MAX_K = 10_000
 
 
+def default_mode(index_language: str, embedder_languages: tuple[str, ...] | None) -> str:
+    """``hybrid``, unless the embedder is known not to read the index's language: then ``bm25``.
+
+    Measured on XQuAD-R es with the English-only all-MiniLM-L6-v2: bm25 0.820 nDCG@10, hybrid 0.659, dense 0.507
+    (the English set: hybrid 0.867 > bm25 0.849), so fusing in an embedder that does not read the language hurts.
+    """
+    if embedder_languages and index_language not in ("none", *embedder_languages):
+        return "bm25"
+    return "hybrid"
+
+
 def validate_query(query: str, k: int) -> str:
     if query is None or not query.strip():
         raise SixfoldError("empty query: give some words to search for")

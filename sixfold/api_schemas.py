@@ -64,8 +64,9 @@ class SearchRequest(_Request):
     max_rerank: int = Field(200, ge=1, le=1000)
     return_metadata: bool = False
     user: str | None = None
-    # sixfold's own: how to rank the index (hybrid = dense + BM25 fused)
-    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    # sixfold's own: how to rank the index (hybrid = dense + BM25 fused); default: the index's own mode
+    # (hybrid, or bm25 for a language the embedder does not read)
+    mode: Literal["hybrid", "dense", "bm25"] | None = None
 
 
 class ClassificationRequest(_Request):

@@ -55,7 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query")
     p.add_argument("--index", default=DEFAULT_INDEX)
     p.add_argument("-k", type=_positive_int, default=10, help="number of results (default 10)")
-    p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+    p.add_argument(
+        "--mode",
+        choices=["hybrid", "dense", "bm25"],
+        help="default: hybrid, or bm25 when the embedder does not read the index's language (see `status`)",
+    )
     p.add_argument("--where", help="SQL condition on metadata, e.g. \"path LIKE 'guides/%%'\" or \"ext = 'pdf'\"")
     p.add_argument(
         "--rerank", metavar="MODEL", help="rerank the top candidates with this cross-encoder (default: the index's tuned one)"
@@ -304,6 +308,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     validate_query(args.query, args.k)  # before loading any model
     engine = Engine.open(args.index, model=args.model)
     rerank = None if args.no_rerank else (args.rerank or "auto")
+    args.mode = args.mode or engine.default_mode()
     hits = engine.search(args.query, args.k, mode=args.mode, where=args.where, rerank=rerank, rerank_depth=args.rerank_depth)
     reranked = any("rerank" in h.scores for h in hits)
     if args.json:
@@ -406,6 +411,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("dimension", status.dimension),
         ("index type", f"{status.index_type} (now {status.vector_index})"),
         ("lexical", f"tantivy BM25, stemmer: {status.language}"),
+        (
+            "search mode",
+            status.search_mode + ("" if status.search_mode == "hybrid" else " (the embedder does not read this language)"),
+        ),
         ("chunking", f"{status.chunk_tokens} tokens, {status.overlap_tokens} overlap"),
         ("generation", status.generation),
         ("created", status.created_at),

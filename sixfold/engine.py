@@ -13,7 +13,7 @@ from indexer.chunking import Chunker
 from indexer.embedding import Embedder, load_embedder, load_embedder_at
 from indexer.errors import SixfoldError
 from indexer.loaders import LoadError, load_document
-from indexer.models import DEFAULT_EMBEDDER, DEFAULT_GENERATOR, resolve_model
+from indexer.models import DEFAULT_EMBEDDER, DEFAULT_GENERATOR, model_languages, resolve_model
 from indexer.pipeline import IndexReport, Progress, index_folder
 from indexer.store import IndexSettings, IndexStore, Snapshot
 from reader.answer import MODES as ANSWER_MODES
@@ -21,7 +21,7 @@ from reader.answer import answer_question
 from reader.classify import Classifier, load_examples
 from reader.types import Answer, Completion, Label, LabeledExample, Passage
 from retriever.rerank import load_reranker
-from retriever.search import RERANK_WEIGHT, validate_query
+from retriever.search import RERANK_WEIGHT, default_mode, validate_query
 from retriever.search import search as run_search
 from retriever.types import Hit
 
@@ -44,6 +44,7 @@ class IndexStatus:
     created_at: str | None
     updated_at: str | None
     size_bytes: int
+    search_mode: str = "hybrid"  # the mode used when none is asked for (see Engine.default_mode)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -136,20 +137,28 @@ class Engine:
         query: str,
         k: int = 10,
         *,
-        mode: str = "hybrid",
+        mode: str | None = None,
         where: str | None = None,
         rerank: str | None = "auto",
         candidates: int = 100,
         rerank_depth: int = 50,
         rerank_weight: float | None = RERANK_WEIGHT,
     ) -> list[Hit]:
-        """Ranked passages for ``query``. ``rerank`` names a cross-encoder (local folder or hub id); ``"auto"`` (the
-        default) uses the index's active tuned reranker when it has one; None switches reranking off."""
+        """Ranked passages for ``query``. ``mode``: dense, bm25 or hybrid (default: ``default_mode()``). ``rerank``
+        names a cross-encoder (local folder or hub id); ``"auto"`` (the default) uses the index's active tuned reranker
+        when it has one; None switches reranking off."""
         snapshot = self.snapshot()
+        mode = mode or self.default_mode()
         if rerank == "auto":
             rerank = self.active_model("reranker")
         reranker = load_reranker(rerank) if rerank else None
         return run_search(snapshot, self.embedder, query, k, mode, where, reranker, candidates, rerank_depth, rerank_weight)
+
+    def default_mode(self) -> str:
+        """The index's search mode when none is asked for: hybrid, or bm25 when the embedder does not read the
+        index's language (e.g. the packaged English-only MiniLM over a ``--language es`` index)."""
+        settings = self.snapshot().settings
+        return default_mode(settings.language, model_languages(settings.model))
 
     def embed(self, texts: list[str] | str, batch_size: int = 64) -> np.ndarray:
         """Embeddings with the index's model (or the default one when there is no index yet)."""
@@ -178,7 +187,7 @@ class Engine:
         question = validate_query(question, k)
         if docs:
             return self._passages_from_docs(question, k, docs)
-        hits = self.search(question, k, mode="hybrid", where=where, rerank=rerank)
+        hits = self.search(question, k, where=where, rerank=rerank)
         if not hits:
             return []
         query = self.embedder.encode([question])[0]
@@ -307,6 +316,7 @@ class Engine:
             created_at=snapshot.meta.get("created_at"),
             updated_at=snapshot.meta.get("updated_at"),
             size_bytes=self.store.size_on_disk(),
+            search_mode=self.default_mode(),
         )
 
     def close(self) -> None:

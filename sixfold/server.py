@@ -33,8 +33,9 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from indexer.errors import SixfoldError
-from indexer.models import DEFAULT_GENERATOR
+from indexer.models import DEFAULT_GENERATOR, model_languages
 from reader.types import LabeledExample, Passage
+from retriever.search import default_mode
 from retriever.search import search as run_search
 from sixfold.api_errors import ApiError, BodyLimit, error_response, validation_error
 from sixfold.api_schemas import (
@@ -259,12 +260,14 @@ def create_app(
             result["data"] = [{"object": "search_result", "document": int(i), "score": float(scores[i])} for i in order]
             return result
         vector = None
-        if body.mode != "bm25" and body.query.strip():
+        with service.index_lock:
+            mode = body.mode or default_mode(service.snapshot().settings.language, model_languages(service.embedder_name()))
+        if mode != "bm25" and body.query.strip():
             with service.embedders.lend() as embedder:
                 vector = embedder.encode([body.query.strip()])[0]
         with service.index_lock:
             snap = service.snapshot()
-            hits = run_search(snap, QueryVector(vector), body.query, body.max_rerank, body.mode)
+            hits = run_search(snap, QueryVector(vector), body.query, body.max_rerank, mode)
             result["generation"] = snap.folder.name
         data = []
         for hit in hits:
