@@ -148,16 +148,16 @@ class Engine:
         names a cross-encoder (local folder or hub id); ``"auto"`` (the default) uses the index's active tuned reranker
         when it has one; None switches reranking off."""
         snapshot = self.snapshot()
-        mode = mode or self.default_mode()
+        mode = mode or self.default_mode(snapshot)
         if rerank == "auto":
             rerank = self.active_model("reranker")
         reranker = load_reranker(rerank) if rerank else None
         return run_search(snapshot, self.embedder, query, k, mode, where, reranker, candidates, rerank_depth, rerank_weight)
 
-    def default_mode(self) -> str:
+    def default_mode(self, snapshot: Snapshot | None = None) -> str:
         """The index's search mode when none is asked for: hybrid, or bm25 when the embedder does not read the
         index's language (e.g. the packaged English-only MiniLM over a ``--language es`` index)."""
-        settings = self.snapshot().settings
+        settings = (snapshot or self.snapshot()).settings
         return default_mode(settings.language, model_languages(settings.model))
 
     def embed(self, texts: list[str] | str, batch_size: int = 64) -> np.ndarray:
@@ -183,7 +183,7 @@ class Engine:
         where: str | None = None,
         rerank: str | None = "auto",
     ) -> list[Passage]:
-        """The passages a reader gets: top-k of the index (hybrid), or of the given documents (dense)."""
+        """The passages a reader gets: top-k of the index (its default mode), or of the given documents (dense)."""
         question = validate_query(question, k)
         if docs:
             return self._passages_from_docs(question, k, docs)
@@ -316,7 +316,7 @@ class Engine:
             created_at=snapshot.meta.get("created_at"),
             updated_at=snapshot.meta.get("updated_at"),
             size_bytes=self.store.size_on_disk(),
-            search_mode=self.default_mode(),
+            search_mode=self.default_mode(snapshot),
         )
 
     def close(self) -> None:
