@@ -30,7 +30,7 @@ from indexer.models import DEFAULT_EMBEDDER, resolve_model
 from indexer.pipeline import walk_folder
 from tuner.embedder import latest_checkpoint, quiet_trainer, run_key
 from tuner.guard import check_trainable_here
-from tuner.precision import mixed_precision
+from tuner.precision import trainer_settings
 from tuner.versions import Registry, saving
 
 
@@ -121,7 +121,6 @@ def split_documents(documents: list[list[str]], holdout: float, seed: int) -> tu
 def _trainer(model, tokenizer, train, evaluation, work: Path, config: DomainTrainConfig, callbacks, steps: int, lr: float):
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
-    cuda = torch.cuda.is_available()
     args = TrainingArguments(
         output_dir=str(work),
         num_train_epochs=config.epochs,
@@ -137,11 +136,7 @@ def _trainer(model, tokenizer, train, evaluation, work: Path, config: DomainTrai
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=1,
-        report_to=[],
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        use_cpu=not cuda,
-        **mixed_precision(),
+        **trainer_settings(),
     )
     collator = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=config.mlm_probability, seed=config.seed)
     trainer = Trainer(

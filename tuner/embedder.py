@@ -64,7 +64,7 @@ def train_embedder(
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
     from transformers import set_seed
 
-    from tuner.precision import mixed_precision
+    from tuner.precision import trainer_settings
 
     config = config or EmbedderTrainConfig()
     set_seed(config.seed)
@@ -93,11 +93,7 @@ def train_embedder(
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=1,
-        report_to=[],
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        use_cpu=not cuda,
-        **mixed_precision(),
+        **trainer_settings(),
     )
     trainer = SentenceTransformerTrainer(
         model=model,

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from tuner.embedder import quiet_trainer
-from tuner.precision import mixed_precision
+from tuner.precision import trainer_settings
 from tuner.qa_data import QAExample, train_features
 
 
@@ -79,7 +79,6 @@ def train_reader(
             ),
         )
     features = _Features(train_features(examples, tokenizer, config.max_length, config.stride))
-    cuda = torch.cuda.is_available()
     args = TrainingArguments(
         output_dir=str(work_dir),
         num_train_epochs=config.epochs,
@@ -93,11 +92,7 @@ def train_reader(
         save_strategy="steps",
         save_steps=50,
         save_total_limit=1,
-        report_to=[],
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        use_cpu=not cuda,
-        **mixed_precision(),
+        **trainer_settings(),
     )
     trainer = Trainer(model=model, args=args, train_dataset=features, callbacks=callbacks or [])
     quiet_trainer(trainer)

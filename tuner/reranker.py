@@ -226,7 +226,7 @@ def train_cross_encoder(
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
     from transformers import PrinterCallback, set_seed
 
-    from tuner.precision import mixed_precision
+    from tuner.precision import trainer_settings
 
     set_seed(config.seed)
     device = choose_device()
@@ -254,14 +254,11 @@ def train_cross_encoder(
             per_device_train_batch_size=config.batch_size,
             learning_rate=config.learning_rate,
             warmup_ratio=0.1,
-            **mixed_precision(device),
             seed=config.seed,
             data_seed=config.seed,
             save_strategy="no",
             logging_steps=10,
-            report_to=[],
-            disable_tqdm=True,
-            dataloader_num_workers=0,
+            **trainer_settings(device),
         )
         trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=callbacks or [])
         trainer.remove_callback(PrinterCallback)  # the caller's progress bar shows the loss; no log dicts on stdout
