@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.errors import SixfoldError
+from tuner.qa_data import jsonl_rows
 
 
 @dataclass(frozen=True)
@@ -33,14 +34,7 @@ def load_pairs(path: str | Path, what: str = "pairs") -> list[Pair]:
     if not text.strip():
         raise SixfoldError(f"{what} file {path} is empty")
     pairs: list[Pair] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path} line {number}"
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise SixfoldError(f"{where}: not valid JSON ({exc.msg})") from None
+    for _number, where, row in jsonl_rows(path, text):
         if not isinstance(row, dict):
             raise SixfoldError(f"{where}: expected a JSON object with 'query' and 'passage'")
         for key in ("query", "passage"):

@@ -8,6 +8,7 @@ its context is rejected with its row named; train/eval overlap is reported by ``
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,20 @@ def _answers_from_row(row: dict, where: str) -> list[dict]:
     return answers
 
 
+def jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, str, object]]:
+    """(line number, ``"<path> line N"``, parsed row) for each non-blank line of a JSONL text; bad JSON is an error
+    naming the line."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path} line {number}"
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise SixfoldError(f"{where}: not valid JSON ({exc.msg})") from None
+        yield number, where, row
+
+
 def _check_row(row: object, where: str) -> dict:
     if not isinstance(row, dict):
         raise SixfoldError(f"{where}: expected a JSON object")
@@ -82,15 +97,8 @@ def load_qa_file(path: str | Path, require_answers: bool = True) -> list[QAExamp
                         )
                     )
     else:
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            where = f"{path} line {number}"
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise SixfoldError(f"{where}: not valid JSON ({exc.msg})") from None
-            row = _check_row(row, where)
+        for number, where, raw in jsonl_rows(path, text):
+            row = _check_row(raw, where)
             answers = _answers_from_row(row, where) if require_answers else []
             examples.append(
                 QAExample(str(row.get("id", number)), row["question"], row["context"], answers, str(row.get("title", "")))
