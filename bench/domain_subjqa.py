@@ -66,20 +66,33 @@ def main() -> None:
 
         Engine.open(index).index(REPO / "examples" / "corpus")
     shutil.rmtree(index / "models", ignore_errors=True)
-    results: dict = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cores", "domain": args.domain,
-                     "reviews": len(texts), "train_questions": len(train), "test_questions": len(test)}
+    results: dict = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{os.cpu_count()} cores",
+        "domain": args.domain,
+        "reviews": len(texts),
+        "train_questions": len(train),
+        "test_questions": len(test),
+    }
     t0 = time.perf_counter()
     mlm = DomainTrainConfig(max_steps=args.mlm_steps, batch_size=16, learning_rate=1e-4)
     domain = tune_domain(corpus, index, config=mlm, activate="yes")
-    results["mlm"] = {"config": mlm.__dict__, "before": domain.before, "after": domain.after, "train_chunks": domain.train_chunks,
-                      "eval_chunks": domain.eval_chunks, "seconds": time.perf_counter() - t0}
+    results["mlm"] = {
+        "config": mlm.__dict__,
+        "before": domain.before,
+        "after": domain.after,
+        "train_chunks": domain.train_chunks,
+        "eval_chunks": domain.eval_chunks,
+        "seconds": time.perf_counter() - t0,
+    }
     print("mlm", domain.before, domain.after, flush=True)
 
     config = ReaderTrainConfig(epochs=1.0, learning_rate=1e-4, batch_size=16, max_length=256, stride=64)
     for name, base in (("from_domain", f"domain@{domain.version}"), ("from_base", resolve_model(DEFAULT_EMBEDDER).path)):
         t0 = time.perf_counter()
-        result = tune_reader(index, work / "train.jsonl", work / "test.jsonl", base=base, config=config, activate="no",
-                             eval_limit=len(test))
+        result = tune_reader(
+            index, work / "train.jsonl", work / "test.jsonl", base=base, config=config, activate="no", eval_limit=len(test)
+        )
         results[name] = {"before": result.before, "after": result.after, "seconds": time.perf_counter() - t0}
         print(name, result.after, flush=True)
     Path(args.out).write_text(json.dumps(results, indent=2))

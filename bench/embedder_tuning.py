@@ -78,9 +78,16 @@ def main() -> None:
     base = resolve_model(DEFAULT_EMBEDDER)
     texts = [doc_text[d] for d in doc_ids]
 
-    results: dict = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cores", "dataset": "BEIR SciFact",
-                     "corpus_docs": len(doc_ids), "train_pairs": len(pairs), "train_queries": len(train_q),
-                     "test_queries": len(test_q), "doc_text": "title + abstract, one vector per document, 256 tokens"}
+    results: dict = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{os.cpu_count()} cores",
+        "dataset": "BEIR SciFact",
+        "corpus_docs": len(doc_ids),
+        "train_pairs": len(pairs),
+        "train_queries": len(train_q),
+        "test_queries": len(test_q),
+        "doc_text": "title + abstract, one vector per document, 256 tokens",
+    }
     t0 = time.perf_counter()
     embedder = load_for_eval(base.name, base.path)
     base_cache = CACHE / "scifact_base_vectors.npy"

@@ -86,9 +86,16 @@ def main() -> None:
     assert not {e.question + e.context for e in train} & {e.question + e.context for e in test}
     write_jsonl(train, work / "train.jsonl")
     write_jsonl(test, work / "test.jsonl")
-    results: dict = {"date": time.strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cores", "domain": args.domain,
-                     "answerable_train_available": len(train_all), "answerable_test_available": len(test_all),
-                     "train_questions": len(train), "test_questions": len(test), "config": config.__dict__}
+    results: dict = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{os.cpu_count()} cores",
+        "domain": args.domain,
+        "answerable_train_available": len(train_all),
+        "answerable_test_available": len(test_all),
+        "train_questions": len(train),
+        "test_questions": len(test),
+        "config": config.__dict__,
+    }
 
     base = resolve_model(DEFAULT_EMBEDDER).path
     t0 = time.perf_counter()
@@ -105,8 +112,11 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         train_reader(base, squad, CACHE / "squad_reader_work", tmp, squad_config)
         os.replace(tmp, squad_reader)
-    results["squad_reader"] = {"questions": args.squad_train, "source": "SQuAD v1.1 dev, random sample (seed 0)",
-                               "seconds": time.perf_counter() - t0}
+    results["squad_reader"] = {
+        "questions": args.squad_train,
+        "source": "SQuAD v1.1 dev, random sample (seed 0)",
+        "seconds": time.perf_counter() - t0,
+    }
 
     index = CACHE / "subjqa_idx"  # tune_reader keeps versions in an index's registry: a small index of the examples
     if not (index / "sixfold-index.json").is_file():
@@ -115,8 +125,15 @@ def main() -> None:
         Engine.open(index).index(REPO / "examples" / "corpus")
     shutil.rmtree(index / "models", ignore_errors=True)
     t0 = time.perf_counter()
-    result = tune_reader(index, work / "train.jsonl", work / "test.jsonl", base=str(squad_reader), config=config,
-                         activate="no", eval_limit=len(test))
+    result = tune_reader(
+        index,
+        work / "train.jsonl",
+        work / "test.jsonl",
+        base=str(squad_reader),
+        config=config,
+        activate="no",
+        eval_limit=len(test),
+    )
     results["squad"] = result.before
     results["tuned"] = result.after
     results["tune_seconds"] = time.perf_counter() - t0

@@ -171,10 +171,35 @@ def test_disk_full_while_saving_a_reader_keeps_the_active_one(tuned, tmp_path):
 
     root = copy_index(tuned[0], tmp_path / "idx")
     registry_before = (root / "models" / "registry.json").read_text()
-    args = ["tune", "reader", "--train", FIXTURES / "qa_train.jsonl", "--eval", FIXTURES / "qa_eval.jsonl", "--index", root,
-            "--max-steps", "1", "--batch-size", "4", "--max-length", "128", "--eval-limit", "4", "--activate", "yes"]
-    proc = subprocess.run([sys.executable, "-m", "sixfold", *map(str, args)], cwd=REPO, env=cli_env(), text=True,
-                          capture_output=True, timeout=600, preexec_fn=limit)
+    args = [
+        "tune",
+        "reader",
+        "--train",
+        FIXTURES / "qa_train.jsonl",
+        "--eval",
+        FIXTURES / "qa_eval.jsonl",
+        "--index",
+        root,
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "4",
+        "--max-length",
+        "128",
+        "--eval-limit",
+        "4",
+        "--activate",
+        "yes",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "sixfold", *map(str, args)],
+        cwd=REPO,
+        env=cli_env(),
+        text=True,
+        capture_output=True,
+        timeout=600,
+        preexec_fn=limit,
+    )
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
     assert_one_error_line(proc.returncode, lines[-1], "could not save", "unchanged")

@@ -63,8 +63,9 @@ def test_saved_version_is_an_encoder_with_changed_weights(adapted):
 def test_reader_tuning_starts_from_the_domain_version(adapted):
     root, _result, _ = adapted
     config = ReaderTrainConfig(max_steps=2, batch_size=8, max_length=192, stride=48)
-    result = tune_reader(root, FIXTURES / "qa_train.jsonl", FIXTURES / "qa_eval.jsonl", base="domain@1", config=config,
-                         activate="no", eval_limit=6)
+    result = tune_reader(
+        root, FIXTURES / "qa_train.jsonl", FIXTURES / "qa_eval.jsonl", base="domain@1", config=config, activate="no", eval_limit=6
+    )
     assert result.base == str(Registry(root).root / "domain" / "1")
     assert (Path(result.path) / "config.json").is_file()
 
@@ -76,8 +77,18 @@ def test_missing_or_empty_corpus_is_one_error_line(tmp_path, shared_index, cli):
     (tmp_path / "empty" / "blank.txt").write_text("   \n")
     code, _out, err = cli("tune", "domain", "--corpus", tmp_path / "empty", "--index", shared_index.path)
     assert_one_error_line(code, err, "no readable text")
-    code, _out, err = cli("tune", "reader", "--train", FIXTURES / "qa_train.jsonl", "--eval", FIXTURES / "qa_eval.jsonl",
-                          "--base", "domain@4", "--index", shared_index.path)
+    code, _out, err = cli(
+        "tune",
+        "reader",
+        "--train",
+        FIXTURES / "qa_train.jsonl",
+        "--eval",
+        FIXTURES / "qa_eval.jsonl",
+        "--base",
+        "domain@4",
+        "--index",
+        shared_index.path,
+    )
     assert_one_error_line(code, err, "domain@4")
 
 

@@ -146,8 +146,13 @@ def test_unknown_version_is_one_error_line(tuned, cli):
 
 def _run_cli(args: list[str], **popen) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "sixfold", *map(str, args)], cwd=REPO, env=cli_env(), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen,
+        [sys.executable, "-m", "sixfold", *map(str, args)],
+        cwd=REPO,
+        env=cli_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **popen,
     )
 
 
@@ -193,8 +198,22 @@ def test_disk_full_while_saving_keeps_the_active_model(tuned, pair_files, tmp_pa
     root = copy_index(tuned[0], tmp_path / "idx")
     registry_before = (root / "models" / "registry.json").read_text()
     generation = current_generation(root)
-    args = ["tune", "embedder", "--pairs", pair_files[0], "--eval", pair_files[1], "--index", root,
-            "--max-steps", "1", "--batch-size", "4", "--activate", "yes"]
+    args = [
+        "tune",
+        "embedder",
+        "--pairs",
+        pair_files[0],
+        "--eval",
+        pair_files[1],
+        "--index",
+        root,
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "4",
+        "--activate",
+        "yes",
+    ]
     proc = _run_cli(args, preexec_fn=_limit_file_size(8 << 20))  # the model weights are ~90 MB
     _out, err = proc.communicate(timeout=600)
     assert_error_after_progress(proc.returncode, err, "could not save", "unchanged")
@@ -206,8 +225,24 @@ def test_disk_full_while_saving_keeps_the_active_model(tuned, pair_files, tmp_pa
 def test_synthesized_pairs_are_labelled_and_the_report_says_so(shared_index, tmp_path):
     root = copy_index(shared_index.path, tmp_path / "idx")
     out_file = tmp_path / "synthetic.jsonl"
-    args = ["tune", "embedder", "--synthesize", "6", "--synthetic-out", out_file, "--index", root,
-            "--max-steps", "1", "--batch-size", "4", "--activate", "no", "--holdout", "0.34"]
+    args = [
+        "tune",
+        "embedder",
+        "--synthesize",
+        "6",
+        "--synthetic-out",
+        out_file,
+        "--index",
+        root,
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "4",
+        "--activate",
+        "no",
+        "--holdout",
+        "0.34",
+    ]
     proc = _run_cli(args)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
@@ -280,8 +315,16 @@ def test_a_model_too_big_for_cpu_is_refused_before_loading(tmp_path, shared_inde
     BertConfig(hidden_size=4096, num_hidden_layers=8, num_attention_heads=32, intermediate_size=16384).save_pretrained(big)
     (big / "vocab.txt").write_text("[PAD]\n")
     code, _out, err = cli(
-        "tune", "reader", "--train", FIXTURES / "qa_train.jsonl", "--eval", FIXTURES / "qa_eval.jsonl",
-        "--base", big, "--index", shared_index.path,
+        "tune",
+        "reader",
+        "--train",
+        FIXTURES / "qa_train.jsonl",
+        "--eval",
+        FIXTURES / "qa_eval.jsonl",
+        "--base",
+        big,
+        "--index",
+        shared_index.path,
     )
     assert_one_error_line(code, err, "B parameters", "--force")
     assert not (shared_index.path / "models").exists()
