@@ -609,7 +609,7 @@ def hnsw_cost(n: int) -> float:
 def measure_index(
     kind: str, label: str, index: faiss.Index, build_s: float, queries: np.ndarray, truth: np.ndarray, rss_delta: float, n: int
 ) -> dict:
-    params = vec.search_params(index, None)
+    params = vec.search_params(index, None, SEARCH_K)
     times, found = latency(index, queries, SEARCH_K, params)
     row = {
         "kind": kind,

@@ -17,9 +17,9 @@ def dense_search(
     if index.ntotal == 0 or k <= 0 or (allowed is not None and len(allowed) == 0):
         return []
     selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)) if allowed is not None else None
-    params = vec.search_params(index, selector)
-    query = np.ascontiguousarray(query_vector.reshape(1, -1), dtype=np.float32)
     k = min(k, int(index.ntotal))
+    params = vec.search_params(index, selector, k)
+    query = np.ascontiguousarray(query_vector.reshape(1, -1), dtype=np.float32)
     if params is None:
         scores, ids = index.search(query, k)
     else:

@@ -73,3 +73,32 @@ def test_cli_index_type_option(corpus_copy, tmp_path, cli, embedder):
     rc, out, err = cli("status", "--index", tmp_path / "index", "--json")
     assert rc == 0, err
     assert '"vector_index": "hnsw"' in out
+
+
+def test_hnsw_search_widens_its_beam_to_k():
+    """An HNSW search for more results than efSearch still finds (nearly) the exact top k: faiss does not widen the
+    beam by itself, so a k = 300 search with efSearch 96 would miss many of the true 300."""
+    import numpy as np
+
+    from indexer import vectors as vec
+    from retriever.dense import dense_search
+
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((10_000, 128)).astype(np.float32)  # random, high-dimensional: hard for HNSW
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    ids = np.arange(len(data), dtype=np.int64)
+    hnsw = vec.build_index("hnsw", 128, ids, data)
+    flat = vec.build_index("flat", 128, ids, data)
+    k = 3 * vec.HNSW_EF_SEARCH
+    assert vec.search_params(hnsw, None, k).efSearch == k
+
+    class Snap:  # dense_search reads only .vectors
+        def __init__(self, index):
+            self.vectors = index
+
+    recalls = []
+    for query in data[:20]:
+        exact = {i for i, _ in dense_search(Snap(flat), query, k)}
+        found = {i for i, _ in dense_search(Snap(hnsw), query, k)}
+        recalls.append(len(exact & found) / k)
+    assert np.mean(recalls) > 0.95, np.mean(recalls)  # efSearch 96 for k = 288: 0.82
