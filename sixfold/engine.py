@@ -21,7 +21,7 @@ from reader.answer import answer_question
 from reader.classify import Classifier, load_examples
 from reader.types import Answer, Completion, Label, LabeledExample, Passage
 from retriever.rerank import load_reranker
-from retriever.search import RERANK_WEIGHT, default_mode, validate_query
+from retriever.search import CANDIDATES, RERANK_WEIGHT, default_mode, validate_query
 from retriever.search import search as run_search
 from retriever.types import Hit
 
@@ -140,7 +140,7 @@ class Engine:
         mode: str | None = None,
         where: str | None = None,
         rerank: str | None = "auto",
-        candidates: int = 100,
+        candidates: int = CANDIDATES,
         rerank_depth: int = 50,
         rerank_weight: float | None = RERANK_WEIGHT,
     ) -> list[Hit]:
