@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--squad", required=True)
     e.add_argument("--open", action="store_true", help="index all paragraphs and answer from retrieved passages")
     e.add_argument("--mode", default="extractive", choices=["extractive", "generative"])
-    e.add_argument("--reader", metavar="MODEL", help="extractive QA model folder")
+    e.add_argument("--reader", metavar="MODEL", help="extractive QA model folder (default: $SIXFOLD_READER)")
     e.add_argument("--index", help="where to keep the open-book index (default: ~/.cache/sixfold/eval/<file>)")
     e.add_argument("-k", type=_positive_int, default=5)
     e.add_argument("--limit", type=_positive_int)

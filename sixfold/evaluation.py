@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import time
@@ -247,8 +248,12 @@ def eval_qa(
     examples = load_qa_file(squad)
     if limit:
         examples = random.Random(seed).sample(examples, min(limit, len(examples)))
+    reader = reader or os.environ.get("SIXFOLD_READER") or None
     if mode == "extractive" and not reader:
-        raise SixfoldError("eval qa needs --reader FOLDER (an extractive QA model; none ships with sixfold)")
+        raise SixfoldError(
+            "eval qa needs --reader FOLDER or $SIXFOLD_READER (an extractive QA model; none ships with sixfold: "
+            "`sixfold tune reader` makes one)"
+        )
     extractive = load_extractive(reader) if mode == "extractive" else None
     em, f1, latencies, found = [], [], [], 0
     engine = None

@@ -217,3 +217,38 @@ def test_disk_full_while_saving_a_reader_keeps_the_active_one(tuned, tmp_path):
 def test_rollback_without_versions_is_an_error(shared_index, cli):
     code, _out, err = cli("models", "rollback", "embedder", "--index", shared_index.path)
     assert_one_error_line(code, err, "no tuned embedder")
+
+
+def test_eval_qa_scores_a_reader_with_the_gold_paragraph_and_open_book(tuned, cli, tmp_path):
+    """`sixfold eval qa` with the tuned reader: official SQuAD EM/F1 on the fixture, a JSON report, and open book
+    over the indexed paragraphs (retrieval must find the gold paragraph for most questions)."""
+    _root, result, _ = tuned
+    out = tmp_path / "qa.json"
+    code, stdout, err = cli(
+        "eval", "qa", "--squad", FIXTURES / "qa_eval.jsonl", "--reader", result.path, "--out", out, "--json"
+    )
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report == json.loads(out.read_text())
+    assert report["questions"] == 24 and report["open_book"] is False
+    assert 0.0 <= report["EM"] <= report["F1"] <= 100.0
+    # the same reader on the same questions scored by the tuner (same official metric)
+    assert report["F1"] == pytest.approx(result.after["F1"], abs=5.0)
+
+    code, stdout, err = cli(
+        "eval", "qa", "--squad", FIXTURES / "qa_eval.jsonl", "--reader", result.path, "--open",
+        "--index", tmp_path / "open-idx", "--limit", "8", "-k", "3", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["questions"] == 8 and report["open_book"] is True
+    assert report["recall@3"] >= 75.0
+    assert 0.0 <= report["EM"] <= report["F1"] <= 100.0
+
+
+def test_eval_qa_bad_input_is_one_error_line(tmp_path, cli, monkeypatch):
+    monkeypatch.delenv("SIXFOLD_READER", raising=False)
+    code, _out, err = cli("eval", "qa", "--squad", FIXTURES / "qa_eval.jsonl")
+    assert_one_error_line(code, err, "--reader")
+    code, _out, err = cli("eval", "qa", "--squad", tmp_path / "nope.json", "--reader", tmp_path)
+    assert "nope.json" in assert_one_error_line(code, err)
