@@ -224,9 +224,7 @@ def test_eval_qa_scores_a_reader_with_the_gold_paragraph_and_open_book(tuned, cl
     over the indexed paragraphs (retrieval must find the gold paragraph for most questions)."""
     _root, result, _ = tuned
     out = tmp_path / "qa.json"
-    code, stdout, err = cli(
-        "eval", "qa", "--squad", FIXTURES / "qa_eval.jsonl", "--reader", result.path, "--out", out, "--json"
-    )
+    code, stdout, err = cli("eval", "qa", "--squad", FIXTURES / "qa_eval.jsonl", "--reader", result.path, "--out", out, "--json")
     assert code == 0, err
     report = json.loads(stdout)
     assert report == json.loads(out.read_text())
