@@ -4,11 +4,14 @@ Creates its own venv (`.venv-peer/`, git-ignored: torch==2.13.0 first, then txta
 collection once (read by sixfold's own loaders), then
   1. sixfold: a fresh index with `Engine.index` (the eval path) and dense / hybrid search;
   2. txtai: `Embeddings` with the same packaged all-MiniLM-L6-v2 folder (dense), and with `hybrid: True` (txtai's
-     own BM25 + dense), one document per corpus entry (txtai does not chunk; the model reads 256 tokens);
+     own BM25 + dense), one document per corpus entry (txtai does not chunk). txtai's own default reads up to the
+     tokenizer's 512 tokens of each document; "txtai dense 256" sets `maxlength: 256`, the model's
+     sentence-transformers setting (the length it was trained for);
 and scores both runs with the same ir-measures code (nDCG@10, Recall@100). Indexing time is wall time on this box.
 
-    python bench/peer_txtai.py --dataset ../shared/data/beir_scifact [--limit N]
-Writes bench/results/peer_txtai_<set>.json and prints a table.
+    python bench/peer_txtai.py --dataset ../shared/data/beir_scifact [--limit N] [--txtai CONFIG ...]
+Writes bench/results/peer_txtai_<set>.json and prints a table. ``--txtai "txtai dense 256"`` runs only the named
+txtai configurations and merges them into an existing report (no sixfold rebuild).
 """
 
 from __future__ import annotations
@@ -53,15 +56,23 @@ def score(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) ->
     return {"nDCG@10": float(result[nDCG @ 10]), "Recall@100": float(result[R @ 100])}
 
 
-def worker(export: Path, out: Path) -> None:
-    """Runs inside .venv-peer: index with txtai (dense, then hybrid) and write runs + timings."""
+TXTAI_CONFIGS = {
+    "txtai dense": {},
+    "txtai hybrid": {"hybrid": True},
+    "txtai dense 256": {"maxlength": 256},
+}
+
+
+def worker(export: Path, out: Path, names: list[str]) -> None:
+    """Runs inside .venv-peer: index with each named txtai configuration and write runs + timings."""
     from txtai import Embeddings
 
     docs = [json.loads(line) for line in (export / "corpus.jsonl").read_text().splitlines()]
     queries = json.loads((export / "queries.json").read_text())
     qrels = json.loads((export / "qrels.json").read_text())
     results = {}
-    for name, extra in (("txtai dense", {}), ("txtai hybrid", {"hybrid": True})):
+    for name in names:
+        extra = TXTAI_CONFIGS[name]
         started = time.perf_counter()  # model loading counts, as it does in sixfold's Engine.index
         embeddings = Embeddings(path=str(export / "model"), content=False, **extra)
         embeddings.index([(d["id"], d["text"], None) for d in docs])
@@ -76,15 +87,23 @@ def worker(export: Path, out: Path) -> None:
     out.write_text(json.dumps(results))
 
 
+def print_table(rows: dict[str, dict]) -> None:
+    print(f"{'system':<16} {'index s':>8} {'search s':>9} {'nDCG@10':>8} {'R@100':>7}")
+    for name, r in rows.items():
+        print(f"{name:<16} {r['index_seconds']:>8.0f} {r['search_seconds']:>9.1f} {r['nDCG@10']:>8.4f} {r['Recall@100']:>7.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", default=str(REPO.parent / "shared" / "data" / "beir_scifact"))
     parser.add_argument("--limit", type=int, help="only the first N judged queries")
-    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--txtai", nargs="+", choices=list(TXTAI_CONFIGS), help="only these txtai runs, merged into the report")
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(Path(args.worker[0]), Path(args.worker[1]))
+        worker(Path(args.worker[0]), Path(args.worker[1]), args.worker[2:])
         return
+    out = REPO / "bench" / "results" / f"peer_txtai_{Path(args.dataset).name.replace('.', '_')}.json"
     sys.path.insert(0, str(REPO))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sixfold.eval_data import load_retrieval_set
@@ -106,11 +125,20 @@ def main() -> None:
                 handle.write(json.dumps({"id": doc_id, "text": text}) + "\n")
         (export / "queries.json").write_text(json.dumps(data.queries))
         (export / "qrels.json").write_text(json.dumps(data.qrels))
-        sixfold = eval_retrieval(data, ["dense", "hybrid"], scratch_path / "sixfold-idx")  # fresh index: timed
+        if not args.txtai:
+            sixfold = eval_retrieval(data, ["dense", "hybrid"], scratch_path / "sixfold-idx")  # fresh index: timed
         peer_out = scratch_path / "peer.json"
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-        subprocess.run([PEER_PY, __file__, "--worker", export, peer_out], check=True, env=env)
+        names = args.txtai or list(TXTAI_CONFIGS)
+        subprocess.run([PEER_PY, __file__, "--worker", export, peer_out, *names], check=True, env=env)
         peer = json.loads(peer_out.read_text())
+    if args.txtai:
+        report = json.loads(out.read_text())
+        report["systems"].update(peer)
+        out.write_text(json.dumps(report, indent=2))
+        print_table(report["systems"])
+        print(f"updated {out}")
+        return
     version = subprocess.run(
         [PEER_PY, "-c", "import importlib.metadata as m; print(m.version('txtai'))"], capture_output=True, text=True
     )
@@ -134,10 +162,7 @@ def main() -> None:
         "txtai hybrid are two separate index builds",
         "systems": rows,
     }
-    print(f"{'system':<16} {'index s':>8} {'search s':>9} {'nDCG@10':>8} {'R@100':>7}")
-    for name, r in rows.items():
-        print(f"{name:<16} {r['index_seconds']:>8.0f} {r['search_seconds']:>9.1f} {r['nDCG@10']:>8.4f} {r['Recall@100']:>7.4f}")
-    out = REPO / "bench" / "results" / f"peer_txtai_{Path(args.dataset).name.replace('.', '_')}.json"
+    print_table(rows)
     out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}")
 
