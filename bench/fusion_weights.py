@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from eval_retrieval import SETS  # noqa: E402  (bench/ is on sys.path when run as a script)
+from rerank_blend import ndcg  # noqa: E402
 
 DENSE_WEIGHTS = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0]
 RRF_KS = [10, 30, 60, 100]
@@ -53,15 +54,6 @@ def fused_docs(lists: dict[str, list[tuple[int, str]]], dense_weight: float, k: 
         if doc is not None and doc not in docs:
             docs.append(doc)
     return docs[:DEPTH]
-
-
-def ndcg(runs: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> float:
-    import ir_measures
-    from ir_measures import nDCG
-
-    rows = [ir_measures.Qrel(q, d, g) for q, docs in qrels.items() for d, g in docs.items()]
-    scored = [ir_measures.ScoredDoc(q, d, float(len(docs) - i)) for q, docs in runs.items() for i, d in enumerate(docs)]
-    return float(ir_measures.calc_aggregate([nDCG @ 10], rows, scored)[nDCG @ 10])
 
 
 def main() -> None:

@@ -60,6 +60,9 @@ TXTAI_CONFIGS = {
     "txtai dense": {},
     "txtai hybrid": {"hybrid": True},
     "txtai dense 256": {"maxlength": 256},
+    # txtai's faiss backend switches to IVF (nprobe = cells / 16) above 5,000 documents; these search exactly
+    "txtai dense exact": {"backend": "numpy"},
+    "txtai hybrid exact": {"hybrid": True, "backend": "numpy"},
 }
 
 
