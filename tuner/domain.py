@@ -20,6 +20,7 @@ import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
@@ -31,7 +32,7 @@ from indexer.pipeline import walk_folder
 from tuner.embedder import latest_checkpoint, quiet_trainer, run_key
 from tuner.guard import check_trainable_here
 from tuner.precision import trainer_settings
-from tuner.versions import Registry, saving
+from tuner.versions import Registry, TuneOutcome, saving
 
 
 @dataclass
@@ -49,22 +50,14 @@ class DomainTrainConfig:
 
 
 @dataclass
-class DomainTuneResult:
-    role: str
-    version: int
-    path: str
-    base: str
-    before: dict[str, float]
-    after: dict[str, float]
-    activated: bool
+class DomainTuneResult(TuneOutcome):
+    metric: ClassVar[str] = "perplexity"
+    lower_is_better: ClassVar[bool] = True
+
     documents: int
     train_chunks: int
     eval_chunks: int
     skipped: list[tuple[str, str]]
-
-    @property
-    def improved(self) -> bool:
-        return self.after["perplexity"] < self.before["perplexity"]
 
 
 class _Tokens(torch.utils.data.Dataset):

@@ -30,7 +30,7 @@ from indexer.store import IndexStore, Snapshot
 from retriever.rerank import Reranker
 from retriever.search import search
 from retriever.types import Hit
-from tuner.versions import Registry
+from tuner.versions import Registry, TuneOutcome
 
 
 @dataclass(frozen=True)
@@ -56,22 +56,12 @@ class RerankerTrainConfig:
 
 
 @dataclass
-class RerankerTuneResult:
-    version: int
-    path: str
-    base: str
-    before: dict[str, float]
-    after: dict[str, float]
-    activated: bool
+class RerankerTuneResult(TuneOutcome):
     train_queries: int
     eval_queries: int
     train_pairs: int
     seconds: float
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def improved(self) -> bool:
-        return self.after["nDCG@10"] > self.before["nDCG@10"]
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -327,6 +317,6 @@ def tune_reranker(
     finally:
         snapshot.close()
     return RerankerTuneResult(
-        number, str(path), info["base"], before, after, activated, len(train), len(dev), len(rows),
+        "reranker", number, str(path), info["base"], before, after, activated, len(train), len(dev), len(rows),
         time.perf_counter() - started, notes,
     )  # fmt: skip

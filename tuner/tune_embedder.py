@@ -21,20 +21,13 @@ from indexer.store import IndexStore
 from tuner.embedder import EmbedderTrainConfig, load_for_eval, retrieval_scores, run_key, train_embedder
 from tuner.guard import check_trainable_here
 from tuner.pairs import Pair, hold_out, load_pairs, overlap
-from tuner.versions import TUNED_EMBEDDER_PREFIX, Registry, saving, tuned_embedder_path
+from tuner.versions import TUNED_EMBEDDER_PREFIX, Registry, TuneOutcome, saving, tuned_embedder_path
 
 MAX_DISTRACTORS = 2000  # index chunks added to the eval pool when the index is small enough to embed them twice
 
 
 @dataclass
-class EmbedderTuneResult:
-    role: str
-    version: int
-    path: str
-    base: str
-    before: dict[str, float]
-    after: dict[str, float]
-    activated: bool
+class EmbedderTuneResult(TuneOutcome):
     train_pairs: int
     eval_pairs: int
     eval_queries: int
@@ -44,10 +37,6 @@ class EmbedderTuneResult:
     eval_source: str
     generation: str | None = None
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def improved(self) -> bool:
-        return self.after["nDCG@10"] > self.before["nDCG@10"]
 
 
 def current_embedder(index_root: str | Path) -> tuple[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from indexer.embedding import choose_device
 from indexer.errors import SixfoldError
@@ -19,25 +20,16 @@ from reader.types import Passage
 from tuner.guard import check_trainable_here
 from tuner.qa_data import QAExample, load_qa_file, overlap
 from tuner.reader import ReaderTrainConfig, train_reader
-from tuner.versions import Registry, parse_version, saving
+from tuner.versions import Registry, TuneOutcome, parse_version, saving
 
 
 @dataclass
-class TuneResult:
-    role: str
-    version: int
-    path: str
-    base: str
-    before: dict[str, float]
-    after: dict[str, float]
-    activated: bool
+class TuneResult(TuneOutcome):
+    metric: ClassVar[str] = "F1"
+
     train_examples: int
     eval_examples: int
     overlap: int
-
-    @property
-    def improved(self) -> bool:
-        return self.after["F1"] > self.before["F1"]
 
 
 def evaluate_reader(model_path: str, examples: list[QAExample], name: str = "reader") -> dict[str, float]:

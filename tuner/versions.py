@@ -16,11 +16,35 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from indexer.errors import SixfoldError
 
 ROLES = ("reader", "embedder", "reranker", "domain")
+
+
+@dataclass
+class TuneOutcome:
+    """What every ``tune`` run reports: the saved version, its score on held-out data before and after, and whether
+    it became active. Each role's result adds its own counts and names the metric that decides ``improved``."""
+
+    role: str
+    version: int
+    path: str
+    base: str
+    before: dict[str, float]
+    after: dict[str, float]
+    activated: bool
+
+    metric: ClassVar[str] = "nDCG@10"
+    lower_is_better: ClassVar[bool] = False
+
+    @property
+    def improved(self) -> bool:
+        after, before = self.after[self.metric], self.before[self.metric]
+        return after < before if self.lower_is_better else after > before
 
 
 class Registry:
