@@ -250,3 +250,38 @@ def test_eval_qa_bad_input_is_one_error_line(tmp_path, cli, monkeypatch):
     assert_one_error_line(code, err, "--reader")
     code, _out, err = cli("eval", "qa", "--squad", tmp_path / "nope.json", "--reader", tmp_path)
     assert "nope.json" in assert_one_error_line(code, err)
+
+
+def test_interrupted_reader_training_resumes_from_its_last_checkpoint(tmp_path, embedder):
+    """Stopped after its step-2 checkpoint (an exception out of the trainer, as a Ctrl-C would be), the same run
+    again starts at step 3, saves the reader and removes its checkpoints."""
+    from tuner.embedder import latest_checkpoint
+    from tuner.reader import train_reader
+
+    class Stop(Exception):
+        pass
+
+    class StopAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise Stop
+
+    class Steps(TrainerCallback):
+        def __init__(self) -> None:
+            self.seen: list[int] = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.seen.append(state.global_step)
+
+    examples = load_qa_file(FIXTURES / "qa_train.jsonl")
+    config = ReaderTrainConfig(max_steps=5, batch_size=4, max_length=128, stride=32, save_steps=2)
+    work, out = tmp_path / "work", tmp_path / "reader"
+    with pytest.raises(Stop):
+        train_reader(embedder.path, examples, work, out, config, callbacks=[StopAt()])
+    assert (latest_checkpoint(work) or "").endswith("checkpoint-2")
+    assert not out.exists()
+
+    steps = Steps()
+    train_reader(embedder.path, examples, work, out, config, callbacks=[steps])
+    assert steps.seen == [3, 4, 5]
+    assert (out / "config.json").is_file() and not work.exists()

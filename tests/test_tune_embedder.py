@@ -329,3 +329,37 @@ def test_a_model_too_big_for_cpu_is_refused_before_loading(tmp_path, shared_inde
     assert_one_error_line(code, err, "B parameters", "--force")
     assert not (shared_index.path / "models").exists()
     shutil.rmtree(big)
+
+
+def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path, pair_files, embedder):
+    """A run stopped after its step-2 checkpoint (an exception out of the trainer, as a Ctrl-C would be) leaves the
+    checkpoint in the work folder; the same run again starts at step 3, not 1, and cleans the folder when done."""
+    from tuner.embedder import latest_checkpoint, train_embedder
+
+    class Stop(Exception):
+        pass
+
+    class StopAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise Stop
+
+    class Steps(TrainerCallback):
+        def __init__(self) -> None:
+            self.seen: list[int] = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.seen.append(state.global_step)
+
+    pairs = load_pairs(pair_files[0])
+    config = EmbedderTrainConfig(max_steps=5, batch_size=4, save_steps=2, max_seq_length=64)
+    work, out = tmp_path / "work", tmp_path / "model"
+    with pytest.raises(Stop):
+        train_embedder(embedder.path, pairs, work, out, config, callbacks=[StopAt()])
+    assert (latest_checkpoint(work) or "").endswith("checkpoint-2")
+    assert not out.exists()
+
+    steps = Steps()
+    train_embedder(embedder.path, pairs, work, out, config, callbacks=[steps])
+    assert steps.seen == [3, 4, 5]
+    assert (out / "config.json").is_file() and not work.exists()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from tuner.embedder import quiet_trainer
+from tuner.embedder import latest_checkpoint, quiet_trainer
 from tuner.precision import trainer_settings
 from tuner.qa_data import QAExample, train_features
 
@@ -40,6 +40,7 @@ class ReaderTrainConfig:
     weight_decay: float = 0.01
     seed: int = 42
     max_steps: int = -1
+    save_steps: int = 50  # a checkpoint every N steps: what a killed run resumes from
     lora: bool = False
     lora_rank: int = 16
 
@@ -90,17 +91,13 @@ def train_reader(
         seed=config.seed,
         logging_steps=5,
         save_strategy="steps",
-        save_steps=50,
+        save_steps=config.save_steps,
         save_total_limit=1,
         **trainer_settings(),
     )
     trainer = Trainer(model=model, args=args, train_dataset=features, callbacks=callbacks or [])
     quiet_trainer(trainer)
-    last = None
-    if resume and work_dir.is_dir():
-        found = sorted(work_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-        last = str(found[-1]) if found else None
-    trainer.train(resume_from_checkpoint=last)
+    trainer.train(resume_from_checkpoint=latest_checkpoint(work_dir) if resume else None)
     if config.lora:
         model = model.merge_and_unload()
     model.save_pretrained(str(save_to))
