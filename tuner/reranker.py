@@ -17,6 +17,7 @@ import csv
 import json
 import random
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from indexer.store import IndexStore, Snapshot
 from retriever.rerank import Reranker
 from retriever.search import search
 from retriever.types import Hit
+from tuner.embedder import latest_checkpoint, run_key
 from tuner.versions import Registry, TuneOutcome
 
 
@@ -53,6 +55,7 @@ class RerankerTrainConfig:
     rerank_depth: int = 50  # candidates reranked in the before/after eval
     max_steps: int = -1
     seed: int = 42
+    save_steps: int = 100  # a checkpoint every N steps: what a killed run resumes from
 
 
 @dataclass
@@ -205,8 +208,12 @@ def train_cross_encoder(
     out_dir: Path,
     config: RerankerTrainConfig,
     callbacks: list | None = None,
+    work_dir: Path | None = None,
 ) -> None:
-    """Fine-tune a one-logit cross-encoder on labeled (query, passage) rows and save it to ``out_dir``."""
+    """Fine-tune a one-logit cross-encoder on labeled (query, passage) rows and save it to ``out_dir``.
+
+    Checkpoints go to ``work_dir`` (removed once the model is saved), so a killed run given the same folder resumes
+    from its last one; without a ``work_dir`` nothing is checkpointed."""
     import logging
     import warnings
 
@@ -237,8 +244,9 @@ def train_cross_encoder(
         {"query": [r[0] for r in rows], "passage": [r[1] for r in rows], "label": [r[2] for r in rows]}
     ).shuffle(seed=config.seed)
     with tempfile.TemporaryDirectory() as scratch:
+        output = Path(work_dir) if work_dir else Path(scratch)
         args = CrossEncoderTrainingArguments(
-            output_dir=scratch,
+            output_dir=str(output),
             num_train_epochs=config.epochs,
             max_steps=config.max_steps,
             per_device_train_batch_size=config.batch_size,
@@ -246,7 +254,9 @@ def train_cross_encoder(
             warmup_ratio=0.1,
             seed=config.seed,
             data_seed=config.seed,
-            save_strategy="no",
+            save_strategy="steps" if work_dir else "no",
+            save_steps=config.save_steps,
+            save_total_limit=1,
             logging_steps=10,
             **trainer_settings(device),
         )
@@ -254,8 +264,10 @@ def train_cross_encoder(
         trainer.remove_callback(PrinterCallback)  # the caller's progress bar shows the loss; no log dicts on stdout
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            trainer.train()
+            trainer.train(resume_from_checkpoint=latest_checkpoint(output) if work_dir else None)
     model.save_pretrained(str(out_dir))
+    if work_dir:
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def tune_reranker(
@@ -295,12 +307,11 @@ def tune_reranker(
         registry = Registry(store.root)
         number, tmp = registry.new_version_dir("reranker")
         try:
-            train_cross_encoder(rows, base_path, tmp, config, callbacks)
+            work = registry.root / ".work" / f"reranker-{run_key(base_path, rows, config.__dict__)}"
+            train_cross_encoder(rows, base_path, tmp, config, callbacks, work_dir=work)
             reranker = Reranker(f"reranker@{number}", str(tmp), choose_device())
             after = evaluate(snapshot, embedder, dev, reranker, config.rerank_depth)
         except BaseException:
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         improved = after["nDCG@10"] > before["nDCG@10"]
