@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--rerank-depth", type=_positive_int, help="fused candidates the cross-encoder reads (default 50)")
     e.add_argument("--index", help="where to keep the eval index (default: ~/.cache/sixfold/eval/<set>); reused incrementally")
     e.add_argument("--limit", type=_positive_int, help="only the first N queries")
-    e.add_argument("--out", help="write the JSON report here")
+    e.add_argument("--out", help="write the JSON report here (default: ~/.cache/sixfold/eval/reports/<kind>-<set>-<time>.json)")
     e.add_argument("--json", action="store_true")
     e = ev.add_parser("qa", help="SQuAD EM/F1 with the gold paragraph, or open-book (--open)")
     e.add_argument("--squad", required=True)
@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--index", help="where to keep the open-book index (default: ~/.cache/sixfold/eval/<file>)")
     e.add_argument("-k", type=_positive_int, default=5)
     e.add_argument("--limit", type=_positive_int)
-    e.add_argument("--out")
+    e.add_argument("--out", help="write the JSON report here (default: ~/.cache/sixfold/eval/reports/<kind>-<set>-<time>.json)")
     e.add_argument("--json", action="store_true")
     e = ev.add_parser("classify", help="accuracy and macro-F1 of nearest-example classification")
     e.add_argument("--train", required=True, help="labeled examples (CSV text,label or JSONL)")
@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--shots", type=_positive_int, help="examples per label (default: all)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--limit", type=_positive_int)
-    e.add_argument("--out")
+    e.add_argument("--out", help="write the JSON report here (default: ~/.cache/sixfold/eval/reports/<kind>-<set>-<time>.json)")
     e.add_argument("--json", action="store_true")
 
     p = sub.add_parser("serve", help="serve the index over HTTP: OpenAI-compatible API and a search page")
@@ -846,14 +846,32 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_name(source: str) -> str:
+    source_path = Path(source).resolve()
+    name = f"{source_path.parent.name}-{source_path.name}" if source_path.is_file() else source_path.name
+    return name.replace(".", "_")
+
+
 def _eval_index(given: str | None, source: str) -> Path:
     from reader.llm import cache_dir
 
-    if given:
-        return Path(given)
-    source_path = Path(source).resolve()
-    name = f"{source_path.parent.name}-{source_path.name}" if source_path.is_file() else source_path.name
-    return cache_dir() / "eval" / name.replace(".", "_")
+    return Path(given) if given else cache_dir() / "eval" / _eval_name(source)
+
+
+def _write_report(report: dict, given: str | None, kind: str, source: str) -> Path:
+    """The JSON report, written whole (temporary file + rename) to --out or a time-stamped file in the eval cache."""
+    import os
+    import time
+
+    from reader.llm import cache_dir
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path(given) if given else cache_dir() / "eval" / "reports" / f"{kind}-{_eval_name(source)}-{stamp}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2, default=str))
+    os.replace(tmp, path)
+    return path
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -911,13 +929,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
             table.add_row(key, f"{report[key]:.4f}")
         for c in report["top_confusions"]:
             table.add_row("confused", f"{c['gold']} -> {c['predicted']} ×{c['count']}")
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2, default=str))
+    source = {"retrieval": getattr(args, "dataset", ""), "qa": getattr(args, "squad", "")}.get(args.kind) or args.test
+    written = _write_report(report, args.out, args.kind, source)
     if args.json:
         _emit_json(report)
     else:
         _console().print(table)
+    console.print(f"report: {written}", soft_wrap=True, highlight=False, markup=False)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def test_missing_files_and_empty_split(tmp_path, cli):
     assert_one_error_line(code, err, "does not exist")
 
 
-def test_classification_eval_reports_accuracy_and_macro_f1(tmp_path):
+def _label_files(tmp_path: Path) -> tuple[Path, Path]:
     train = tmp_path / "train.csv"
     test = tmp_path / "test.csv"
     train.write_text(
@@ -81,6 +82,23 @@ def test_classification_eval_reports_accuracy_and_macro_f1(tmp_path):
         "will it rain tomorrow,weather\nhow hot is it today,weather\nis a storm coming this weekend,weather\n"
     )
     test.write_text("the shop charged my card two times,card\nwill there be snow tonight,weather\n")
-    report = eval_classify(train, test, shots=2)
+    return train, test
+
+
+def test_classification_eval_reports_accuracy_and_macro_f1(tmp_path):
+    report = eval_classify(*_label_files(tmp_path), shots=2)
     assert report["examples"] == 4 and report["test_items"] == 2
     assert report["accuracy"] == 1.0 and report["macro_f1"] == 1.0
+
+
+def test_every_eval_writes_a_json_report_even_without_out(tmp_path, cli, monkeypatch):
+    """No --out: the report still lands, time-stamped, under the eval cache, and stderr says where."""
+    monkeypatch.setenv("SIXFOLD_CACHE", str(tmp_path / "cache"))
+    train, test = _label_files(tmp_path)
+    code, out, err = cli("eval", "classify", "--train", train, "--test", test, "--shots", "2")
+    assert code == 0, err
+    assert "accuracy" in out
+    reports = list((tmp_path / "cache" / "eval" / "reports").glob("classify-*-test_csv-*.json"))
+    assert len(reports) == 1 and f"report: {reports[0]}\n" in err
+    assert json.loads(reports[0].read_text())["accuracy"] == 1.0
+    assert not list(reports[0].parent.glob("*.tmp"))

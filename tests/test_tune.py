@@ -235,7 +235,7 @@ def test_eval_qa_scores_a_reader_with_the_gold_paragraph_and_open_book(tuned, cl
 
     code, stdout, err = cli(
         "eval", "qa", "--squad", FIXTURES / "qa_eval.jsonl", "--reader", result.path, "--open",
-        "--index", tmp_path / "open-idx", "--limit", "8", "-k", "3", "--json",
+        "--index", tmp_path / "open-idx", "--limit", "8", "-k", "3", "--json", "--out", tmp_path / "open.json",
     )  # fmt: skip
     assert code == 0, err
     report = json.loads(stdout)
