@@ -14,5 +14,7 @@ $PY -m sixfold tune reranker --beir "$DATA/beir_scifact" --split train --index "
 $PY bench/rerank_blend.py --index "$CACHE/scifact"
 # 3. every set, every mode (the SciFact reranker is used zero-shot on the others)
 $PY bench/eval_retrieval.py --cache "$CACHE"
-# 4. the peer on the same corpus, same run
+# 4. fusion weights and candidate depth, chosen on SciFact train, read on every test set
+$PY bench/fusion_weights.py --cache "$CACHE" --candidates 300
+# 5. the peer on the same corpus, same run (txtai's defaults, 256 tokens, exact search)
 $PY bench/peer_txtai.py --dataset "$DATA/beir_scifact"
