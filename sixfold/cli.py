@@ -874,11 +874,28 @@ def _write_report(report: dict, given: str | None, kind: str, source: str) -> Pa
     return path
 
 
+def _check_report_path(given: str | None) -> None:
+    """Fail before a long eval, not after it, when --out cannot be written."""
+    from indexer.errors import SixfoldError
+
+    if not given:
+        return
+    path = Path(given)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.with_name(path.name + ".tmp")
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise SixfoldError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from sixfold import evaluation
 
+    _check_report_path(args.out)
     console = _console(stderr=True)
     if args.kind == "retrieval":
         modes = args.mode or ["bm25", "dense", "hybrid"]

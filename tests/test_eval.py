@@ -102,3 +102,11 @@ def test_every_eval_writes_a_json_report_even_without_out(tmp_path, cli, monkeyp
     assert len(reports) == 1 and f"report: {reports[0]}\n" in err
     assert json.loads(reports[0].read_text())["accuracy"] == 1.0
     assert not list(reports[0].parent.glob("*.tmp"))
+
+
+def test_unwritable_report_path_fails_before_the_eval(tmp_path, cli):
+    train, test = _label_files(tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, _out, err = cli("eval", "classify", "--train", train, "--test", test, "--out", blocker / "report.json")
+    assert "cannot write the report" in assert_one_error_line(code, err, "a-file")
