@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_one_error_line
-from transformers import TrainerCallback
+from training_callbacks import Losses, Steps, StopAt, Stopped
 
 from indexer.errors import SixfoldError
 from reader.types import Passage
@@ -20,21 +20,12 @@ from tuner.versions import Registry
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-class _Losses(TrainerCallback):
-    def __init__(self) -> None:
-        self.losses: list[float] = []
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self.losses.append(float(logs["loss"]))
-
-
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory, shared_index):
     """One short real training run on a copy of the shared index (10 steps of batch 8)."""
     root = tmp_path_factory.mktemp("tune") / "idx"
     shutil.copytree(shared_index.path, root, ignore=shutil.ignore_patterns(".lock"))
-    losses = _Losses()
+    losses = Losses()
     config = ReaderTrainConfig(max_steps=10, batch_size=8, max_length=192, stride=48, learning_rate=3e-4)
     result = tune_reader(
         root,
@@ -258,26 +249,11 @@ def test_interrupted_reader_training_resumes_from_its_last_checkpoint(tmp_path, 
     from tuner.embedder import latest_checkpoint
     from tuner.reader import train_reader
 
-    class Stop(Exception):
-        pass
-
-    class StopAt(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 3:
-                raise Stop
-
-    class Steps(TrainerCallback):
-        def __init__(self) -> None:
-            self.seen: list[int] = []
-
-        def on_step_end(self, args, state, control, **kwargs):
-            self.seen.append(state.global_step)
-
     examples = load_qa_file(FIXTURES / "qa_train.jsonl")
     config = ReaderTrainConfig(max_steps=5, batch_size=4, max_length=128, stride=32, save_steps=2)
     work, out = tmp_path / "work", tmp_path / "reader"
-    with pytest.raises(Stop):
-        train_reader(embedder.path, examples, work, out, config, callbacks=[StopAt()])
+    with pytest.raises(Stopped):
+        train_reader(embedder.path, examples, work, out, config, callbacks=[StopAt(3)])
     assert (latest_checkpoint(work) or "").endswith("checkpoint-2")
     assert not out.exists()
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO, assert_one_error_line, cli_env, copy_index, current_generation
-from transformers import TrainerCallback
+from training_callbacks import Losses, Steps, StopAt, Stopped
 
 from indexer.embedding import Embedder
 from indexer.errors import SixfoldError
@@ -30,15 +30,6 @@ from tuner.tune_embedder import tune_embedder
 from tuner.versions import Registry
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-class _Losses(TrainerCallback):
-    def __init__(self) -> None:
-        self.losses: list[float] = []
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self.losses.append(float(logs["loss"]))
 
 
 def qa_to_pairs(source: Path, dest: Path) -> Path:
@@ -80,7 +71,7 @@ def pair_files(tmp_path_factory) -> tuple[Path, Path]:
 def tuned(tmp_path_factory, shared_index, pair_files):
     """One short real training run (8 steps of batch 8) on a copy of the shared index, activated."""
     root = copy_index(shared_index.path, tmp_path_factory.mktemp("tune-embedder") / "idx")
-    losses = _Losses()
+    losses = Losses()
     config = EmbedderTrainConfig(max_steps=8, batch_size=8, learning_rate=5e-5)
     result = tune_embedder(root, load_pairs(pair_files[0]), pair_files[1], config=config, activate="yes", callbacks=[losses])
     return root, result, losses.losses
@@ -336,26 +327,11 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path, pair_fi
     checkpoint in the work folder; the same run again starts at step 3, not 1, and cleans the folder when done."""
     from tuner.embedder import latest_checkpoint, train_embedder
 
-    class Stop(Exception):
-        pass
-
-    class StopAt(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 3:
-                raise Stop
-
-    class Steps(TrainerCallback):
-        def __init__(self) -> None:
-            self.seen: list[int] = []
-
-        def on_step_end(self, args, state, control, **kwargs):
-            self.seen.append(state.global_step)
-
     pairs = load_pairs(pair_files[0])
     config = EmbedderTrainConfig(max_steps=5, batch_size=4, save_steps=2, max_seq_length=64)
     work, out = tmp_path / "work", tmp_path / "model"
-    with pytest.raises(Stop):
-        train_embedder(embedder.path, pairs, work, out, config, callbacks=[StopAt()])
+    with pytest.raises(Stopped):
+        train_embedder(embedder.path, pairs, work, out, config, callbacks=[StopAt(3)])
     assert (latest_checkpoint(work) or "").endswith("checkpoint-2")
     assert not out.exists()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_one_error_line
+from training_callbacks import Steps, StopAt, Stopped
 
 from indexer.errors import SixfoldError
 from sixfold.engine import Engine
@@ -91,34 +92,17 @@ def test_pairs_file_errors_name_the_line(tmp_path, cli):
 def test_interrupted_reranker_training_resumes_and_tune_leaves_no_work_folder(tuned, embedder, tmp_path):
     """Stopped after its step-2 checkpoint, the same run given the same work folder starts at step 3; and the tune run
     of the module fixture removed its checkpoints once the version was saved."""
-    from transformers import TrainerCallback
-
     from tuner.embedder import latest_checkpoint
     from tuner.reranker import train_cross_encoder
 
     index, _, _ = tuned
     assert not list((Path(index) / "models" / ".work").glob("reranker-*"))
 
-    class Stop(Exception):
-        pass
-
-    class StopAt(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 3:
-                raise Stop
-
-    class Steps(TrainerCallback):
-        def __init__(self) -> None:
-            self.seen: list[int] = []
-
-        def on_step_end(self, args, state, control, **kwargs):
-            self.seen.append(state.global_step)
-
     rows = [(f"question {i}", f"passage {i} about topic {i % 3}", float(i % 2)) for i in range(24)]
     config = RerankerTrainConfig(max_steps=5, batch_size=4, max_length=32, save_steps=2)
     work, out = tmp_path / "work", tmp_path / "reranker"
-    with pytest.raises(Stop):
-        train_cross_encoder(rows, embedder.path, out, config, [StopAt()], work_dir=work)
+    with pytest.raises(Stopped):
+        train_cross_encoder(rows, embedder.path, out, config, [StopAt(3)], work_dir=work)
     assert (latest_checkpoint(work) or "").endswith("checkpoint-2")
     steps = Steps()
     train_cross_encoder(rows, embedder.path, out, config, [steps], work_dir=work)
