@@ -582,7 +582,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             force=args.force,
         )
     if args.json:
-        _emit_json(result.__dict__ | {"improved": result.improved})
+        _emit_json(result.report())
         return 0
     out = _console()
     if result.overlap:
@@ -634,7 +634,7 @@ def _tune_embedder(args: argparse.Namespace) -> int:
             on_reembed=bar.update,
         )
     if args.json:
-        _emit_json(result.__dict__ | {"improved": result.improved, "synthetic_pairs_file": str(synthetic_out or "")})
+        _emit_json(result.report() | {"synthetic_pairs_file": str(synthetic_out or "")})
         return 0
     out = _console()
     if result.overlap["queries"]:
@@ -683,7 +683,7 @@ def _tune_domain(args: argparse.Namespace) -> int:
             callbacks=[progress.callback()],
         )
     if args.json:
-        _emit_json(result.__dict__ | {"improved": result.improved})
+        _emit_json(result.report())
         return 0
     out = _console()
     for path, reason in result.skipped:
@@ -764,7 +764,7 @@ def _cmd_tune_reranker(args: argparse.Namespace) -> int:
             say=say,
         )
     if args.json:
-        _emit_json(result.__dict__ | {"improved": result.improved})
+        _emit_json(result.report())
         return 0
     out = _console()
     for note in result.notes:

@@ -46,6 +46,10 @@ class TuneOutcome:
         after, before = self.after[self.metric], self.before[self.metric]
         return after < before if self.lower_is_better else after > before
 
+    def report(self) -> dict:
+        """Every field, plus ``improved``: what ``tune --json`` prints."""
+        return {**self.__dict__, "improved": self.improved}
+
 
 class Registry:
     def __init__(self, index_root: str | Path) -> None:
