@@ -246,9 +246,9 @@ def test_missing_input_file(example_files, tmp_path):
     cli_error(run_cli("classify", "--input", tmp_path / "nope.txt", "--examples", example_files[0]), "does not exist")
 
 
-# ---- product bugs (fail until reader/classify.py load_examples is fixed) -------------------------------
+# ---- awkward example files (BOMs, stray commas, multi-line fields) ------------------------------------
 def test_csv_with_utf8_bom_header_is_a_header(tmp_path):
-    """BUG: the file is read as utf-8, not utf-8-sig; Excel's BOM turns the header into an example labeled 'label'."""
+    """Excel's BOM does not turn the header into an example labeled 'label' (the file is read as utf-8-sig)."""
     bom = tmp_path / "excel.csv"
     bom.write_text("\ufeff" + "text,label\nWill it rain tomorrow?,weather\nWho won the match?,sports\n", encoding="utf-8")
     examples = load_examples(bom)
@@ -256,14 +256,14 @@ def test_csv_with_utf8_bom_header_is_a_header(tmp_path):
 
 
 def test_jsonl_with_utf8_bom_is_read(tmp_path):
-    """BUG: same cause: a BOM makes line 1 'not valid JSON (Unexpected UTF-8 BOM)'."""
+    """A BOM does not make line 1 'not valid JSON (Unexpected UTF-8 BOM)'."""
     bom = tmp_path / "excel.jsonl"
     bom.write_text("\ufeff" + write_jsonl(tmp_path / "x.jsonl", ROWS).read_text(encoding="utf-8"), encoding="utf-8")
     assert [(e.text, e.label) for e in load_examples(bom)] == ROWS
 
 
 def test_csv_row_with_three_columns_is_refused(tmp_path):
-    """BUG: an unquoted comma in the text silently makes the second half of the text the label."""
+    """An unquoted comma in the text is refused, not read as a text whose second half is the label."""
     bad = tmp_path / "bad.csv"
     bad.write_text(
         "text,label\nWill it rain tomorrow?,weather\nI paid, but it failed,card payments\nWho won?,sports\n", encoding="utf-8"
@@ -273,7 +273,7 @@ def test_csv_row_with_three_columns_is_refused(tmp_path):
 
 
 def test_csv_line_numbers_count_lines_inside_quoted_fields(tmp_path):
-    """BUG: errors give the CSV record number, not the file line, once a quoted field spans lines."""
+    """Errors name the file line, not the CSV record number, when a quoted field spans lines."""
     bad = tmp_path / "bad.csv"
     bad.write_text('text,label\n"Will it rain\ntomorrow?",weather\nWho won?,sports\nno label here\n', encoding="utf-8")
     with pytest.raises(SixfoldError, match="line 5"):

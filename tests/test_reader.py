@@ -105,7 +105,7 @@ ON_TOPIC_UNANSWERABLE = ["What is the melting point of oxygen?", "What is the po
 
 @pytest.mark.parametrize("question", ON_TOPIC_UNANSWERABLE)
 def test_ask_does_not_invent_an_answer_the_corpus_does_not_hold(shared_index, llm, question):
-    """BUG (reader/answer.py): past the cosine gate the 135M model never says NOT FOUND; it invents an answer.
+    """Past the cosine gate the 135M model never said NOT FOUND and invented an answer (reader/answer.py now checks).
 
     Observed: "The melting point of oxygen is approximately 13.5 degrees Celsius (56.7 degrees Fahrenheit)."
     and "The population of Brazil is approximately 11.1 million.", found=True, citing oxygen.html / the
@@ -260,7 +260,7 @@ def test_complete_prompt_longer_than_the_window_is_refused(cli, llm):
 
 
 def test_complete_stream_error_prints_nothing_to_stdout(cli, llm):
-    """BUG (sixfold/cli.py cmd_complete): with --stream the prompt is written before the request is validated."""
+    """With --stream the request is validated before anything is written (the prompt used to be echoed first)."""
     prompt = "word " * (llm.window + 100)
     rc, out, err = cli("complete", prompt, "--max-tokens", "4", "--stream")
     assert_one_error_line(rc, err, "exceeds the model window")

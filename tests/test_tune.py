@@ -143,10 +143,6 @@ def test_squad_json_format_is_read(tmp_path):
     assert example.answers == [{"text": "Oxygen", "answer_start": 0}] and example.title == "T"
 
 
-def test_passage_type_is_what_the_reader_reads():
-    assert Passage(0, "text", "p").location == ""
-
-
 def test_disk_full_while_saving_a_reader_keeps_the_active_one(tuned, tmp_path):
     """A real write failure (file size limit, EFBIG) while the new reader is saved: registry and active model unchanged."""
     import resource
