@@ -27,12 +27,24 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{value} is too small (at least {least})")
     return value
+
+
+def _positive_int(text: str) -> int:
+    """1, 2, 3, ...: counts, sizes, k."""
+    return _whole_number(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    """0, 1, 2, ...: an overlap may be none."""
+    return _whole_number(text, 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="embedding model: packaged alias, local folder or hub id (new index only)")
     p.add_argument("--index-type", choices=["auto", "flat", "ivf", "hnsw"], help="vector index (new index only; default auto)")
     p.add_argument("--chunk-tokens", type=_positive_int, help="chunk size in model tokens (new index only; default 200)")
-    p.add_argument("--chunk-overlap", type=_positive_int, help="overlap in tokens (new index only; default 40)")
+    p.add_argument("--chunk-overlap", type=_non_negative_int, help="overlap in tokens (new index only; default 40)")
     p.add_argument("--language", help="language of the BM25 stemmer, e.g. en, es, none (new index only; default en)")
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
