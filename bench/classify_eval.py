@@ -3,7 +3,7 @@
     HF_HUB_OFFLINE=1 .venv/bin/python bench/classify_eval.py            # full run (~10 min on 2 busy cores)
     HF_HUB_OFFLINE=1 .venv/bin/python bench/classify_eval.py --quick    # a small run to check it works
 
-Datasets (``/work/shared/data``, see each folder's SOURCE.md):
+Datasets (``--data``, default ``$SIXFOLD_BENCH_DATA`` or ``../shared/data``; see each folder's SOURCE.md):
 - trec_qc: TREC-6 coarse labels; examples from train_5500, evaluated on the 500 TREC-10 test questions.
 - banking77: 77 intents; examples from train.csv, evaluated on test.csv.
 - ag_news: 4 topics; only the test split is available, so it is shuffled with seed 0 and cut in two disjoint
@@ -47,12 +47,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from benchdata import add_data_argument, check_data  # noqa: E402
 
 from indexer.embedding import load_embedder  # noqa: E402
 from reader.classify import TEMPERATURE, TOP_PER_LABEL, Classifier  # noqa: E402
 from reader.types import LabeledExample  # noqa: E402
 
-DATA = Path(os.environ.get("SIXFOLD_DATA", "/work/shared/data"))
 SEEDS = (0, 1, 2)
 Rows = list[tuple[str, str]]
 
@@ -67,31 +67,31 @@ def _trec(path: Path) -> Rows:
     return rows
 
 
-def load_trec() -> tuple[Rows, Rows]:
-    return _trec(DATA / "trec_qc" / "train_5500.label"), _trec(DATA / "trec_qc" / "TREC_10.label")
+def load_trec(data: Path) -> tuple[Rows, Rows]:
+    return _trec(data / "trec_qc" / "train_5500.label"), _trec(data / "trec_qc" / "TREC_10.label")
 
 
-def load_banking77() -> tuple[Rows, Rows]:
+def load_banking77(data: Path) -> tuple[Rows, Rows]:
     def read(name: str) -> Rows:
-        with open(DATA / "banking77" / name, encoding="utf-8", newline="") as f:
+        with open(data / "banking77" / name, encoding="utf-8", newline="") as f:
             return [(r["text"], r["category"]) for r in csv.DictReader(f)]
 
     return read("train.csv"), read("test.csv")
 
 
-def load_ag_news() -> tuple[Rows, Rows]:
-    names = (DATA / "ag_news" / "classes.txt").read_text(encoding="utf-8").split()
-    with open(DATA / "ag_news" / "test.csv", encoding="utf-8", newline="") as f:
+def load_ag_news(data: Path) -> tuple[Rows, Rows]:
+    names = (data / "ag_news" / "classes.txt").read_text(encoding="utf-8").split()
+    with open(data / "ag_news" / "test.csv", encoding="utf-8", newline="") as f:
         rows = [(f"{title}. {desc}".replace("\\", " "), names[int(cls) - 1]) for cls, title, desc in csv.reader(f)]
     random.Random(0).shuffle(rows)
     half = len(rows) // 2
     return rows[:half], rows[half:]  # disjoint: examples from the first half, evaluation on the second
 
 
-def load_sst2() -> tuple[Rows, Rows]:
+def load_sst2(data: Path) -> tuple[Rows, Rows]:
     def read(name: str) -> Rows:
         out = []
-        for line in (DATA / "sst2_senteval" / name).read_text(encoding="utf-8").splitlines():
+        for line in (data / "sst2_senteval" / name).read_text(encoding="utf-8").splitlines():
             if line.strip():
                 text, label = line.rsplit("\t", 1)
                 out.append((text.strip(), {"0": "negative", "1": "positive"}[label.strip()]))
@@ -217,12 +217,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small caps, one seed, 8 shots + all: a smoke run")
     parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
+    add_data_argument(parser)
     parser.add_argument("--test-cap", type=int, default=1000, help="evaluation items per dataset (default 1000)")
     parser.add_argument("--pool-cap", type=int, default=5000, help="example pool for 'all' (default 5000)")
     parser.add_argument("--latency-queries", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest on a shared 2-core box)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "classify_eval.json"))
     args = parser.parse_args()
+    check_data(parser, args.data, *args.datasets)
 
     import torch
 
@@ -251,7 +253,7 @@ def main() -> int:
     }
     rows_out = []
     for name in args.datasets:
-        pool, test = DATASETS[name]()
+        pool, test = DATASETS[name](args.data)
         full_pool, full_test = len(pool), len(test)
         pool, test = cap(pool, args.pool_cap), cap(test, args.test_cap)
         memo = MemoEmbedder(embedder)

@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from benchdata import add_data_argument, check_data  # noqa: E402
 from reader_subjqa import CACHE, subjqa, write_jsonl  # noqa: E402
 
 from indexer.models import DEFAULT_EMBEDDER, resolve_model  # noqa: E402
@@ -39,10 +40,12 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=150)
     ap.add_argument("--mlm-steps", type=int, default=100)
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "domain_subjqa.json"))
+    add_data_argument(ap)
     args = ap.parse_args()
+    check_data(ap, args.data, Path("subjqa") / args.domain)
     work = CACHE / "domain_subjqa"
     work.mkdir(parents=True, exist_ok=True)
-    train_all, test_all = subjqa("train", args.domain), subjqa("test", args.domain)
+    train_all, test_all = subjqa("train", args.domain, args.data), subjqa("test", args.domain, args.data)
     train = random.Random(0).sample(train_all, min(args.train, len(train_all)))
     test = random.Random(0).sample(test_all, min(args.test, len(test_all)))
     write_jsonl(train, work / "train.jsonl")
@@ -51,7 +54,7 @@ def main() -> None:
     # raw text for masked-LM: every review of the train split (all questions, answerable or not), one file each
     import pandas as pd
 
-    reviews = pd.read_csv(REPO.parent / "shared" / "data" / "subjqa" / args.domain / "train.csv.gz")
+    reviews = pd.read_csv(args.data / "subjqa" / args.domain / "train.csv.gz")
     test_reviews = {e.context.strip() for e in test_all}
     texts = sorted({r.removesuffix("ANSWERNOTFOUND").strip() for r in reviews.review} - test_reviews)
     corpus = work / "reviews"

@@ -26,14 +26,14 @@ sys.path.insert(0, str(REPO))
 
 import ir_measures  # noqa: E402
 import numpy as np  # noqa: E402
+from benchdata import add_data_argument, check_data, default_cache_dir  # noqa: E402  (bench/ is sys.path[0])
 from ir_measures import R, nDCG  # noqa: E402
 
 from indexer.models import DEFAULT_EMBEDDER, resolve_model  # noqa: E402
 from tuner.embedder import EmbedderTrainConfig, load_for_eval, train_embedder  # noqa: E402
 from tuner.pairs import Pair  # noqa: E402
 
-DATA = REPO.parent / "shared" / "data" / "beir_scifact"
-CACHE = Path(os.environ.get("SIXFOLD_BENCH_CACHE", "/work/cache/tuner"))
+CACHE = default_cache_dir("tuner")
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -66,13 +66,15 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--learning-rate", type=float, default=2e-5)
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "embedder_tuning.json"))
+    add_data_argument(ap)
     args = ap.parse_args()
+    scifact = check_data(ap, args.data, "beir_scifact") / "beir_scifact"
 
-    corpus = read_jsonl(DATA / "corpus.jsonl")
+    corpus = read_jsonl(scifact / "corpus.jsonl")
     doc_ids = [d["_id"] for d in corpus]
     doc_text = {d["_id"]: (d.get("title", "") + " " + d.get("text", "")).strip() for d in corpus}
-    queries = {q["_id"]: q["text"] for q in read_jsonl(DATA / "queries.jsonl")}
-    train_q, test_q = read_qrels(DATA / "qrels" / "train.tsv"), read_qrels(DATA / "qrels" / "test.tsv")
+    queries = {q["_id"]: q["text"] for q in read_jsonl(scifact / "queries.jsonl")}
+    train_q, test_q = read_qrels(scifact / "qrels" / "train.tsv"), read_qrels(scifact / "qrels" / "test.tsv")
     assert not set(train_q) & set(test_q), "train and test queries overlap"
     pairs = [Pair(queries[q], doc_text[d]) for q, docs in train_q.items() if q in queries for d in docs if d in doc_text]
     base = resolve_model(DEFAULT_EMBEDDER)

@@ -1,9 +1,10 @@
-"""Retrieval quality on every retrieval set in ../shared/data, every mode, through `sixfold eval retrieval`'s code.
+"""Retrieval quality on every retrieval set in --data (../shared/data), every mode, through `sixfold eval retrieval`'s code.
 
     python bench/eval_retrieval.py [--sets scifact cran cisi med xquad_r_en xquad_r_es] [--reranker FOLDER]
-        [--cache /work/cache/eval] [--limit N]
+        [--data DIR] [--cache DIR] [--limit N]
 
-Each set's index is cached in --cache/<set> (a second run embeds nothing). `hybrid+rerank` uses --reranker, else
+Each set's index is cached in --cache/<set> (default $SIXFOLD_BENCH_CACHE/eval or ~/.cache/sixfold/bench/eval;
+a second run embeds nothing). `hybrid+rerank` uses --reranker, else
 the SciFact eval index's active tuned reranker (trained by `sixfold tune reranker --beir beir_scifact --split
 train --index <cache>/scifact`): on SciFact it never saw a test query; on the other sets it is used zero-shot.
 Writes bench/results/eval_retrieval.json (one entry per set) and prints one table.
@@ -20,17 +21,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-DATA = REPO.parent / "shared" / "data"
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data")
+from benchdata import add_data_argument, check_data, default_cache_dir  # noqa: E402  (bench/ is sys.path[0])
 
+# Each set's path, relative to the data folder (--data).
 SETS = {
-    "scifact": DATA / "beir_scifact",
-    "cran": DATA / "ir_classic_glasgow" / "cran",
-    "cisi": DATA / "ir_classic_glasgow" / "cisi",
-    "med": DATA / "ir_classic_glasgow" / "med",
-    "xquad_r_en": DATA / "xquad_r" / "en.json",
-    "xquad_r_es": DATA / "xquad_r" / "es.json",
+    "scifact": "beir_scifact",
+    "cran": "ir_classic_glasgow/cran",
+    "cisi": "ir_classic_glasgow/cisi",
+    "med": "ir_classic_glasgow/med",
+    "xquad_r_en": "xquad_r/en.json",
+    "xquad_r_es": "xquad_r/es.json",
 }
 # Published figures for the same models on the same sets (BEIR, Thakur et al. 2021, Table 2 / 3: BM25 and
 # BM25 + MiniLM-L6 cross-encoder reranking of the BM25 top 100).
@@ -45,11 +45,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--reranker", help="cross-encoder folder (default: the SciFact eval index's active reranker)")
-    parser.add_argument("--cache", default="/work/cache/eval")
+    add_data_argument(parser)
+    parser.add_argument("--cache", type=Path, default=default_cache_dir("eval"), help="eval indexes, one per set (%(default)s)")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--modes", nargs="+", default=MODES, choices=MODES)
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "eval_retrieval.json"))
     args = parser.parse_args()
+    check_data(parser, args.data, *(SETS[name] for name in args.sets))
     cache = Path(args.cache)
     reranker = args.reranker or Engine.open(cache / "scifact").active_model("reranker")
     folder = cache / "scifact" / "models" / "reranker"
@@ -61,7 +63,12 @@ def main() -> None:
     for name in args.sets:
         modes = [m for m in args.modes if reranker or m != "hybrid+rerank"]
         report = eval_retrieval(
-            SETS[name], modes, cache / name, limit=args.limit, rerank=reranker, progress=lambda m, n=name: print(f"  {n}: {m}")
+            args.data / SETS[name],
+            modes,
+            cache / name,
+            limit=args.limit,
+            rerank=reranker,
+            progress=lambda m, n=name: print(f"  {n}: {m}"),
         )
         report["published"] = PUBLISHED.get(name, {})
         report["reranker_use"] = (

@@ -6,7 +6,7 @@ BM25 weight 1, constant k), pools chunks to documents by their best chunk (as `s
 with ir-measures. The variant is *chosen* on SciFact's train queries only (no test query is read to choose); the
 test splits of SciFact and the other sets only show whether the choice holds.
 
-    python bench/fusion_weights.py [--cache /work/cache/eval] [--sets scifact cran cisi med xquad_r_en] [--candidates N]
+    python bench/fusion_weights.py [--data DIR] [--cache DIR] [--sets scifact cran cisi med xquad_r_en] [--candidates N]
 Needs the eval indexes bench/eval_retrieval.py builds in --cache. Writes bench/results/fusion_weights.json.
 """
 
@@ -22,6 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from benchdata import add_data_argument, check_data, default_cache_dir  # noqa: E402
 from eval_retrieval import SETS  # noqa: E402  (bench/ is on sys.path when run as a script)
 from rerank_blend import ndcg  # noqa: E402
 
@@ -62,18 +63,20 @@ def main() -> None:
     from sixfold.evaluation import _safe_name
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--cache", default="/work/cache/eval")
+    add_data_argument(parser)
+    parser.add_argument("--cache", type=Path, default=default_cache_dir("eval"), help="the eval indexes (%(default)s)")
     parser.add_argument("--sets", nargs="+", default=["scifact", "cran", "cisi", "med", "xquad_r_en"], choices=list(SETS))
     parser.add_argument("--candidates", type=int, default=100, help="chunks per retriever before fusion (default 100)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "fusion_weights.json"))
     args = parser.parse_args()
+    check_data(parser, args.data, SETS["scifact"], *(SETS[name] for name in args.sets))
     splits = [("scifact", "train")] + [(name, "test") for name in args.sets]
     table: dict[str, dict] = {}
     for name, split in splits:
         index = Path(args.cache) / name
         if not (index / "sixfold-index.json").is_file():
             raise SystemExit(f"no eval index at {index}: run bench/eval_retrieval.py --sets {name} first")
-        data = load_retrieval_set(SETS[name], split)
+        data = load_retrieval_set(args.data / SETS[name], split)
         stems = {_safe_name(d): d for d in data.corpus}
         engine = Engine.open(index)
         started = time.perf_counter()

@@ -3,7 +3,8 @@
 Runs the normal code paths on whatever GPU torch sees (it also runs on a CPU, slowly; DRY=1 shrinks it to a smoke
 test). Writes gpu_report.json (and the tuned reader, split in 15 MiB parts) to $OUT.
 
-  OUT=/tmp/out SQUAD=../shared/data/squad_v1.1_dev/dev-v1.1.json python bench/gpu_check.py
+  OUT=/tmp/out python bench/gpu_check.py    # SQuAD from $SIXFOLD_BENCH_DATA or ../shared/data (bench/benchdata.py)
+  SQUAD=.gpu/dev-v1.1.json.gz ...           # or an explicit SQuAD v1.1 dev file (.json or .json.gz)
   SKIP=raw_encode,search_cuda ...   # skip steps by name
 
 How it was run on a lent H200 (no registry there, 64 MiB per transfer): the model folder went over first as
@@ -72,7 +73,11 @@ def _():
     }
 
 
-SQUAD = os.environ.get("SQUAD", ".gpu/dev-v1.1.json.gz")
+from benchdata import DATA_ENV, default_data_dir  # noqa: E402  (bench/ is sys.path[0])
+
+SQUAD = os.environ.get("SQUAD") or str(default_data_dir() / "squad_v1.1_dev" / "dev-v1.1.json")
+if not Path(SQUAD).is_file():
+    raise SystemExit(f"gpu_check: no SQuAD file at {SQUAD}: set SQUAD=FILE or {DATA_ENV}=DIR")
 squad = json.loads(gzip.open(SQUAD).read() if SQUAD.endswith(".gz") else Path(SQUAD).read_text())
 Path("/tmp/squad.json").write_text(json.dumps(squad))
 contexts = list(dict.fromkeys(p["context"] for a in squad["data"] for p in a["paragraphs"]))

@@ -47,6 +47,7 @@ if str(ROOT) not in sys.path:
 
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
+from benchdata import add_data_argument, check_data  # noqa: E402  (bench/ is sys.path[0])
 
 from indexer import pipeline as pipeline_mod  # noqa: E402
 from indexer import store as store_mod  # noqa: E402
@@ -59,10 +60,10 @@ from retriever.dense import dense_search  # noqa: E402
 from retriever.lexical import lexical_search  # noqa: E402
 from sixfold.engine import Engine  # noqa: E402
 
-DATA = Path("/work/shared/data")
-SQUAD = DATA / "squad_v1.1_dev" / "dev-v1.1.json"
-AG_NEWS = DATA / "ag_news" / "test.csv"
-SCIFACT = DATA / "beir_scifact" / "corpus.jsonl"
+# Relative to the data folder (--data).
+SQUAD = "squad_v1.1_dev/dev-v1.1.json"
+AG_NEWS = "ag_news/test.csv"
+SCIFACT = "beir_scifact/corpus.jsonl"
 SEARCH_K = 100  # what Engine.search asks the vector index for (retriever.search.CANDIDATES)
 RECALL_AT = 10
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -252,8 +253,8 @@ def log(message: str) -> None:
 # ---------------------------------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------------------------------
-def squad_articles() -> list[dict]:
-    return json.loads(SQUAD.read_text())["data"]
+def squad_articles(data: Path) -> list[dict]:
+    return json.loads((data / SQUAD).read_text())["data"]
 
 
 def write_squad_corpus(articles: list[dict], folder: Path) -> dict:
@@ -483,7 +484,7 @@ def part_a(args, workdir: Path, corpus: Path, corpus_info: dict, embedder, label
 # ---------------------------------------------------------------------------------------------------
 # B. vector index latency and recall
 # ---------------------------------------------------------------------------------------------------
-def base_texts(articles: list[dict], n: int, rng: np.random.Generator) -> list[str]:
+def base_texts(articles: list[dict], n: int, rng: np.random.Generator, data: Path) -> list[str]:
     """Real passages of mixed length and domain: SQuAD sentences and paragraphs, AG News, SciFact abstracts."""
     sentences, paragraphs = [], []
     for a in articles:
@@ -494,11 +495,11 @@ def base_texts(articles: list[dict], n: int, rng: np.random.Generator) -> list[s
     with contextlib.suppress(OSError):
         import csv
 
-        with open(AG_NEWS, newline="", encoding="utf-8") as handle:
+        with open(data / AG_NEWS, newline="", encoding="utf-8") as handle:
             news = [f"{row[1]}. {row[2]}".replace("\\n", " ") for row in csv.reader(handle) if len(row) >= 3]
     science = []
     with contextlib.suppress(OSError):
-        with open(SCIFACT, encoding="utf-8") as handle:
+        with open(data / SCIFACT, encoding="utf-8") as handle:
             for line in handle:
                 doc = json.loads(line)
                 words = (doc.get("title", "") + ". " + doc.get("text", "")).split()
@@ -708,7 +709,7 @@ def ann_profile(vectors: np.ndarray, queries: np.ndarray) -> dict:
 def calibrate(args, articles: list[dict], embedder, queries: np.ndarray) -> dict:
     """Embed ~13k real texts; build synthetic vectors from 4,000 of them and compare with the other ~9k real ones."""
     rng = np.random.default_rng(args.seed + 3)
-    texts = base_texts(articles, args.calibrate, rng)
+    texts = base_texts(articles, args.calibrate, rng, args.data)
     texts = [texts[i] for i in rng.permutation(len(texts))]
     log(f"B calibration: embedding {len(texts)} real texts")
     real = embedder.encode(texts, batch_size=args.batch_size)
@@ -753,7 +754,7 @@ def calibrate(args, articles: list[dict], embedder, queries: np.ndarray) -> dict
 
 def part_b(args, articles: list[dict], embedder, real_ref: dict | None) -> dict:
     rng = np.random.default_rng(args.seed)
-    texts = base_texts(articles, args.base_texts, rng)
+    texts = base_texts(articles, args.base_texts, rng, args.data)
     questions = squad_questions(articles)
     qsel = [questions[i] for i in rng.choice(len(questions), args.queries, replace=False)]
     log(f"B: embedding {len(texts)} real base texts and {len(qsel)} SQuAD questions")
@@ -1115,6 +1116,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--search-queries", type=int, default=None, help="questions for C (default 200; quick 30)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    add_data_argument(p)
     args = p.parse_args(argv)
     quick = args.quick
     args.articles = args.articles or (4 if quick else None)
@@ -1130,6 +1132,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     else:
         args.ivf_compare_sizes = [n for n in args.sizes if 10_000 <= n <= 100_000] if not quick else args.sizes
     args.parts = args.parts.upper()
+    check_data(p, args.data, SQUAD)
     return args
 
 
@@ -1183,7 +1186,11 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in machine.items():
         print(f"  {key:<22} {value}")
     table("Machine", ["item", "value"], [[k, str(v)] for k, v in machine.items()])
-    results: dict = {"machine": machine, "args": {k: v for k, v in vars(args).items()}, "load_at_start": os.getloadavg()}
+    results: dict = {
+        "machine": machine,
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "load_at_start": os.getloadavg(),
+    }
 
     tmp = Path(tempfile.mkdtemp(prefix="sixfold-bench-"))
     try:
@@ -1200,7 +1207,7 @@ def main(argv: list[str] | None = None) -> int:
             f"model {embedder.name} ({embedder.dim}-d, {embedder.device}) loaded in {results['model']['load_s']:.1f}s, "
             f"RSS {rss_mib():.0f} MiB"
         )
-        articles = squad_articles()
+        articles = squad_articles(args.data)
         used = articles[: args.articles] if args.articles else articles
         corpus = tmp / "corpus"
         corpus_info = write_squad_corpus(used, corpus)

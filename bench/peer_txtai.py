@@ -9,7 +9,9 @@ collection once (read by sixfold's own loaders), then
      sentence-transformers setting (the length it was trained for);
 and scores both runs with the same ir-measures code (nDCG@10, Recall@100). Indexing time is wall time on this box.
 
-    python bench/peer_txtai.py --dataset ../shared/data/beir_scifact [--limit N] [--txtai CONFIG ...]
+    python bench/peer_txtai.py [--dataset DIR] [--data DIR] [--limit N] [--txtai CONFIG ...]
+``--dataset`` defaults to ``<--data>/beir_scifact`` (see bench/benchdata.py); scratch files go under
+``$SIXFOLD_BENCH_CACHE/peer_txtai`` (default ``~/.cache/sixfold/bench/peer_txtai``).
 Writes bench/results/peer_txtai_<set>.json and prints a table. ``--txtai "txtai dense 256"`` runs only the named
 txtai configurations and merges them into an existing report (no sixfold rebuild).
 """
@@ -24,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchdata import add_data_argument, data_path, default_cache_dir  # bench/ is sys.path[0]
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".venv-peer"
@@ -98,7 +102,8 @@ def print_table(rows: dict[str, dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--dataset", default=str(REPO.parent / "shared" / "data" / "beir_scifact"))
+    parser.add_argument("--dataset", help="a retrieval set (default: <--data>/beir_scifact)")
+    add_data_argument(parser)
     parser.add_argument("--limit", type=int, help="only the first N judged queries")
     parser.add_argument("--txtai", nargs="+", choices=list(TXTAI_CONFIGS), help="only these txtai runs, merged into the report")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
@@ -106,6 +111,7 @@ def main() -> None:
     if args.worker:
         worker(Path(args.worker[0]), Path(args.worker[1]), args.worker[2:])
         return
+    args.dataset = data_path(parser, args.data, args.dataset, "beir_scifact")
     out = REPO / "bench" / "results" / f"peer_txtai_{Path(args.dataset).name.replace('.', '_')}.json"
     sys.path.insert(0, str(REPO))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -117,7 +123,9 @@ def main() -> None:
     if args.limit:
         data.queries = dict(list(data.queries.items())[: args.limit])
         data.qrels = {q: data.qrels[q] for q in data.queries}
-    with tempfile.TemporaryDirectory(dir="/work/cache" if Path("/work/cache").is_dir() else None) as scratch:
+    scratch_root = default_cache_dir("peer_txtai")
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch_root) as scratch:
         scratch_path = Path(scratch)
         export = scratch_path / "export"
         export.mkdir()

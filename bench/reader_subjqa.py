@@ -29,19 +29,19 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import pandas as pd  # noqa: E402
+from benchdata import add_data_argument, check_data, default_cache_dir  # noqa: E402  (bench/ is sys.path[0])
 
 from indexer.models import DEFAULT_EMBEDDER, resolve_model  # noqa: E402
 from tuner.qa_data import QAExample, load_qa_file  # noqa: E402
 from tuner.reader import ReaderTrainConfig, train_reader  # noqa: E402
 from tuner.tune_reader import evaluate_reader, tune_reader  # noqa: E402
 
-DATA = REPO.parent / "shared" / "data"
-CACHE = Path(os.environ.get("SIXFOLD_BENCH_CACHE", "/work/cache/tuner"))
+CACHE = default_cache_dir("tuner")
 
 
-def subjqa(split: str, domain: str) -> list[QAExample]:
+def subjqa(split: str, domain: str, data: Path) -> list[QAExample]:
     """Answerable SubjQA questions, one example per q_review_id with all its gold spans."""
-    frame = pd.read_csv(DATA / "subjqa" / domain / f"{split}.csv.gz")
+    frame = pd.read_csv(data / "subjqa" / domain / f"{split}.csv.gz")
     frame = frame[frame.human_ans_spans != "ANSWERNOTFOUND"]
     examples = []
     for qid, rows in frame.groupby("q_review_id", sort=True):
@@ -75,12 +75,14 @@ def main() -> None:
     ap.add_argument("--squad-train", type=int, default=600)
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "reader_subjqa.json"))
+    add_data_argument(ap)
     args = ap.parse_args()
+    check_data(ap, args.data, Path("subjqa") / args.domain, "squad_v1.1_dev/dev-v1.1.json")
     config = ReaderTrainConfig(epochs=args.epochs, learning_rate=1e-4, batch_size=16, max_length=256, stride=64)
     work = CACHE / "subjqa"
     work.mkdir(parents=True, exist_ok=True)
 
-    train_all, test_all = subjqa("train", args.domain), subjqa("test", args.domain)
+    train_all, test_all = subjqa("train", args.domain, args.data), subjqa("test", args.domain, args.data)
     train = random.Random(0).sample(train_all, min(args.train, len(train_all)))
     test = random.Random(0).sample(test_all, min(args.test, len(test_all)))
     assert not {e.question + e.context for e in train} & {e.question + e.context for e in test}
@@ -106,7 +108,7 @@ def main() -> None:
     squad_reader = CACHE / f"squad_reader_{args.squad_train}"
     t0 = time.perf_counter()
     if not (squad_reader / "config.json").is_file():
-        squad = random.Random(0).sample(load_qa_file(DATA / "squad_v1.1_dev" / "dev-v1.1.json"), args.squad_train)
+        squad = random.Random(0).sample(load_qa_file(args.data / "squad_v1.1_dev" / "dev-v1.1.json"), args.squad_train)
         squad_config = ReaderTrainConfig(epochs=1.0, learning_rate=1e-4, batch_size=16, max_length=192, stride=48)
         tmp = squad_reader.with_name(squad_reader.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)

@@ -23,13 +23,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchdata import add_data_argument, data_path  # noqa: E402  (bench/ is sys.path[0])
+
 from sixfold.engine import Engine  # noqa: E402
 from sixfold.evaluation import eval_qa  # noqa: E402
 from tuner.qa_data import load_qa_file  # noqa: E402
 from tuner.reader import ReaderTrainConfig  # noqa: E402
 from tuner.tune_reader import tune_reader  # noqa: E402
 
-DEFAULT_SQUAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad_v1.1_dev" / "dev-v1.1.json"
+SQUAD = "squad_v1.1_dev/dev-v1.1.json"  # relative to --data
 
 
 def write_jsonl(examples, path: Path) -> None:
@@ -43,7 +45,8 @@ def write_jsonl(examples, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--squad", default=str(DEFAULT_SQUAD))
+    parser.add_argument("--squad", help=f"SQuAD v1.1 dev JSON (default: <--data>/{SQUAD})")
+    add_data_argument(parser)
     parser.add_argument("--train-questions", type=int, default=3000)
     parser.add_argument("--eval-questions", type=int, default=300)
     parser.add_argument("--epochs", type=float, default=1.0)
@@ -53,6 +56,7 @@ def main() -> None:
     parser.add_argument("--keep", help="copy the tuned reader to this folder")
     parser.add_argument("--out", default="bench/results/reader_tuning.json")
     args = parser.parse_args()
+    args.squad = data_path(parser, args.data, args.squad, SQUAD)
 
     examples = load_qa_file(args.squad)
     titles = sorted({e.title for e in examples})

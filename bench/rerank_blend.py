@@ -6,7 +6,9 @@ rank fusion with the first stage, or the reranker's order alone) is then re-rank
 with ir-measures (documents pooled by their best chunk, as `sixfold eval` does). Variants are chosen on the held-out
 *train* queries (the 10% `tune reranker` held out, same seed); test queries are read only with --splits test.
 
-    python bench/rerank_blend.py [--reranker FOLDER] [--index /work/cache/eval/scifact]
+    python bench/rerank_blend.py [--reranker FOLDER] [--data DIR] [--index DIR]
+--index defaults to bench/eval_retrieval.py's SciFact index ($SIXFOLD_BENCH_CACHE/eval/scifact or
+~/.cache/sixfold/bench/eval/scifact).
 Writes bench/results/rerank_blend_scifact.json.
 """
 
@@ -21,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-DATA = Path("/work/shared/data/beir_scifact")
+from benchdata import add_data_argument, check_data, default_cache_dir  # noqa: E402  (bench/ is sys.path[0])
 
 DENSE_WEIGHTS = [0.5, 1.0, 1.5, 2.0]
 DEPTHS = [10, 20, 30, 50]
@@ -77,19 +79,26 @@ def main() -> None:
     from tuner.reranker import split_queries
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--index", default="/work/cache/eval/scifact")
+    add_data_argument(parser)
+    parser.add_argument(
+        "--index",
+        type=Path,
+        default=default_cache_dir("eval") / "scifact",
+        help="the SciFact eval index bench/eval_retrieval.py builds (default %(default)s)",
+    )
     parser.add_argument("--reranker")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--splits", nargs="+", default=["dev"], choices=["dev", "test"], help="test only to read, never to choose"
     )
     args = parser.parse_args()
+    scifact = check_data(parser, args.data, "beir_scifact") / "beir_scifact"
     engine = Engine.open(args.index)
     reranker = args.reranker or engine.active_model("reranker")
     if not reranker:
         folder = Path(args.index) / "models" / "reranker"
         reranker = str(max((p for p in folder.glob("[0-9]*") if p.name.isdigit()), key=lambda p: int(p.name)))
-    train = load_beir_set(DATA, "train")
+    train = load_beir_set(scifact, "train")
     # the same held-out queries as `tune reranker` (same seed, 10%)
     _, dev = split_queries(reranker_queries(train), 0.1, args.seed, cap=200)
     dev_texts = {q.query for q in dev}
@@ -98,7 +107,7 @@ def main() -> None:
     dev_ids = [text_to_id[t] for t in dev_texts]
     splits["dev"] = ({q: train.queries[q] for q in dev_ids}, {q: train.qrels[q] for q in dev_ids})
     if "test" in args.splits:
-        test = load_beir_set(DATA, "test")
+        test = load_beir_set(scifact, "test")
         splits["test"] = (test.queries, test.qrels)
     if "dev" not in args.splits:
         del splits["dev"]

@@ -1,10 +1,10 @@
 """Load on /v1/search: requests/s and p50/p99 latency at 1, 8 and 32 concurrent clients on loopback.
 
 Starts ``sixfold serve`` (uvicorn, one worker) as a subprocess over an index of examples/corpus (built under
-~/.cache/sixfold/bench/server-idx unless --index is given), warms it up, then for each concurrency runs a fixed
-number of requests (or until a time cap) from that many client threads, each with its own keep-alive connection
-(httpx). Also times the same searches in-process (``Engine.search`` and the query embedding alone), to show where
-the time goes. Prints a table and writes bench/results/server_load.json.
+$SIXFOLD_BENCH_CACHE/server-idx, else ~/.cache/sixfold/bench/server-idx, unless --index is given), warms it up,
+then for each concurrency runs a fixed number of requests (or until a time cap) from that many client threads,
+each with its own keep-alive connection (httpx). Also times the same searches in-process (``Engine.search`` and
+the query embedding alone), to show where the time goes. Prints a table and writes bench/results/server_load.json.
 
     python bench/server_load.py [--requests 400] [--concurrency 1 8 32] [--time-cap 60] [--index IDX]
 """
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from benchdata import default_cache_dir  # bench/ is sys.path[0]
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -119,7 +120,9 @@ def in_process(index: Path, k: int, repeats: int = 100) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index", type=Path, default=Path.home() / ".cache" / "sixfold" / "bench" / "server-idx")
+    parser.add_argument(
+        "--index", type=Path, default=default_cache_dir("server-idx"), help="index to serve (default %(default)s)"
+    )
     parser.add_argument("--requests", type=int, default=400, help="requests per concurrency level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--time-cap", type=float, default=60.0, help="seconds per level at most")

@@ -24,6 +24,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchdata import add_data_argument, data_path  # noqa: E402  (bench/ is sys.path[0])
+
 from reader.answer import MIN_EVIDENCE, answer_question  # noqa: E402
 from reader.extractive import load_extractive  # noqa: E402
 from reader.metrics import exact_match, f1_score  # noqa: E402
@@ -31,7 +33,7 @@ from reader.types import Passage  # noqa: E402
 from sixfold.engine import Engine  # noqa: E402
 from tuner.qa_data import load_qa_file  # noqa: E402
 
-DEFAULT_SQUAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad_v1.1_dev" / "dev-v1.1.json"
+SQUAD = "squad_v1.1_dev/dev-v1.1.json"  # relative to --data
 
 
 def split_halves(examples):
@@ -59,7 +61,8 @@ def pct(values, q):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--squad", default=str(DEFAULT_SQUAD))
+    parser.add_argument("--squad", help=f"SQuAD v1.1 dev JSON (default: <--data>/{SQUAD})")
+    add_data_argument(parser)
     parser.add_argument("--reader", help="extractive QA model folder (skips extractive parts when absent)")
     parser.add_argument("--limit", type=int, default=300, help="held-out questions for the extractive parts")
     parser.add_argument("--gen-limit", type=int, default=30, help="questions for the (slow) generative reader")
@@ -67,6 +70,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="bench/results/squad_eval.json")
     args = parser.parse_args()
+    args.squad = data_path(parser, args.data, args.squad, SQUAD)
 
     examples = load_qa_file(args.squad)
     train_half, held_out = split_halves(examples)
