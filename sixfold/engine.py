@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.chunking import Chunker
-from indexer.embedding import Embedder, load_embedder, load_embedder_at
+from indexer.embedding import Embedder, load_embedder, load_index_embedder
 from indexer.errors import SixfoldError
 from indexer.loaders import LoadError, load_document
 from indexer.models import DEFAULT_EMBEDDER, DEFAULT_GENERATOR, model_languages, resolve_model
@@ -80,11 +80,8 @@ class Engine:
 
     @property
     def embedder(self) -> Embedder:
-        from tuner.versions import tuned_embedder_path
-
-        name = self._model_name()
-        tuned = tuned_embedder_path(self.store.root, name) if self.store.exists() else None
-        return load_embedder_at(name, tuned) if tuned else load_embedder(name)
+        name = self._model_name()  # refuses a --model other than the index's
+        return load_index_embedder(self.store.root) if self.store.exists() else load_embedder(name)
 
     # ---- index -----------------------------------------------------------------------------
     def index(

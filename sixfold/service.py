@@ -16,9 +16,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from indexer.embedding import Embedder
+from indexer.embedding import Embedder, index_embedder_model
 from indexer.errors import SixfoldError
-from indexer.models import DEFAULT_GENERATOR, resolve_model
+from indexer.models import DEFAULT_GENERATOR, ResolvedModel
 from sixfold.api_errors import ApiError
 from sixfold.engine import Engine
 from sixfold.jobs import FileStore, FineTunes
@@ -31,11 +31,10 @@ class EmbedderPool:
     truncation settings are mutable state), and the cached one stays with the Engine under the index lock.
     """
 
-    def __init__(self, model: str, size: int) -> None:
+    def __init__(self, model: ResolvedModel, size: int) -> None:
         self._free: queue.Queue[Embedder] = queue.Queue()
-        resolved = resolve_model(model, role="embedder")
         for _ in range(max(1, size)):
-            self._free.put(Embedder(resolved))
+            self._free.put(Embedder(model))
 
     def warm(self) -> None:
         for embedder in list(self._free.queue):
@@ -68,7 +67,7 @@ class Service:
     def __init__(self, index_path: str | os.PathLike, generator: str = DEFAULT_GENERATOR, embedders: int = 2) -> None:
         self.engine = Engine.open(index_path)
         self.engine.store.read_pointer()  # no index: the server does not start
-        self.embedders = EmbedderPool(self.embedder_name(), embedders)
+        self.embedders = EmbedderPool(index_embedder_model(self.engine.store.root), embedders)
         self.index_lock = threading.Lock()  # snapshot, DuckDB connection, the Engine's own embedder
         self.model_lock = threading.Lock()  # the language model / extractive reader
         self.generator = generator

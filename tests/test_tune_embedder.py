@@ -339,3 +339,50 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path, pair_fi
     train_embedder(embedder.path, pairs, work, out, config, callbacks=[steps])
     assert steps.seen == [3, 4, 5]
     assert (out / "config.json").is_file() and not work.exists()
+
+
+# ---- BUG (issue 12): only Engine.embedder could load a tuned embedder; the server and tune reranker could not ----------
+def test_tune_reranker_runs_on_an_index_whose_embedder_is_tuned(tuned, pair_files, cli, tmp_path):
+    """The reranker mines its negatives with the index's own embedder: ``embedder@1`` here, not a hub name."""
+    root = copy_index(tuned[0], tmp_path / "idx")
+    pairs = tmp_path / "rerank-pairs.jsonl"
+    rows = [json.loads(line) for line in pair_files[0].read_text().splitlines()]
+    pairs.write_text("".join(json.dumps({"query": r["query"], "positive": r["passage"]}) + "\n" for r in rows))
+    code, out, err = cli(
+        "tune", "reranker", "--pairs", pairs, "--index", root, "--max-steps", "2", "--batch-size", "4",
+        "--negatives", "2", "--max-length", "64", "--eval-limit", "3", "--activate", "no", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["version"] == 1 and report["eval_queries"] == 3 and 0.0 <= report["before"]["nDCG@10"] <= 1.0
+    assert IndexStore(root).read_pointer()["model"] == "embedder@1"
+
+
+def test_server_embeds_with_the_tuned_embedder(tuned):
+    """The server's pool of embedder copies loads ``embedder@1`` from the index (it used to look for a model of that
+    name and refuse to start): /v1/embeddings gives the Engine's vectors, /v1/search finds by them."""
+    import httpx
+    from live_server import LiveServer
+
+    from indexer.embedding import index_embedder_model
+    from sixfold.engine import Engine
+    from sixfold.server import create_app
+
+    root = tuned[0]
+    assert index_embedder_model(root).path == str(Registry(root).root / "embedder" / "1")
+    query = "Who were the Normans descended from?"
+    engine = Engine.open(root)
+    try:
+        expected = engine.embed([query])[0]
+        expected_top = engine.search(query, k=1, mode="dense")[0]
+    finally:
+        engine.close()
+    with LiveServer(create_app(root)) as live:
+        got = httpx.post(
+            live.url + "/v1/embeddings", json={"model": "embedder@1", "input": query, "encoding_format": "float"}, timeout=120
+        )
+        assert got.status_code == 200, got.text
+        assert np.allclose(np.array(got.json()["data"][0]["embedding"]), expected, atol=1e-5)
+        found = httpx.post(live.url + "/v1/search", json={"query": query, "mode": "dense", "max_rerank": 1}, timeout=120)
+        assert found.status_code == 200, found.text
+        assert found.json()["data"][0]["document"] == expected_top.chunk_id

@@ -34,9 +34,9 @@ def tuned(tmp_path_factory):
 def test_mined_pairs_hold_a_relevant_chunk_and_hard_negatives(tuned):
     index, queries, _ = tuned
     snapshot = Engine.open(index).snapshot()
-    from indexer.embedding import load_embedder
+    from indexer.embedding import load_index_embedder
 
-    rows, skipped = mine_pairs(snapshot, load_embedder(snapshot.settings.model), queries[:3], RerankerTrainConfig(negatives=3))
+    rows, skipped = mine_pairs(snapshot, load_index_embedder(index), queries[:3], RerankerTrainConfig(negatives=3))
     assert skipped == 0
     for query in queries[:3]:
         mine = [r for r in rows if r[0] == query.query]

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer.embedding import Embedder, choose_device, load_embedder
+from indexer.embedding import Embedder, choose_device, load_index_embedder
 from indexer.errors import SixfoldError
 from indexer.models import DEFAULT_EMBEDDER, resolve_model
 from indexer.store import IndexStore, Snapshot
@@ -295,7 +295,7 @@ def tune_reranker(
     snapshot = store.open()
     started = time.perf_counter()
     try:
-        embedder = load_embedder(snapshot.settings.model)
+        embedder = load_index_embedder(store.root)
         base_path = resolve_model(base or DEFAULT_EMBEDDER, role="reranker").path
         rows, skipped = mine_pairs(snapshot, embedder, train, config)
         notes = [f"{skipped} training queries have no relevant passage in the index and were skipped"] if skipped else []

@@ -14,14 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer.embedding import Embedder
+from indexer.embedding import Embedder, index_embedder_model
 from indexer.errors import SixfoldError
-from indexer.models import resolve_model
+from indexer.models import TUNED_EMBEDDER_PREFIX, resolve_model, tuned_embedder_path
 from indexer.store import IndexStore
 from tuner.embedder import EmbedderTrainConfig, load_for_eval, retrieval_scores, run_key, train_embedder
 from tuner.guard import check_trainable_here
 from tuner.pairs import Pair, hold_out, load_pairs, overlap
-from tuner.versions import TUNED_EMBEDDER_PREFIX, Registry, TuneOutcome, saving, tuned_embedder_path
+from tuner.versions import Registry, TuneOutcome, saving
 
 MAX_DISTRACTORS = 2000  # index chunks added to the eval pool when the index is small enough to embed them twice
 
@@ -41,8 +41,8 @@ class EmbedderTuneResult(TuneOutcome):
 
 def current_embedder(index_root: str | Path) -> tuple[str, str]:
     """(name the index records, model folder) of the index's current embedder."""
-    name = IndexStore(index_root).read_pointer()["model"]
-    return name, tuned_embedder_path(index_root, name) or resolve_model(name).path
+    model = index_embedder_model(index_root)
+    return model.name, model.path
 
 
 def _distractors(index_root: str | Path, seed: int) -> list[str]:

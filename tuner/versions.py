@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from indexer.errors import SixfoldError
+from indexer.models import models_dir
 
 ROLES = ("reader", "embedder", "reranker", "domain")
 
@@ -53,7 +54,7 @@ class TuneOutcome:
 
 class Registry:
     def __init__(self, index_root: str | Path) -> None:
-        self.root = Path(index_root).expanduser().resolve() / "models"
+        self.root = models_dir(index_root)
         self.path = self.root / "registry.json"
 
     def load(self) -> dict:
@@ -156,19 +157,6 @@ def saving(role: str, tmp_folder: Path | None = None) -> Iterator[None]:
                 f"could not save the tuned {role} ({text[:200]}); nothing was added and the active {role} is unchanged"
             ) from None
         raise
-
-
-TUNED_EMBEDDER_PREFIX = "embedder@"
-
-
-def tuned_embedder_path(index_root: str | Path, model_name: str) -> str | None:
-    """The folder of a tuned embedder an index records as ``embedder@N`` (None for any other model name)."""
-    if not model_name.startswith(TUNED_EMBEDDER_PREFIX) or not model_name[len(TUNED_EMBEDDER_PREFIX) :].isdigit():
-        return None
-    folder = Registry(index_root).root / "embedder" / model_name[len(TUNED_EMBEDDER_PREFIX) :]
-    if not (folder / "config.json").is_file():
-        raise SixfoldError(f"this index was embedded with {model_name}, but its model folder {folder} is missing")
-    return str(folder)
 
 
 def parse_version(spec: str) -> tuple[str, int | None]:
