@@ -90,10 +90,13 @@ class CausalLM:
         top_p: float = 0.95,
         seed: int | None = None,
         on_text: Callable[[str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> Completion:
+        """``should_stop``: asked before each new token; True ends generation there (finish_reason "interrupted"),
+        e.g. when a request's time limit has passed."""
         pieces = []
         state: dict = {}  # filled by _run: prompt/completion token counts and the finish reason
-        for piece in self._run(prompt, max_tokens, temperature, stop, top_p, seed, state):
+        for piece in self._run(prompt, max_tokens, temperature, stop, top_p, seed, state, should_stop):
             pieces.append(piece)
             if on_text:
                 on_text(piece)
@@ -107,9 +110,9 @@ class CausalLM:
             model=self.name,
         )
 
-    def _run(self, prompt, max_tokens, temperature, stop, top_p, seed, state: dict) -> Iterator[str]:
+    def _run(self, prompt, max_tokens, temperature, stop, top_p, seed, state: dict, should_stop=None) -> Iterator[str]:
         import torch
-        from transformers import TextIteratorStreamer
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
         if not prompt:
             raise SixfoldError("empty prompt")
@@ -138,6 +141,16 @@ class CausalLM:
             kwargs.update(temperature=temperature, top_p=top_p)
         if stop:
             kwargs.update(stop_strings=stop, tokenizer=self.tokenizer)
+        interrupted = threading.Event()
+        if should_stop is not None:
+
+            class _Asked(StoppingCriteria):
+                def __call__(self, input_ids, scores, **_kwargs):
+                    if should_stop():
+                        interrupted.set()
+                    return torch.full((input_ids.shape[0],), interrupted.is_set(), dtype=torch.bool, device=input_ids.device)
+
+            kwargs.update(stopping_criteria=StoppingCriteriaList([_Asked()]))
         output: dict = {}
 
         def work() -> None:
@@ -176,7 +189,7 @@ class CausalLM:
         state["completion_tokens"] = new_tokens
         eos = self.tokenizer.eos_token_id
         ended = new_tokens < max_tokens or (eos is not None and int(output["ids"][0, -1]) == eos)
-        state["finish"] = "stop" if stopped or ended else "length"
+        state["finish"] = "interrupted" if interrupted.is_set() and not stopped else "stop" if stopped or ended else "length"
 
 
 @lru_cache(maxsize=2)

@@ -1,6 +1,10 @@
-"""Errors and limits of the HTTP API: OpenAI's error shape, readable validation messages, a request-body cap."""
+"""Errors and limits of the HTTP API: OpenAI's error shape, readable validation messages, the API-key gate and the
+request-body cap (both ASGI middleware, so they act before a byte of the body is read or parsed)."""
 
 from __future__ import annotations
+
+import hmac
+import time
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -20,6 +24,38 @@ class ApiError(Exception):
 
 def error_response(status: int, message: str, kind: str = "invalid_request_error", param=None, code=None) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}}, status_code=status)
+
+
+class ApiKeyGate:
+    """ASGI middleware: a request under ``/v1`` without ``Authorization: Bearer KEY`` gets its 401 before its body is read.
+
+    A route dependency would run too late: FastAPI reads and parses the body (a whole multipart upload, say) before
+    it solves dependencies. The body left unread is never buffered; uvicorn drops the connection after the 401.
+    Also stamps ``scope["state"]["started"]``, the clock the request time limit counts from.
+    """
+
+    def __init__(self, app, api_key: str | None, prefix: str = "/v1") -> None:
+        self.app, self.api_key, self.prefix = app, api_key, prefix
+
+    def allowed(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        if self.api_key is None:
+            return True
+        value = next((v for k, v in headers if k.lower() == b"authorization"), b"").decode("latin-1")
+        scheme, _, token = value.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self.api_key.encode())
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        scope.setdefault("state", {})["started"] = time.monotonic()
+        path = scope["path"]
+        if (path == self.prefix or path.startswith(self.prefix + "/")) and not self.allowed(scope["headers"]):
+            response = error_response(
+                401, "invalid or missing API key: send the header 'Authorization: Bearer KEY'", code="invalid_api_key"
+            )
+            response.headers["connection"] = "close"  # the unread body makes the connection unusable
+            return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
 
 
 class BodyLimit:
@@ -64,12 +100,15 @@ class BodyLimit:
     @staticmethod
     async def _too_large(scope, receive, send, limit: int):
         response = error_response(413, f"request body too large: the limit is {limit} bytes", code="request_too_large")
+        response.headers["connection"] = "close"
         await response(scope, receive, send)
 
 
 def _param_path(loc: tuple) -> str | None:
-    """('body', 'documents', 3, 'str') -> 'documents[3]' (union member tags like 'str' / 'list[int]' dropped)."""
-    parts = [p for p in loc[1:] if not (isinstance(p, str) and (p in {"str", "int", "float", "bool"} or "[" in p))]
+    """('body', 'documents', 3, 'str') -> 'documents[3]' (union member tags like 'str', 'list[int]' or
+    'constrained-str' dropped: field names have neither brackets nor dashes)."""
+    tags = {"str", "int", "float", "bool"}
+    parts = [p for p in loc[1:] if not (isinstance(p, str) and (p in tags or "[" in p or "-" in p))]
     text = ""
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))

@@ -247,6 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-body-mb", type=float, default=1.0, help="largest JSON request body in MiB (default 1)")
     p.add_argument("--embedders", type=_positive_int, default=2, help="copies of the embedder that embed queries in parallel")
+    limits = p.add_argument_group("per-request limits (default: $SIXFOLD_<NAME> like $SIXFOLD_MAX_PROMPTS, else the value shown)")
+    limits.add_argument("--max-prompts", type=_positive_int, help="prompts per /v1/completions request (16)")
+    limits.add_argument("--max-completion-tokens", type=_positive_int, help="prompts x n x max_tokens per request (2048)")
+    limits.add_argument("--max-prompt-chars", type=_positive_int, help="characters in one prompt (16000)")
+    limits.add_argument("--max-inputs", type=_positive_int, help="texts per /v1/embeddings request (2048)")
+    limits.add_argument("--max-documents", type=_positive_int, help="inline documents per /v1/search or /v1/answers call (200)")
+    limits.add_argument("--max-examples", type=_positive_int, help="labeled examples per /v1/classifications request (1000)")
+    limits.add_argument("--request-timeout", type=float, help="seconds a request may take, waits included; past it: 504 (120)")
 
     p = sub.add_parser("status", help="what an index holds")
     p.add_argument("--index", default=DEFAULT_INDEX)
@@ -977,6 +985,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise SixfoldError(f"port must be between 1 and 65535, got {args.port}")
     if args.max_body_mb <= 0:
         raise SixfoldError("--max-body-mb must be positive")
+    from sixfold.api_schemas import Limits
+
+    names = ("max_prompts", "max_completion_tokens", "max_prompt_chars", "max_inputs", "max_documents", "max_examples")
+    limits = Limits.from_env(**{name: getattr(args, name) for name in (*names, "request_timeout")})  # a bad one: one line
     IndexStore(args.index).read_pointer()  # before loading any model: a missing index is one error line
     from sixfold.server import listen, serve
 
@@ -991,6 +1003,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_body=int(args.max_body_mb * (1 << 20)),
         embedders=args.embedders,
         sock=sock,
+        limits=limits,
     )
     return 0
 

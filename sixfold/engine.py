@@ -280,14 +280,18 @@ class Engine:
         model: str | None = None,
         seed: int | None = None,
         on_text=None,
+        should_stop=None,
     ) -> Completion:
-        """Continue ``prompt`` with the local language model; ``on_text`` receives pieces as they are generated."""
+        """Continue ``prompt`` with the local language model; ``on_text`` receives pieces as they are generated;
+        ``should_stop()`` True ends generation at the next token (a request's time limit)."""
         from reader.llm import load_llm
 
         if not prompt or not prompt.strip():
             raise SixfoldError("empty prompt")
         llm = load_llm(model or DEFAULT_GENERATOR)
-        return llm.complete(prompt, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=seed, on_text=on_text)
+        return llm.complete(
+            prompt, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=seed, on_text=on_text, should_stop=should_stop
+        )
 
     def active_model(self, role: str) -> str | None:
         """The folder of the index's active tuned model for ``role`` (None: the packaged default)."""

@@ -5,18 +5,22 @@
   ``/v1/answers``, ``/v1/files`` + ``/v1/fine-tunes`` (the tuner as a background job with events).
 - ``GET /`` the search page, ``GET /v1/status`` the index status, ``GET /openapi.json`` the schema.
 
-Safety: every body is validated (pydantic; errors are 400 in OpenAI's ``{"error": {...}}`` shape), bodies are
-capped (413), and no parameter names a path: documents and examples come inline, ``file`` is the index itself
-(``"index"``) and training files are ids of uploads stored inside the index folder. Requests run in threads; the
-parts that share state (the index snapshot, DuckDB, FAISS, tantivy) run under one lock, the language model under
-another, and texts are embedded outside both by a small pool of embedder copies (each with its own tokenizer), so
-a re-index by another process is picked up between requests and a request always reads one whole generation.
+Safety: the API key is checked before a request's body is read (401), bodies are capped (413), every body is
+validated (pydantic; errors are 400 in OpenAI's ``{"error": {...}}`` shape), the work one request may ask for is
+bounded (``Limits``: prompts, prompts x n x max_tokens, prompt length, inputs, documents, examples; a 400 naming the
+limit), each request has a time limit (``--request-timeout``; past it a 504 and the model stops at its next token),
+and no parameter names a path: documents and examples come inline, ``file`` is the index itself (``"index"``),
+training files are ids of uploads stored inside the index folder, and ``/v1/status`` names the index, not its path.
+
+Requests run in threads; the parts that share state (the index snapshot, DuckDB, FAISS, tantivy) run under one lock,
+the language model under another, and texts are embedded outside both by a small pool of embedder copies (each with
+its own tokenizer), so a re-index by another process is picked up between requests and a request always reads one
+whole generation.
 """
 
 from __future__ import annotations
 
 import base64
-import hmac
 import json
 import os
 import queue
@@ -37,17 +41,17 @@ from indexer.models import DEFAULT_GENERATOR, model_languages
 from reader.types import LabeledExample, Passage
 from retriever.search import default_mode
 from retriever.search import search as run_search
-from sixfold.api_errors import ApiError, BodyLimit, error_response, validation_error
+from sixfold.api_errors import ApiError, ApiKeyGate, BodyLimit, error_response, validation_error
 from sixfold.api_schemas import (
-    MAX_ITEMS,
     AnswerRequest,
     ClassificationRequest,
     CompletionRequest,
     EmbeddingRequest,
     FineTuneRequest,
+    Limits,
     SearchRequest,
 )
-from sixfold.service import QueryVector, Service
+from sixfold.service import Deadline, QueryVector, Service, TimedEmbedder
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MAX_BODY = 1 << 20  # 1 MiB for JSON requests
@@ -91,6 +95,32 @@ def _id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(12)}"
 
 
+def _setting(name: str) -> str:
+    """Where a limit is set: ``max_prompts`` -> ``--max-prompts / SIXFOLD_MAX_PROMPTS``."""
+    return f"--{name.replace('_', '-')} / SIXFOLD_{name.upper()}"
+
+
+def _at_most(count: int, limit: int, what: str, setting: str, param: str) -> None:
+    if count > limit:
+        raise ApiError(
+            400,
+            f"at most {limit} {what} per request, got {count} (the server's limit, {_setting(setting)})",
+            param=param,
+            code="limit_exceeded",
+        )
+
+
+def _named(value, root: str, name: str):
+    """``value`` with the index's absolute path replaced by its name, in every string it holds."""
+    if isinstance(value, str):
+        return value.replace(root, name)
+    if isinstance(value, list):
+        return [_named(v, root, name) for v in value]
+    if isinstance(value, dict):
+        return {k: _named(v, root, name) for k, v in value.items()}
+    return value
+
+
 def create_app(
     index_path: str | os.PathLike,
     api_key: str | None = None,
@@ -100,15 +130,18 @@ def create_app(
     generator: str = DEFAULT_GENERATOR,
     embedders: int = 2,
     warm: bool = True,
+    limits: Limits | None = None,
 ) -> FastAPI:
     """The FastAPI app over the index at ``index_path`` (it must exist). ``api_key``: require ``Bearer KEY`` on /v1;
-    ``embedders``: copies of the embedding model that embed queries in parallel."""
+    ``embedders``: copies of the embedding model that embed queries in parallel; ``limits``: the work and time one
+    request may take (default: ``Limits.from_env()``)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         package_version = version("sixfold")
     except PackageNotFoundError:
         package_version = "dev"
+    limits = limits or Limits.from_env()  # a bad SIXFOLD_* value is one error before any model loads
     service = Service(index_path, generator, embedders)
     if warm:
         service.warm()
@@ -119,8 +152,9 @@ def create_app(
         docs_url=None,  # Swagger UI loads its scripts from a CDN; the schema is at /openapi.json
         redoc_url=None,
     )
-    app.state.service = service
+    app.state.service, app.state.limits = service, limits
     app.add_middleware(BodyLimit, max_body=max_body, max_upload=max_upload)
+    app.add_middleware(ApiKeyGate, api_key=api_key)  # added last: runs first, before the body is read
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
@@ -145,14 +179,11 @@ def create_app(
     async def _internal(request: Request, exc: Exception):
         return error_response(500, f"internal error: {type(exc).__name__}", kind="server_error")
 
-    def authorize(request: Request) -> None:
-        if api_key is None:
-            return
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), api_key.encode()):
-            raise ApiError(401, "invalid or missing API key: send the header 'Authorization: Bearer KEY'", code="invalid_api_key")
+    def request_deadline(request: Request) -> Deadline:
+        """The request's time limit, counted from its arrival (stamped by ApiKeyGate)."""
+        return Deadline(limits.request_timeout, request.scope.get("state", {}).get("started"))
 
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorize)])
+    v1 = APIRouter(prefix="/v1")  # the API key is checked by ApiKeyGate, before the body is read
 
     @app.get("/", include_in_schema=False)
     def page():
@@ -160,11 +191,15 @@ def create_app(
 
     # ---- status and models -----------------------------------------------------------
     @v1.get("/status")
-    def status():
-        """What the index holds (documents, chunks, model, generation, ...)."""
-        with service.index_lock:
+    def status(deadline: Deadline = Depends(request_deadline)):
+        """What the index holds (documents, chunks, model, generation, ...); the index by its name, not its path."""
+        with deadline.hold(service.index_lock, "the index"):
             service.snapshot()
             data = service.engine.status().to_dict()
+        root = data.pop("path")
+        name = Path(root).name
+        data = _named(data, root, name)  # e.g. a health note names the index, not where it lives
+        data["name"] = name
         data["auth"] = api_key is not None
         return data
 
@@ -179,15 +214,14 @@ def create_app(
 
     # ---- today's endpoints -------------------------------------------------------------
     @v1.post("/embeddings")
-    def embeddings(body: EmbeddingRequest):
+    def embeddings(body: EmbeddingRequest, deadline: Deadline = Depends(request_deadline)):
         service.check_model(body.model, ("embedder",))
         texts = _texts(body.input, "input")
-        if len(texts) > MAX_ITEMS:
-            raise ApiError(400, f"at most {MAX_ITEMS} inputs per request, got {len(texts)}", param="input")
+        _at_most(len(texts), limits.max_inputs, "inputs", "max_inputs", "input")
         for i, text in enumerate(texts):
             if not text.strip():
                 raise ApiError(400, f"input[{i}] is empty", param="input")
-        with service.embedders.lend() as embedder:
+        with service.embedders.lend(deadline) as embedder:
             if body.dimensions is not None and body.dimensions != embedder.dim:
                 raise ApiError(
                     400, f"{embedder.name} makes {embedder.dim}-d vectors; dimensions cannot change that", param="dimensions"
@@ -206,9 +240,29 @@ def create_app(
         return {"object": "list", "data": data, "model": body.model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
     @v1.post("/completions")
-    def completions(body: CompletionRequest):
+    def completions(body: CompletionRequest, deadline: Deadline = Depends(request_deadline)):
         service.check_model(body.model, ("completion",))
         prompts = _texts(body.prompt, "prompt")
+        _at_most(len(prompts), limits.max_prompts, "prompts", "max_prompts", "prompt")
+        n, max_tokens = body.n or 1, body.max_tokens or 16
+        work = len(prompts) * n * max_tokens
+        if work > limits.max_completion_tokens:
+            raise ApiError(
+                400,
+                f"too many tokens to generate in one request: {len(prompts)} prompts x n {n} x max_tokens {max_tokens} = "
+                f"{work}; the server's limit is {limits.max_completion_tokens} ({_setting('max_completion_tokens')})",
+                param="max_tokens",
+                code="limit_exceeded",
+            )
+        for i, prompt in enumerate(prompts):
+            if len(prompt) > limits.max_prompt_chars:
+                raise ApiError(
+                    400,
+                    f"prompt[{i}] has {len(prompt)} characters; the server's limit is {limits.max_prompt_chars} "
+                    f"({_setting('max_prompt_chars')})",
+                    param="prompt",
+                    code="limit_exceeded",
+                )
         if body.logprobs is not None:
             raise ApiError(400, "logprobs are not supported by sixfold", param="logprobs")
         if body.suffix:
@@ -217,22 +271,25 @@ def create_app(
         if len(stop) > 4:
             raise ApiError(400, "at most 4 stop sequences", param="stop")
         options = dict(
-            max_tokens=body.max_tokens or 16,
+            max_tokens=max_tokens,
             temperature=1.0 if body.temperature is None else body.temperature,
             stop=stop,
             model=service.generator,
             seed=body.seed,
         )
-        jobs = [(p, prompt) for p, prompt in enumerate(prompts) for _ in range(body.n or 1)]
+        jobs = [(p, prompt) for p, prompt in enumerate(prompts) for _ in range(n)]
         cid, created = _id("cmpl"), int(time.time())
         if body.stream:
             return StreamingResponse(
-                _stream_completions(service, jobs, options, body, cid, created), media_type="text/event-stream"
+                _stream_completions(service, jobs, options, body, cid, created, deadline), media_type="text/event-stream"
             )
         choices, prompt_tokens, completion_tokens = [], {}, 0
-        with service.model_lock:
+        with deadline.hold(service.model_lock, "the language model"):
             for index, (p, prompt) in enumerate(jobs):
-                done = service.engine.complete(prompt, **options)
+                deadline.check(f"generating completion {index + 1} of {len(jobs)}")
+                done = service.engine.complete(prompt, **options, should_stop=deadline.passed)
+                if done.finish_reason == "interrupted":
+                    raise deadline.error(f"generating completion {index + 1} of {len(jobs)}")
                 prompt_tokens[p] = done.prompt_tokens
                 completion_tokens += done.completion_tokens
                 text = (prompt if body.echo else "") + done.text
@@ -248,24 +305,25 @@ def create_app(
         }
 
     # ---- 2021 endpoints -----------------------------------------------------------------
-    def search(body: SearchRequest, engine_id: str | None):
+    def search(body: SearchRequest, engine_id: str | None, deadline: Deadline):
         model = service.check_model(body.model or engine_id, ("embedder",)) or service.embedder_name()
         source = _one_source(body.documents, body.file)
         result: dict = {"object": "list", "model": model}
         if source == "documents":
-            with service.embedders.lend() as embedder:
+            _at_most(len(body.documents), limits.max_documents, "documents", "max_documents", "documents")
+            with service.embedders.lend(deadline) as embedder:
                 vectors = embedder.encode([body.query.strip(), *body.documents])
             scores = vectors[1:] @ vectors[0]
             order = np.argsort(-scores, kind="stable")[: body.max_rerank]
             result["data"] = [{"object": "search_result", "document": int(i), "score": float(scores[i])} for i in order]
             return result
         vector = None
-        with service.index_lock:
+        with deadline.hold(service.index_lock, "the index"):
             mode = body.mode or default_mode(service.snapshot().settings.language, model_languages(service.embedder_name()))
         if mode != "bm25" and body.query.strip():
-            with service.embedders.lend() as embedder:
+            with service.embedders.lend(deadline) as embedder:
                 vector = embedder.encode([body.query.strip()])[0]
-        with service.index_lock:
+        with deadline.hold(service.index_lock, "the index"):
             snap = service.snapshot()
             hits = run_search(snap, QueryVector(vector), body.query, body.max_rerank, mode)
             result["generation"] = snap.folder.name
@@ -289,22 +347,23 @@ def create_app(
         return result
 
     @v1.post("/search")
-    def search_any(body: SearchRequest):
+    def search_any(body: SearchRequest, deadline: Deadline = Depends(request_deadline)):
         """Rank inline ``documents`` (cosine) or the index (``file: "index"`` or no documents; hybrid by default)."""
-        return search(body, None)
+        return search(body, None, deadline)
 
     @v1.post("/engines/{engine_id}/search")
-    def search_engine(engine_id: str, body: SearchRequest):
-        return search(body, engine_id)
+    def search_engine(engine_id: str, body: SearchRequest, deadline: Deadline = Depends(request_deadline)):
+        return search(body, engine_id, deadline)
 
     @v1.post("/classifications")
-    def classifications(body: ClassificationRequest):
+    def classifications(body: ClassificationRequest, deadline: Deadline = Depends(request_deadline)):
         model = service.check_model(body.model) or service.embedder_name()
         service.check_model(body.search_model, ("embedder",), "search_model")
         if body.file is not None:
             raise ApiError(400, "give the labeled examples inline as examples: [[text, label], ...]", param="file")
         if not body.examples:
             raise ApiError(400, "examples are required: [[text, label], ...]", param="examples")
+        _at_most(len(body.examples), limits.max_examples, "examples", "max_examples", "examples")
         examples = []
         for i, (text, label) in enumerate(body.examples):
             if not text.strip() or not label.strip():
@@ -318,7 +377,7 @@ def create_app(
             examples = [e for e in examples if e.label in set(body.labels)]
         from reader.classify import Classifier
 
-        with service.embedders.lend() as embedder:
+        with service.embedders.lend(deadline) as embedder:
             label = Classifier(examples, embedder, cache=False).classify([body.query])[0]
         return {
             "object": "classification",
@@ -334,16 +393,18 @@ def create_app(
         }
 
     @v1.post("/answers")
-    def answers(body: AnswerRequest):
+    def answers(body: AnswerRequest, deadline: Deadline = Depends(request_deadline)):
         from reader.answer import answer_question
 
         model = service.check_model(body.model) or service.generator
         service.check_model(body.search_model, ("embedder",), "search_model")
         source = _one_source(body.documents, body.file)
+        if source == "documents":
+            _at_most(len(body.documents), limits.max_documents, "documents", "max_documents", "documents")
         k = min(body.k, body.max_rerank)
-        with service.index_lock:
+        with deadline.hold(service.index_lock, "the index"):
             if source == "documents":
-                vectors = service.embedder.encode([body.question.strip(), *body.documents])
+                vectors = TimedEmbedder(service.embedder, deadline).encode([body.question.strip(), *body.documents])
                 scores = vectors[1:] @ vectors[0]
                 order = np.argsort(-scores, kind="stable")[:k]
                 passages = [
@@ -357,7 +418,7 @@ def create_app(
         mode = body.mode if body.mode != "auto" else ("extractive" if reader else "generative")
         if mode == "extractive" and not reader:
             raise ApiError(400, "extractive mode needs a tuned reader (POST /v1/fine-tunes) or SIXFOLD_READER", param="mode")
-        with service.model_lock:
+        with deadline.hold(service.model_lock, "the reader model"):
             if mode == "extractive":
                 from reader.extractive import load_extractive
 
@@ -436,22 +497,39 @@ def create_app(
     return app
 
 
-def _stream_completions(service: Service, jobs, options: dict, body: CompletionRequest, cid: str, created: int):
-    """Server-sent events as OpenAI streams them: one chunk per piece of text, a last one with finish_reason, [DONE]."""
+def _stream_completions(
+    service: Service, jobs, options: dict, body: CompletionRequest, cid: str, created: int, deadline: Deadline
+):
+    """Server-sent events as OpenAI streams them: one chunk per piece of text, a last one with finish_reason, [DONE].
+
+    Past the deadline (or once the client stops reading) generation stops at its next token; the stream then ends
+    with an error event in OpenAI's shape (code ``request_timeout``), since the 200 status line is already sent.
+    """
     pieces: queue.Queue = queue.Queue()
+    gone = threading.Event()  # the response stopped iterating: the client left
 
     def work() -> None:
         try:
-            with service.model_lock:
+            with deadline.hold(service.model_lock, "the language model"):
                 for index, (_p, prompt) in enumerate(jobs):
+                    doing = f"generating completion {index + 1} of {len(jobs)}"
+                    deadline.check(doing)
                     if body.echo:
                         pieces.put(("text", index, prompt))
                     done = service.engine.complete(
-                        prompt, **options, on_text=lambda piece, index=index: pieces.put(("text", index, piece))
+                        prompt,
+                        **options,
+                        on_text=lambda piece, index=index: pieces.put(("text", index, piece)),
+                        should_stop=lambda: gone.is_set() or deadline.passed(),
                     )
+                    if done.finish_reason == "interrupted":
+                        raise deadline.error(doing)
                     pieces.put(("done", index, done.finish_reason))
-        except Exception as exc:  # reported in the stream: the status line is already sent
-            pieces.put(("error", 0, str(exc) if isinstance(exc, SixfoldError) else f"internal error: {type(exc).__name__}"))
+        except ApiError as exc:  # reported in the stream: the status line is already sent
+            pieces.put(("error", 0, {"message": exc.message, "type": exc.kind, "param": exc.param, "code": exc.code}))
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, SixfoldError) else f"internal error: {type(exc).__name__}"
+            pieces.put(("error", 0, {"message": message, "type": "invalid_request_error", "param": None, "code": None}))
         finally:
             pieces.put(None)
 
@@ -462,16 +540,18 @@ def _stream_completions(service: Service, jobs, options: dict, body: CompletionR
         data = {"id": cid, "object": "text_completion", "created": created, "model": body.model, "choices": [choice]}
         return f"data: {json.dumps(data)}\n\n"
 
-    while (item := pieces.get()) is not None:
-        kind, index, value = item
-        if kind == "text":
-            yield chunk(index, value, None)
-        elif kind == "done":
-            yield chunk(index, "", value)
-        else:
-            error = {"message": value, "type": "invalid_request_error", "param": None, "code": None}
-            yield f"data: {json.dumps({'error': error})}\n\n"
-    yield "data: [DONE]\n\n"
+    try:
+        while (item := pieces.get()) is not None:
+            kind, index, value = item
+            if kind == "text":
+                yield chunk(index, value, None)
+            elif kind == "done":
+                yield chunk(index, "", value)
+            else:
+                yield f"data: {json.dumps({'error': value})}\n\n"
+        yield "data: [DONE]\n\n"
+    finally:
+        gone.set()
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -495,6 +575,7 @@ def serve(
     max_body: int = DEFAULT_MAX_BODY,
     embedders: int = 2,
     sock: socket.socket | None = None,
+    limits: Limits | None = None,
 ) -> None:
     """Run the server with uvicorn (one worker process; requests run in its thread pool).
 
@@ -503,6 +584,6 @@ def serve(
     import uvicorn
 
     sock = sock or listen(host, port)
-    app = create_app(index_path, api_key, max_body=max_body, embedders=embedders)
+    app = create_app(index_path, api_key, max_body=max_body, embedders=embedders, limits=limits)
     config = uvicorn.Config(app, workers=1, log_level="info", timeout_graceful_shutdown=5)
     uvicorn.Server(config).run(sockets=[sock])

@@ -2,7 +2,8 @@
 
 Requests run in threads. The parts that share state (the index snapshot, DuckDB, FAISS, tantivy and the Engine's
 own embedder) are used under ``index_lock``; the language model and the extractive reader under ``model_lock``;
-texts are embedded outside both by copies of the embedder lent one request at a time.
+texts are embedded outside both by copies of the embedder lent one request at a time. Each request carries a
+``Deadline``: its waits and its model work end there.
 """
 
 from __future__ import annotations
@@ -41,12 +42,74 @@ class EmbedderPool:
             embedder.encode(["warm up"])
 
     @contextmanager
-    def lend(self) -> Iterator[Embedder]:
-        embedder = self._free.get()
+    def lend(self, deadline: Deadline | None = None) -> Iterator[Embedder | TimedEmbedder]:
+        """A free copy; with ``deadline``, waited for until it and wrapped so encoding checks it between batches."""
         try:
-            yield embedder
+            embedder = self._free.get(timeout=None if deadline is None else max(deadline.left(), 0.0))
+        except queue.Empty:
+            raise deadline.error("waiting for a free embedder") from None
+        try:
+            yield embedder if deadline is None else TimedEmbedder(embedder, deadline)
         finally:
             self._free.put(embedder)
+
+
+class Deadline:
+    """The time limit of one request (``--request-timeout``), counted from its arrival.
+
+    Waits for a lock or an embedder end at it, embedding checks it between batches and generation at every token;
+    past it the request is answered 504 (``request_timeout``): the server, not the request's sender, ran out of time.
+    """
+
+    def __init__(self, seconds: float, started: float | None = None) -> None:
+        self.seconds = seconds
+        self.at = (time.monotonic() if started is None else started) + seconds
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+    def passed(self) -> bool:
+        return self.left() <= 0
+
+    def error(self, doing: str) -> ApiError:
+        return ApiError(
+            504,
+            f"the request ran past the server's time limit of {self.seconds:g} s while {doing}; ask for less work "
+            "(fewer or shorter texts, fewer tokens) or start the server with a larger --request-timeout",
+            code="request_timeout",
+            kind="server_error",
+        )
+
+    def check(self, doing: str) -> None:
+        if self.passed():
+            raise self.error(doing)
+
+    @contextmanager
+    def hold(self, lock: threading.Lock, doing: str) -> Iterator[None]:
+        """``with lock``, but a wait past the deadline is the request's 504."""
+        if not lock.acquire(timeout=max(self.left(), 0.0)):
+            raise self.error(f"waiting for {doing}")
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+class TimedEmbedder:
+    """An embedder that checks a request's deadline before each batch, so a big request stops within one batch."""
+
+    def __init__(self, embedder: Embedder, deadline: Deadline, batch_size: int = 64) -> None:
+        self.embedder, self.deadline, self.batch_size = embedder, deadline, batch_size
+
+    def __getattr__(self, name: str):
+        return getattr(self.embedder, name)
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        parts = []
+        for start in range(0, len(texts), self.batch_size):
+            self.deadline.check("embedding texts")
+            parts.append(self.embedder.encode(texts[start : start + self.batch_size], batch_size=batch_size))
+        return np.concatenate(parts) if parts else self.embedder.encode(texts, batch_size=batch_size)
 
 
 class QueryVector:
