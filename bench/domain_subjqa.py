@@ -29,8 +29,7 @@ from reader_subjqa import CACHE, subjqa, write_jsonl  # noqa: E402
 
 from indexer.models import DEFAULT_EMBEDDER, resolve_model  # noqa: E402
 from tuner.domain import DomainTrainConfig, tune_domain  # noqa: E402
-from tuner.reader import ReaderTrainConfig  # noqa: E402
-from tuner.tune_reader import tune_reader  # noqa: E402
+from tuner.reader import ReaderTrainConfig, tune_reader  # noqa: E402
 
 
 def main() -> None:

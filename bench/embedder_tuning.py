@@ -30,8 +30,8 @@ from benchdata import add_data_argument, check_data, default_cache_dir  # noqa: 
 from ir_measures import R, nDCG  # noqa: E402
 
 from indexer.models import DEFAULT_EMBEDDER, resolve_model  # noqa: E402
+from tuner.data import Pair  # noqa: E402
 from tuner.embedder import EmbedderTrainConfig, load_for_eval, train_embedder  # noqa: E402
-from tuner.pairs import Pair  # noqa: E402
 
 CACHE = default_cache_dir("tuner")
 

@@ -32,9 +32,8 @@ import pandas as pd  # noqa: E402
 from benchdata import add_data_argument, check_data, default_cache_dir  # noqa: E402  (bench/ is sys.path[0])
 
 from indexer.models import DEFAULT_EMBEDDER, resolve_model  # noqa: E402
-from tuner.qa_data import QAExample, load_qa_file  # noqa: E402
-from tuner.reader import ReaderTrainConfig, train_reader  # noqa: E402
-from tuner.tune_reader import evaluate_reader, tune_reader  # noqa: E402
+from tuner.data import QAExample, load_qa_file  # noqa: E402
+from tuner.reader import ReaderTrainConfig, evaluate_reader, train_reader, tune_reader  # noqa: E402
 
 CACHE = default_cache_dir("tuner")
 

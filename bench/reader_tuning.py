@@ -27,9 +27,8 @@ from benchdata import add_data_argument, data_path  # noqa: E402  (bench/ is sys
 
 from sixfold.engine import Engine  # noqa: E402
 from sixfold.evaluation import eval_qa  # noqa: E402
-from tuner.qa_data import load_qa_file  # noqa: E402
-from tuner.reader import ReaderTrainConfig  # noqa: E402
-from tuner.tune_reader import tune_reader  # noqa: E402
+from tuner.data import load_qa_file  # noqa: E402
+from tuner.reader import ReaderTrainConfig, tune_reader  # noqa: E402
 
 SQUAD = "squad_v1.1_dev/dev-v1.1.json"  # relative to --data
 

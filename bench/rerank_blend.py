@@ -76,7 +76,7 @@ def main() -> None:
     from sixfold.engine import Engine
     from sixfold.eval_data import load_beir_set
     from sixfold.evaluation import _safe_name, reranker_queries
-    from tuner.reranker import split_queries
+    from tuner.data import split_queries
 
     parser = argparse.ArgumentParser()
     add_data_argument(parser)

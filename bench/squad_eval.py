@@ -31,7 +31,7 @@ from reader.extractive import load_extractive  # noqa: E402
 from reader.metrics import exact_match, f1_score  # noqa: E402
 from reader.types import Passage  # noqa: E402
 from sixfold.engine import Engine  # noqa: E402
-from tuner.qa_data import load_qa_file  # noqa: E402
+from tuner.data import load_qa_file  # noqa: E402
 
 SQUAD = "squad_v1.1_dev/dev-v1.1.json"  # relative to --data
 

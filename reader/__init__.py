@@ -1,1 +1,2 @@
-"""Reader: see ../shared/ARCHITECTURE.md; grows with its issue."""
+"""Reading: answers from retrieved passages (extractive spans or cited generated text, with abstention), labels from
+labeled examples, and completions from the local language model."""

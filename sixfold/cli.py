@@ -120,76 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("tune", help="fine-tune a model on your domain and measure it before and after")
-    tune = p.add_subparsers(dest="role", metavar="ROLE", parser_class=_Parser)
-    tune.required = True
-    t = tune.add_parser("reader", help="train the extractive reader on QA pairs (SQuAD JSON or JSONL)")
-    t.add_argument("--train", required=True, help="QA pairs: SQuAD JSON or JSONL {question, context, answer(s)}")
-    t.add_argument("--eval", required=True, help="held-out QA pairs, same formats")
-    t.add_argument("--index", default=DEFAULT_INDEX, help="the index whose model registry gets the new version")
-    t.add_argument("--base", help="start from this model folder (default: the active reader, else the packaged encoder)")
-    t.add_argument("--epochs", type=float, default=2.0)
-    t.add_argument("--learning-rate", type=float, default=1e-4)
-    t.add_argument("--batch-size", type=_positive_int, default=16)
-    t.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps (default: epochs decide)")
-    t.add_argument("--max-length", type=_positive_int, default=256)
-    t.add_argument("--lora", action="store_true", help="train LoRA adapters instead of all weights (PEFT)")
-    t.add_argument("--eval-limit", type=_positive_int, default=500)
-    t.add_argument("--activate", default="auto", help="auto (if better on eval, default), yes or no")
-    t.add_argument("--seed", type=int, default=42)
-    t.add_argument("--force", action="store_true", help="train even a model too big for this machine (no GPU)")
-    t.add_argument("--json", action="store_true")
-
-    t = tune.add_parser("embedder", help="train the embedding model on (query, passage) pairs; re-embeds the index")
-    source = t.add_mutually_exclusive_group(required=True)
-    source.add_argument("--pairs", help="JSONL of {query, passage} rows")
-    source.add_argument(
-        "--synthesize", type=_positive_int, metavar="N", help="no pairs: the local LM writes questions for N sampled chunks"
-    )
-    t.add_argument("--synthetic-out", help="where to write the synthesized pairs (default: IDX/models/synthetic-pairs.jsonl)")
-    t.add_argument("--eval", help="held-out {query, passage} JSONL (default: hold out --holdout of the pairs by query)")
-    t.add_argument("--holdout", type=float, default=0.2)
-    t.add_argument("--index", default=DEFAULT_INDEX, help="the index to tune for (and re-embed when the new model is activated)")
-    t.add_argument("--epochs", type=float, default=1.0)
-    t.add_argument("--learning-rate", type=float, default=2e-5)
-    t.add_argument("--batch-size", type=_positive_int, default=32)
-    t.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps (default: epochs decide)")
-    t.add_argument("--activate", default="auto", help="auto (if nDCG@10 is better, default), yes or no")
-    t.add_argument("--seed", type=int, default=42)
-    t.add_argument("--force", action="store_true", help="train even a model too big for this machine (no GPU)")
-    t.add_argument("--json", action="store_true")
-
-    t = tune.add_parser("domain", help="domain-adaptive pre-training of the reader's encoder on raw text (masked LM)")
-    t.add_argument("--corpus", required=True, help="folder of documents (any format the indexer reads)")
-    t.add_argument("--index", default=DEFAULT_INDEX, help="the index whose model registry gets the new version")
-    t.add_argument("--base", help="encoder to start from (default: the packaged all-MiniLM-L6-v2)")
-    t.add_argument("--epochs", type=float, default=1.0)
-    t.add_argument("--learning-rate", type=float, default=5e-5)
-    t.add_argument("--batch-size", type=_positive_int, default=16)
-    t.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps (default: epochs decide)")
-    t.add_argument("--max-length", type=_positive_int, default=128)
-    t.add_argument("--activate", default="auto", help="auto (if perplexity is lower, default), yes or no")
-    t.add_argument("--seed", type=int, default=42)
-    t.add_argument("--force", action="store_true", help="train even a model too big for this machine (no GPU)")
-    t.add_argument("--json", action="store_true")
-
-    t = tune.add_parser("reranker", help="train a cross-encoder reranker on the index's own candidates (hard negatives)")
-    source = t.add_mutually_exclusive_group(required=True)
-    source.add_argument("--pairs", help="JSONL {query, positive} or CSV/TSV with columns query,positive")
-    source.add_argument("--beir", metavar="FOLDER", help="a BEIR folder: queries and qrels of --split, corpus indexed in --index")
-    t.add_argument("--split", default="train", help="BEIR qrels split to train on (default train)")
-    t.add_argument("--eval-split", help="BEIR split for before/after (default: 10%% of the training queries, held out)")
-    t.add_argument("--index", default=DEFAULT_INDEX, help="the index (its hybrid hits give the negatives; gets the version)")
-    t.add_argument("--base", help="start from this model folder (default: the packaged MiniLM encoder with a new head)")
-    t.add_argument("--epochs", type=float, default=1.0)
-    t.add_argument("--learning-rate", type=float, default=5e-5)
-    t.add_argument("--batch-size", type=_positive_int, default=16)
-    t.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps (default: epochs decide)")
-    t.add_argument("--max-length", type=_positive_int, default=256)
-    t.add_argument("--negatives", type=_positive_int, default=4, help="mined hard negatives per query (default 4)")
-    t.add_argument("--eval-limit", type=_positive_int, default=200, help="at most this many before/after queries")
-    t.add_argument("--activate", default="auto", help="auto (if better on eval, default), yes or no")
-    t.add_argument("--seed", type=int, default=42)
-    t.add_argument("--json", action="store_true")
+    _add_tune_parsers(p)
 
     p = sub.add_parser("models", help="tuned model versions in an index; switch or roll back")
     p.add_argument("action", nargs="?", default="list", help="list (default), use ROLE@N|ROLE@base, rollback ROLE")
@@ -565,6 +496,90 @@ def _score_table(title: str, before: dict, after: dict, metrics: list[tuple[str,
     return table
 
 
+def _add_tune_parsers(p: argparse.ArgumentParser) -> None:
+    """``tune ROLE``: the defaults are each role's config (``tuner.<role>``), written once there."""
+    from tuner.data import RERANK_EVAL_LIMIT, RERANK_HOLDOUT
+    from tuner.domain import DomainTrainConfig
+    from tuner.embedder import HOLDOUT, EmbedderTrainConfig
+    from tuner.reader import EVAL_LIMIT, ReaderTrainConfig
+    from tuner.reranker import RerankerTrainConfig
+    from tuner.training import ACTIVATE_CHOICES
+
+    def training(t: argparse.ArgumentParser, config: type, max_length: bool = True) -> None:
+        t.add_argument("--epochs", type=float, default=config.epochs, help="default %(default)s")
+        t.add_argument("--learning-rate", type=float, default=config.learning_rate, help="default %(default)s")
+        t.add_argument("--batch-size", type=_positive_int, default=config.batch_size, help="default %(default)s")
+        t.add_argument(
+            "--max-steps", type=int, default=config.max_steps, help="stop after this many steps (default: epochs decide)"
+        )
+        if max_length:
+            t.add_argument("--max-length", type=_positive_int, default=config.max_length, help="tokens (default %(default)s)")
+
+    def run(t: argparse.ArgumentParser, config: type, better: str, force: bool = True) -> None:
+        t.add_argument("--activate", default="auto", choices=ACTIVATE_CHOICES, help=f"auto (if {better}, default), yes or no")
+        t.add_argument("--seed", type=int, default=config.seed, help="default %(default)s")
+        if force:
+            t.add_argument("--force", action="store_true", help="train even a model too big for this machine (no GPU)")
+        t.add_argument("--json", action="store_true")
+
+    tune = p.add_subparsers(dest="role", metavar="ROLE", parser_class=_Parser)
+    tune.required = True
+    t = tune.add_parser("reader", help="train the extractive reader on QA pairs (SQuAD JSON or JSONL)")
+    t.add_argument("--train", required=True, help="QA pairs: SQuAD JSON or JSONL {question, context, answer(s)}")
+    t.add_argument("--eval", required=True, help="held-out QA pairs, same formats")
+    t.add_argument("--index", default=DEFAULT_INDEX, help="the index whose model registry gets the new version")
+    t.add_argument("--base", help="start from this model folder (default: the active reader, else the packaged encoder)")
+    training(t, ReaderTrainConfig)
+    t.add_argument("--lora", action="store_true", help="train LoRA adapters instead of all weights (PEFT)")
+    t.add_argument("--eval-limit", type=_positive_int, default=EVAL_LIMIT, help="eval questions scored (default %(default)s)")
+    run(t, ReaderTrainConfig, "better on eval")
+
+    t = tune.add_parser("embedder", help="train the embedding model on (query, passage) pairs; re-embeds the index")
+    source = t.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pairs", help="JSONL of {query, passage} rows")
+    source.add_argument(
+        "--synthesize", type=_positive_int, metavar="N", help="no pairs: the local LM writes questions for N sampled chunks"
+    )
+    t.add_argument("--synthetic-out", help="where to write the synthesized pairs (default: IDX/models/synthetic-pairs.jsonl)")
+    t.add_argument("--eval", help="held-out {query, passage} JSONL (default: hold out --holdout of the pairs by query)")
+    t.add_argument("--holdout", type=float, default=HOLDOUT, help="default %(default)s")
+    t.add_argument("--index", default=DEFAULT_INDEX, help="the index to tune for (and re-embed when the new model is activated)")
+    training(t, EmbedderTrainConfig, max_length=False)
+    run(t, EmbedderTrainConfig, "nDCG@10 is better")
+
+    t = tune.add_parser("domain", help="domain-adaptive pre-training of the reader's encoder on raw text (masked LM)")
+    t.add_argument("--corpus", required=True, help="folder of documents (any format the indexer reads)")
+    t.add_argument("--index", default=DEFAULT_INDEX, help="the index whose model registry gets the new version")
+    t.add_argument("--base", help="encoder to start from (default: the packaged all-MiniLM-L6-v2)")
+    training(t, DomainTrainConfig)
+    run(t, DomainTrainConfig, "perplexity is lower")
+
+    t = tune.add_parser("reranker", help="train a cross-encoder reranker on the index's own candidates (hard negatives)")
+    source = t.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pairs", help="JSONL {query, positive} or CSV/TSV with columns query,positive")
+    source.add_argument("--beir", metavar="FOLDER", help="a BEIR folder: queries and qrels of --split, corpus indexed in --index")
+    t.add_argument("--split", default="train", help="BEIR qrels split to train on (default train)")
+    t.add_argument(
+        "--eval-split", help=f"BEIR split for before/after (default: {RERANK_HOLDOUT:.0%}% of the training queries, held out)"
+    )
+    t.add_argument("--index", default=DEFAULT_INDEX, help="the index (its hybrid hits give the negatives; gets the version)")
+    t.add_argument("--base", help="start from this model folder (default: the packaged MiniLM encoder with a new head)")
+    training(t, RerankerTrainConfig)
+    t.add_argument(
+        "--negatives",
+        type=_positive_int,
+        default=RerankerTrainConfig.negatives,
+        help="mined hard negatives per query (default %(default)s)",
+    )
+    t.add_argument(
+        "--eval-limit",
+        type=_positive_int,
+        default=RERANK_EVAL_LIMIT,
+        help="at most this many before/after queries (default %(default)s)",
+    )
+    run(t, RerankerTrainConfig, "better on eval", force=False)
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     from indexer.store import IndexStore
     from sixfold.progress import TrainProgress
@@ -576,8 +591,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return _tune_embedder(args)
     if args.role == "domain":
         return _tune_domain(args)
-    from tuner.reader import ReaderTrainConfig
-    from tuner.tune_reader import tune_reader
+    from tuner.reader import ReaderTrainConfig, tune_reader
 
     config = ReaderTrainConfig(
         epochs=args.epochs,
@@ -616,11 +630,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _tune_embedder(args: argparse.Namespace) -> int:
+    from indexer.embedding import index_embedder_model
     from sixfold.progress import CountProgress, TrainProgress
-    from tuner.embedder import EmbedderTrainConfig
-    from tuner.pairs import load_pairs
+    from tuner.data import load_pairs
+    from tuner.embedder import EmbedderTrainConfig, tune_embedder
     from tuner.synthesize import synthesize_pairs
-    from tuner.tune_embedder import current_embedder, tune_embedder
     from tuner.versions import Registry
 
     console = _console(stderr=True)
@@ -629,7 +643,7 @@ def _tune_embedder(args: argparse.Namespace) -> int:
 
         raise SixfoldError(f"eval pairs file {args.eval} does not exist")
     synthetic_out = None
-    current_embedder(args.index)  # a broken model folder is reported before minutes of generation
+    index_embedder_model(args.index)  # a broken model folder is reported before minutes of generation
     if args.synthesize:
         synthetic_out = Path(args.synthetic_out) if args.synthetic_out else Registry(args.index).root / "synthetic-pairs.jsonl"
         with CountProgress(console, "writing questions", "passages", quiet=args.json) as progress:
@@ -729,7 +743,7 @@ def _scores(scores: dict) -> str:
 def _activate(index: str, role: str, number: int | None) -> None:
     """Switch the active version; for the embedder this re-embeds the index (with a progress bar)."""
     from sixfold.progress import CountProgress
-    from tuner.tune_embedder import activate_embedder
+    from tuner.embedder import activate_embedder
     from tuner.versions import Registry
 
     if role != "embedder":
@@ -744,7 +758,8 @@ def _cmd_tune_reranker(args: argparse.Namespace) -> int:
 
     from sixfold.evaluation import index_retrieval_set, reranker_queries
     from sixfold.progress import TrainProgress
-    from tuner.reranker import RerankerTrainConfig, load_pairs, split_queries, tune_reranker
+    from tuner.data import RERANK_HOLDOUT, load_rerank_pairs, split_queries
+    from tuner.reranker import RerankerTrainConfig, tune_reranker
 
     console = _console(stderr=True)
     say = (lambda m: None) if args.json else (lambda m: console.print(m))
@@ -759,9 +774,9 @@ def _cmd_tune_reranker(args: argparse.Namespace) -> int:
         from indexer.store import IndexStore
 
         IndexStore(args.index).read_pointer()
-        train, dev = load_pairs(args.pairs), None
+        train, dev = load_rerank_pairs(args.pairs), None
     if dev is None:
-        train, dev = split_queries(train, 0.1, args.seed, cap=args.eval_limit)
+        train, dev = split_queries(train, RERANK_HOLDOUT, args.seed, cap=args.eval_limit)
     dev = dev[: args.eval_limit]
     config = RerankerTrainConfig(
         epochs=args.epochs,
@@ -813,8 +828,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from indexer.errors import SixfoldError
-    from indexer.store import IndexStore
     from indexer.models import TUNED_EMBEDDER_PREFIX
+    from indexer.store import IndexStore
     from tuner.versions import ROLES, Registry, parse_version
 
     pointer = IndexStore(args.index).read_pointer()
@@ -830,11 +845,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     if args.action == "rollback":
         role, _ = parse_version(args.target or "reader")
-        entry = registry.load().get(role)
-        if not entry:
-            raise SixfoldError(f"no tuned {role} versions to roll back")
-        target = entry.get("previous")
-        _activate(args.index, role, target)
+        target = registry.rollback(role, switch=lambda role, number: _activate(args.index, role, number))
         _console().print(f"{role}: rolled back to {'the base model' if target is None else f'{role}@{target}'}")
         return 0
     if args.action != "list":

@@ -149,7 +149,7 @@ def index_retrieval_set(data: RetrievalSet, index_dir: str | Path, say: Callable
 
 def reranker_queries(data: RetrievalSet):
     """The collection's judged queries as reranker training / eval queries (relevant files = document stems)."""
-    from tuner.reranker import RerankQuery
+    from tuner.data import RerankQuery
 
     return [
         RerankQuery(data.queries[q], frozenset(_safe_name(d) for d, gain in docs.items() if gain > 0))
@@ -243,7 +243,7 @@ def eval_qa(
     from reader.metrics import exact_match, f1_score
     from reader.types import Passage
     from sixfold.engine import Engine
-    from tuner.qa_data import load_qa_file
+    from tuner.data import load_qa_file
 
     examples = load_qa_file(squad)
     if limit:

@@ -2,7 +2,7 @@
 
 Files are stored under ``<index>/server-files/<id>.jsonl`` (+ ``<id>.json`` with their metadata), addressed only by
 their generated id, so no API parameter names a path. Fine-tunes run one at a time in a background thread: the
-tuner (``tuner.tune_reader``) trains a new reader version into the index's model registry, and a
+tuner (``tuner.reader``) trains a new reader version into the index's model registry, and a
 ``TrainerCallback`` turns training progress into the job's events. Jobs live in memory (a restart forgets them;
 the trained versions stay in the registry).
 """
@@ -131,7 +131,8 @@ class FineTunes:
         if not request.validation_file:
             raise SixfoldError("validation_file is required: sixfold scores the reader before and after on it")
         validation = self._file(request.validation_file, "validation_file")
-        from tuner.qa_data import load_qa_file
+        from tuner.data import load_qa_file
+        from tuner.reader import ReaderTrainConfig
 
         for name, path in (("training_file", training), ("validation_file", validation)):
             try:
@@ -139,10 +140,10 @@ class FineTunes:
             except SixfoldError as exc:
                 raise SixfoldError(f"{name}: {exc}".replace(str(path), request.__dict__[name])) from None
         hyper = {
-            "n_epochs": request.n_epochs or 2.0,
-            "batch_size": request.batch_size or 16,
-            "learning_rate": 1e-4 * (request.learning_rate_multiplier or 1.0),
-            "max_steps": request.max_steps or -1,
+            "n_epochs": request.n_epochs or ReaderTrainConfig.epochs,
+            "batch_size": request.batch_size or ReaderTrainConfig.batch_size,
+            "learning_rate": ReaderTrainConfig.learning_rate * (request.learning_rate_multiplier or 1.0),
+            "max_steps": request.max_steps or ReaderTrainConfig.max_steps,
         }
         job = FineTuneJob(
             id="ft-" + secrets.token_hex(12),
@@ -165,8 +166,7 @@ class FineTunes:
             raise SixfoldError(f"{param}: no uploaded file '{file_id}' (upload it with POST /v1/files)") from None
 
     def _run(self, job: FineTuneJob, training: Path, validation: Path) -> None:
-        from tuner.reader import ReaderTrainConfig
-        from tuner.tune_reader import tune_reader
+        from tuner.reader import ReaderTrainConfig, tune_reader
 
         with self._run_lock:
             job.status = "running"

@@ -12,9 +12,8 @@ from training_callbacks import Losses, Steps, StopAt, Stopped
 
 from indexer.errors import SixfoldError
 from reader.types import Passage
-from tuner.qa_data import load_qa_file
-from tuner.reader import ReaderTrainConfig
-from tuner.tune_reader import tune_reader
+from tuner.data import load_qa_file
+from tuner.reader import ReaderTrainConfig, tune_reader
 from tuner.versions import Registry
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -242,8 +241,8 @@ def test_eval_qa_bad_input_is_one_error_line(tmp_path, cli, monkeypatch):
 def test_interrupted_reader_training_resumes_from_its_last_checkpoint(tmp_path, embedder):
     """Stopped after its step-2 checkpoint (an exception out of the trainer, as a Ctrl-C would be), the same run
     again starts at step 3, saves the reader and removes its checkpoints."""
-    from tuner.embedder import latest_checkpoint
     from tuner.reader import train_reader
+    from tuner.training import latest_checkpoint
 
     examples = load_qa_file(FIXTURES / "qa_train.jsonl")
     config = ReaderTrainConfig(max_steps=5, batch_size=4, max_length=128, stride=32, save_steps=2)
@@ -257,3 +256,75 @@ def test_interrupted_reader_training_resumes_from_its_last_checkpoint(tmp_path, 
     train_reader(embedder.path, examples, work, out, config, callbacks=[steps])
     assert steps.seen == [3, 4, 5]
     assert (out / "config.json").is_file() and not work.exists()
+
+
+# ---- what every tuner shares -----------------------------------------------------------------------------------------
+def test_every_tuner_refuses_a_bad_activate_with_one_message_before_any_work(tmp_path):
+    """One rule (tuner.training.should_activate) for all four roles: the same message, before data or index are read."""
+    from tuner.domain import tune_domain
+    from tuner.embedder import tune_embedder
+    from tuner.reranker import tune_reranker
+    from tuner.training import should_activate
+
+    missing = tmp_path / "nothing"  # no index, no files: a check that ran later would complain about these instead
+    calls = [
+        lambda: tune_reader(missing, missing / "train.jsonl", missing / "eval.jsonl", activate="maybe"),
+        lambda: tune_embedder(missing, [], activate="maybe"),
+        lambda: tune_domain(missing, missing, activate="maybe"),
+        lambda: tune_reranker(missing, [], [], activate="maybe"),
+        lambda: should_activate("maybe", True),
+    ]
+    for call in calls:
+        with pytest.raises(SixfoldError) as error:
+            call()
+        assert str(error.value) == "--activate takes auto, yes or no, not 'maybe'"
+    assert [should_activate(a, improved) for a in ("auto", "yes", "no") for improved in (True, False)] == [
+        True, False, True, True, False, False,
+    ]  # fmt: skip
+
+
+def test_improved_is_each_roles_metric_in_its_direction():
+    from tuner.domain import DomainTuneResult
+    from tuner.embedder import EmbedderTuneResult
+    from tuner.reader import ReaderTuneResult
+    from tuner.reranker import RerankerTuneResult
+
+    assert ReaderTuneResult.better({"F1": 50.0, "EM": 60.0}, {"F1": 51.0, "EM": 10.0})
+    assert EmbedderTuneResult.better({"nDCG@10": 0.5}, {"nDCG@10": 0.6})
+    assert not RerankerTuneResult.better({"nDCG@10": 0.5}, {"nDCG@10": 0.5})
+    assert DomainTuneResult.better({"perplexity": 9.0}, {"perplexity": 8.0})
+    assert not DomainTuneResult.better({"perplexity": 8.0}, {"perplexity": 9.0})
+
+
+def test_the_cli_parser_takes_the_tuners_defaults_and_loads_no_torch():
+    """`sixfold --help` or `search` must not pay for torch: the tune parsers read the role configs' defaults, so those
+    modules import torch only when they train."""
+    import subprocess
+    import sys
+
+    from conftest import REPO, cli_env
+
+    script = (
+        "import sys, json\n"
+        "from sixfold.cli import build_parser\n"
+        "p = build_parser()\n"
+        "args = {r: vars(p.parse_args(['tune', r, *extra])) for r, extra in [('reader', ['--train', 'a', '--eval', 'b']),"
+        " ('embedder', ['--pairs', 'p']), ('domain', ['--corpus', 'c']), ('reranker', ['--pairs', 'p'])]}\n"
+        "print(json.dumps({'torch': 'torch' in sys.modules, 'args': args}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["torch"] is False
+    from tuner.domain import DomainTrainConfig
+    from tuner.embedder import EmbedderTrainConfig
+    from tuner.reranker import RerankerTrainConfig
+
+    for role, config in (
+        ("reader", ReaderTrainConfig()), ("embedder", EmbedderTrainConfig()), ("domain", DomainTrainConfig()),
+        ("reranker", RerankerTrainConfig()),
+    ):  # fmt: skip
+        args = report["args"][role]
+        for field in ("epochs", "learning_rate", "batch_size", "max_steps", "max_length", "seed", "negatives"):
+            if field in args:
+                assert args[field] == getattr(config, field), (role, field)

@@ -13,8 +13,7 @@ from transformers import AutoModel, TrainerCallback
 from indexer.errors import SixfoldError
 from indexer.models import DEFAULT_EMBEDDER, resolve_model
 from tuner.domain import DomainTrainConfig, split_documents, tune_domain
-from tuner.reader import ReaderTrainConfig
-from tuner.tune_reader import tune_reader
+from tuner.reader import ReaderTrainConfig, tune_reader
 from tuner.versions import Registry
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -24,9 +24,8 @@ from indexer.embedding import Embedder
 from indexer.errors import SixfoldError
 from indexer.models import ResolvedModel
 from indexer.store import IndexStore
-from tuner.embedder import EmbedderTrainConfig
-from tuner.pairs import Pair, hold_out, load_pairs, overlap
-from tuner.tune_embedder import tune_embedder
+from tuner.data import Pair, hold_out, load_pairs, pair_overlap
+from tuner.embedder import EmbedderTrainConfig, tune_embedder
 from tuner.versions import Registry
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -286,7 +285,7 @@ def test_generated_text_that_is_not_a_question_is_dropped():
 def test_overlap_and_hold_out():
     train = [Pair("What is oxygen?", "Oxygen is element 8."), Pair("Who were the Normans?", "Norse raiders.")]
     evaluation = [Pair("what is  OXYGEN?", "Oxygen is element 8."), Pair("Who were the Normans?", "Another passage.")]
-    assert overlap(train, evaluation) == {"queries": 2, "pairs": 1}
+    assert pair_overlap(train, evaluation) == {"queries": 2, "pairs": 1}
     pairs = [Pair(f"q{i}", f"p{i}") for i in range(10)] + [Pair("q0", "p0 again")]
     kept, held = hold_out(pairs, 0.2, seed=1)
     assert len({p.query for p in held}) == 2 and not {p.query for p in kept} & {p.query for p in held}
@@ -325,7 +324,8 @@ def test_a_model_too_big_for_cpu_is_refused_before_loading(tmp_path, shared_inde
 def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path, pair_files, embedder):
     """A run stopped after its step-2 checkpoint (an exception out of the trainer, as a Ctrl-C would be) leaves the
     checkpoint in the work folder; the same run again starts at step 3, not 1, and cleans the folder when done."""
-    from tuner.embedder import latest_checkpoint, train_embedder
+    from tuner.embedder import train_embedder
+    from tuner.training import latest_checkpoint
 
     pairs = load_pairs(pair_files[0])
     config = EmbedderTrainConfig(max_steps=5, batch_size=4, save_steps=2, max_seq_length=64)

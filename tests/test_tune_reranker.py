@@ -14,7 +14,8 @@ from indexer.errors import SixfoldError
 from sixfold.engine import Engine
 from sixfold.eval_data import load_beir_set
 from sixfold.evaluation import eval_retrieval, index_retrieval_set, reranker_queries
-from tuner.reranker import RerankerTrainConfig, load_pairs, mine_pairs, tune_reranker
+from tuner.data import load_rerank_pairs
+from tuner.reranker import RerankerTrainConfig, mine_pairs, tune_reranker
 from tuner.versions import Registry
 
 BEIR = Path(__file__).parent / "fixtures" / "beir_tiny"
@@ -75,16 +76,16 @@ def test_pairs_file_errors_name_the_line(tmp_path, cli):
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text('{"query": "a", "positive": "b"}\n{"query": "c"}\n')
     with pytest.raises(SixfoldError, match=r"pairs.jsonl line 2"):
-        load_pairs(pairs)
+        load_rerank_pairs(pairs)
     pairs.write_text('{"query": "a", "positive": "b"}\n{"query": " ", "positive": "x"}\n')
     with pytest.raises(SixfoldError, match=r"pairs.jsonl line 2: empty query"):
-        load_pairs(pairs)
+        load_rerank_pairs(pairs)
     table = tmp_path / "pairs.csv"
     table.write_text("question,answer\na,b\n")
     with pytest.raises(SixfoldError, match=r"pairs.csv line 1: expected a header"):
-        load_pairs(table)
+        load_rerank_pairs(table)
     table.write_text("query,positive\nwhat is x,x is a letter\nwhat is x,x is also a variable\n")
-    assert load_pairs(table)[0].positives == ("x is a letter", "x is also a variable")
+    assert load_rerank_pairs(table)[0].positives == ("x is a letter", "x is also a variable")
     code, _out, err = cli("tune", "reranker", "--pairs", tmp_path / "missing.jsonl", "--index", tmp_path / "nothing")
     assert_one_error_line(code, err)
 
@@ -92,8 +93,8 @@ def test_pairs_file_errors_name_the_line(tmp_path, cli):
 def test_interrupted_reranker_training_resumes_and_tune_leaves_no_work_folder(tuned, embedder, tmp_path):
     """Stopped after its step-2 checkpoint, the same run given the same work folder starts at step 3; and the tune run
     of the module fixture removed its checkpoints once the version was saved."""
-    from tuner.embedder import latest_checkpoint
-    from tuner.reranker import train_cross_encoder
+    from tuner.reranker import train_reranker
+    from tuner.training import latest_checkpoint
 
     index, _, _ = tuned
     assert not list((Path(index) / "models" / ".work").glob("reranker-*"))
@@ -102,9 +103,9 @@ def test_interrupted_reranker_training_resumes_and_tune_leaves_no_work_folder(tu
     config = RerankerTrainConfig(max_steps=5, batch_size=4, max_length=32, save_steps=2)
     work, out = tmp_path / "work", tmp_path / "reranker"
     with pytest.raises(Stopped):
-        train_cross_encoder(rows, embedder.path, out, config, [StopAt(3)], work_dir=work)
+        train_reranker(rows, embedder.path, out, config, [StopAt(3)], work_dir=work)
     assert (latest_checkpoint(work) or "").endswith("checkpoint-2")
     steps = Steps()
-    train_cross_encoder(rows, embedder.path, out, config, [steps], work_dir=work)
+    train_reranker(rows, embedder.path, out, config, [steps], work_dir=work)
     assert steps.seen == [3, 4, 5]
     assert (out / "config.json").is_file() and not work.exists()

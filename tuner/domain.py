@@ -22,16 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-import torch
-
-from indexer.chunking import Chunker
 from indexer.errors import SixfoldError
-from indexer.loaders import LoadError, load_document
 from indexer.models import DEFAULT_EMBEDDER, resolve_model
-from indexer.pipeline import walk_folder
-from tuner.embedder import latest_checkpoint, quiet_trainer, run_key
-from tuner.guard import check_trainable_here
-from tuner.precision import trainer_settings
+from tuner.training import (
+    check_activate,
+    check_trainable_here,
+    latest_checkpoint,
+    quiet_trainer,
+    run_key,
+    should_activate,
+    trainer_settings,
+)
 from tuner.versions import Registry, TuneOutcome, saving
 
 
@@ -60,7 +61,9 @@ class DomainTuneResult(TuneOutcome):
     skipped: list[tuple[str, str]]
 
 
-class _Tokens(torch.utils.data.Dataset):
+class _Tokens:
+    """Tokenised chunks as a map-style dataset (the Trainer needs only ``len`` and ``[i]``)."""
+
     def __init__(self, encodings: dict) -> None:
         self.encodings = encodings
 
@@ -73,6 +76,10 @@ class _Tokens(torch.utils.data.Dataset):
 
 def corpus_texts(folder: str | Path, tokenizer, max_tokens: int) -> tuple[list[list[str]], list[tuple[str, str]]]:
     """Chunk texts per document (loaders + chunker of the indexer, no overlap) and the files that were skipped."""
+    from indexer.chunking import Chunker
+    from indexer.loaders import LoadError, load_document
+    from indexer.pipeline import walk_folder
+
     source = Path(folder).expanduser()
     if not source.is_dir():
         raise SixfoldError(f"corpus folder {folder} does not exist" if not source.exists() else f"{folder} is not a folder")
@@ -158,10 +165,10 @@ def tune_domain(
     callbacks: list | None = None,
 ) -> DomainTuneResult:
     """Masked-LM training of the encoder on ``corpus``; saves a ``domain`` version in the index's registry."""
+    import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer, set_seed
 
-    if activate not in ("auto", "yes", "no"):
-        raise SixfoldError(f"--activate takes auto, yes or no, not {activate}")
+    check_activate(activate)
     config = config or DomainTrainConfig()
     registry = Registry(index_root)
     base_path = resolve_model(base or DEFAULT_EMBEDDER, role="encoder").path
@@ -196,8 +203,7 @@ def tune_domain(
         after = _perplexity(trainer, config.seed)
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
-        better = after["perplexity"] < before["perplexity"]
-        do_activate = activate == "yes" or (activate == "auto" and better)
+        do_activate = should_activate(activate, DomainTuneResult.better(before, after))
         info = {
             "base": base_path,
             "eval": after,

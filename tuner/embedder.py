@@ -1,28 +1,49 @@
-"""Fine-tune the embedding model on (query, passage) pairs with sentence-transformers' own trainer, and score it.
+"""`sixfold tune embedder`: pairs (given or synthesized) -> score the index's embedder -> train -> score again ->
+save a version -> when it becomes active, re-embed the index with it.
 
-Training: ``SentenceTransformerTrainer`` with ``MultipleNegativesRankingLoss`` (the other passages of a batch are
-the negatives; the no-duplicates sampler keeps a passage from being its own negative). Seeds are fixed, checkpoints
-are written to a work folder named after the run's inputs so a killed run resumes, CUDA + fp16 when present.
+Training: sentence-transformers' ``SentenceTransformerTrainer`` with ``MultipleNegativesRankingLoss`` (the other
+passages of a batch are the negatives; the no-duplicates sampler keeps a passage from being its own negative). Seeds
+are fixed, checkpoints are written to a work folder named after the run's inputs so a killed run resumes, CUDA +
+mixed precision when present.
 
-Scoring: nDCG@10 and Recall@10 (ir-measures) of each eval query against a candidate pool of all eval passages
-(plus, optionally, extra distractor texts such as the index's chunks), by cosine similarity.
+Scoring: nDCG@10 and Recall@10 (ir-measures) of each eval query against a candidate pool of all eval passages plus
+the index's chunks as distractors (when the index is small enough to embed them twice), by cosine similarity.
+
+Versions: the index records the model its vectors come from; a tuned version is recorded as ``embedder@N`` (its
+folder is ``idx/models/embedder/N``; ``indexer.embedding.load_index_embedder`` loads it), so ``search`` embeds
+queries with the same model that embedded the chunks. Making a version active, or rolling back, re-embeds every chunk
+into a new generation that is swapped in atomically (``indexer.reembed``): a failed or killed re-embed leaves the
+previous model and vectors current.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
+import random
 import shutil
 import warnings
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from indexer.embedding import Embedder
-from indexer.models import ResolvedModel
-from tuner.pairs import Pair
+from indexer.embedding import Embedder, index_embedder_model
+from indexer.errors import SixfoldError
+from indexer.models import TUNED_EMBEDDER_PREFIX, ResolvedModel, resolve_model, tuned_embedder_number
+from tuner.data import Pair, hold_out, load_pairs, pair_overlap, text_key
+from tuner.training import (
+    check_activate,
+    check_trainable_here,
+    latest_checkpoint,
+    quiet_trainer,
+    run_key,
+    should_activate,
+    trainer_settings,
+)
+from tuner.versions import Registry, TuneOutcome, saving
+
+HOLDOUT = 0.2  # of the pairs held out by query for the before/after eval, when no eval file is given
 
 
 @dataclass
@@ -35,17 +56,6 @@ class EmbedderTrainConfig:
     warmup_ratio: float = 0.1
     seed: int = 42
     save_steps: int = 50
-
-
-def run_key(*parts: object) -> str:
-    """A short hash of a run's inputs: the checkpoint folder of the same run is found again after a kill."""
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-    return digest[:12]
-
-
-def latest_checkpoint(work_dir: Path) -> str | None:
-    found = sorted(work_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if work_dir.is_dir() else []
-    return str(found[-1]) if found else None
 
 
 def train_embedder(
@@ -63,8 +73,6 @@ def train_embedder(
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
     from transformers import set_seed
-
-    from tuner.precision import trainer_settings
 
     config = config or EmbedderTrainConfig()
     set_seed(config.seed)
@@ -111,17 +119,6 @@ def train_embedder(
     return save_to
 
 
-def quiet_trainer(trainer) -> None:
-    """Drop the callback that prints every log dict to stdout (the progress bar shows the loss)."""
-    from transformers.trainer_callback import PrinterCallback
-
-    trainer.remove_callback(PrinterCallback)
-
-
-def _key(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
 def retrieval_scores(embedder: Embedder, pairs: list[Pair], distractors: list[str] | None = None) -> dict[str, float]:
     """nDCG@10 and Recall@10 (0-1) of the pairs' queries over all their passages plus ``distractors``."""
     import ir_measures
@@ -129,18 +126,18 @@ def retrieval_scores(embedder: Embedder, pairs: list[Pair], distractors: list[st
 
     docs: dict[str, int] = {}
     for text in [p.passage for p in pairs] + list(distractors or []):
-        docs.setdefault(_key(text), len(docs))
+        docs.setdefault(text_key(text), len(docs))
     texts: dict[int, str] = {}
     for text in [p.passage for p in pairs] + list(distractors or []):
-        texts.setdefault(docs[_key(text)], text)
+        texts.setdefault(docs[text_key(text)], text)
     queries: dict[str, int] = {}
     query_text: list[str] = []
     qrels = []
     for p in pairs:
-        if _key(p.query) not in queries:
-            queries[_key(p.query)] = len(queries)
+        if text_key(p.query) not in queries:
+            queries[text_key(p.query)] = len(queries)
             query_text.append(p.query)
-        qrels.append(ir_measures.Qrel(f"q{queries[_key(p.query)]}", f"d{docs[_key(p.passage)]}", 1))
+        qrels.append(ir_measures.Qrel(f"q{queries[text_key(p.query)]}", f"d{docs[text_key(p.passage)]}", 1))
     doc_vectors = embedder.encode([texts[i] for i in range(len(texts))])
     query_vectors = embedder.encode(query_text)
     scores = query_vectors @ doc_vectors.T
@@ -155,5 +152,133 @@ def load_for_eval(name: str, path: str) -> Embedder:
     return Embedder(ResolvedModel(name, path))
 
 
-def config_dict(config: EmbedderTrainConfig) -> dict:
-    return asdict(config)
+MAX_DISTRACTORS = 2000  # index chunks added to the eval pool when the index is small enough to embed them twice
+
+
+@dataclass
+class EmbedderTuneResult(TuneOutcome):
+    train_pairs: int
+    eval_pairs: int
+    eval_queries: int
+    pool: int
+    overlap: dict[str, int]
+    synthetic_eval: bool
+    eval_source: str
+    generation: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _distractors(index_root: str | Path, seed: int) -> list[str]:
+    from indexer.store import IndexStore
+
+    snapshot = IndexStore(index_root).open()
+    try:
+        ids = [int(i) for i in snapshot.con.execute("SELECT chunk_id FROM chunks").fetchnumpy()["chunk_id"]]
+        if len(ids) > MAX_DISTRACTORS:
+            ids = random.Random(seed).sample(ids, MAX_DISTRACTORS)
+        return [row["text"] for row in snapshot.chunks(ids).values()]
+    finally:
+        snapshot.close()
+
+
+def tune_embedder(
+    index_root: str | Path,
+    pairs: list[Pair],
+    eval_file: str | Path | None = None,
+    *,
+    holdout: float = HOLDOUT,
+    config: EmbedderTrainConfig | None = None,
+    activate: str = "auto",
+    force: bool = False,
+    callbacks: list | None = None,
+    on_reembed: Callable[[int, int], None] | None = None,
+) -> EmbedderTuneResult:
+    """Train a new embedder version on ``pairs``; ``activate``: auto (if better on nDCG@10), yes or no."""
+    check_activate(activate)
+    config = config or EmbedderTrainConfig()
+    base = index_embedder_model(index_root)  # no index, or its model folder is missing: said before any work
+    base_name, base_path = base.name, base.path
+    if eval_file is not None:
+        evaluation = load_pairs(eval_file, "eval pairs")
+        train, source = pairs, str(eval_file)
+    else:
+        train, evaluation = hold_out(pairs, holdout, config.seed)
+        source = f"{round(holdout * 100)}% of the pairs held out by query"
+    shared = pair_overlap(train, evaluation)
+    check_trainable_here(base_path, force)
+    distractors = _distractors(index_root, config.seed)
+    before = retrieval_scores(load_for_eval(base_name, base_path), evaluation, distractors)
+    registry = Registry(index_root)
+    number, tmp = registry.new_version_dir("embedder")
+    key = run_key(base_path, [(p.query, p.passage) for p in train], config.__dict__)
+    with saving("embedder", tmp):
+        train_embedder(base_path, train, registry.root / ".work" / f"embedder-{key}", tmp, config, callbacks)
+        after = retrieval_scores(load_for_eval(f"{TUNED_EMBEDDER_PREFIX}{number}", str(tmp)), evaluation, distractors)
+        do_activate = should_activate(activate, EmbedderTuneResult.better(before, after))
+        info = {
+            "base": base_name,
+            "eval": after,
+            "eval_before": before,
+            "eval_source": source,
+            "synthetic_eval": any(p.synthetic for p in evaluation),
+            "train_pairs": len(train),
+            "eval_pairs": len(evaluation),
+            "config": config.__dict__,
+        }
+        if "base_model" not in registry.load().get("embedder", {}):
+            # the model a rollback to embedder@base re-embeds with: the index's model before any tuning
+            original = None if tuned_embedder_number(base_name) is not None else base_name
+            registry.set_role_field("embedder", "base_model", original)
+        final = registry.add("embedder", number, tmp, info, activate=False)
+    generation = activate_embedder(index_root, number, on_reembed) if do_activate else None
+    return EmbedderTuneResult(
+        "embedder",
+        number,
+        str(final),
+        base_name,
+        before,
+        after,
+        do_activate,
+        len(train),
+        len(evaluation),
+        len({p.query.lower() for p in evaluation}),
+        len({p.passage for p in evaluation} | set(distractors)),
+        shared,
+        any(p.synthetic for p in evaluation),
+        source,
+        generation,
+    )
+
+
+def activate_embedder(
+    index_root: str | Path, number: int | None, on_progress: Callable[[int, int], None] | None = None
+) -> str | None:
+    """Make ``embedder@number`` (None: the base model) the index's model: re-embed, then record it as active.
+
+    Returns the new generation, or None when the index already uses that model (then only the registry is updated).
+    """
+    import duckdb
+
+    from indexer.reembed import reembed_index
+    from indexer.store import IndexStore
+
+    store = IndexStore(index_root)
+    registry = Registry(index_root)
+    current = store.read_pointer()["model"]
+    if number is None:
+        base = registry.load().get("embedder", {}).get("base_model")
+        if not base:
+            raise SixfoldError("no embedder base model recorded for this index; nothing to roll back to")
+        target_name, target_path = base, resolve_model(base).path
+    else:
+        target_name, target_path = f"{TUNED_EMBEDDER_PREFIX}{number}", str(registry.version_dir("embedder", number))
+    generation = None
+    if current != target_name:
+        embedder = Embedder(ResolvedModel(target_name, target_path))
+        try:
+            generation = reembed_index(store, embedder, on_progress)
+        except (OSError, duckdb.Error, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SixfoldError(f"re-embedding the index failed ({first[:200]}); it still uses {current}") from None
+    registry.use("embedder", number)
+    return generation

@@ -1,11 +1,12 @@
 """`sixfold tune reranker`: train a cross-encoder on an index's own candidates and measure it before and after.
 
 - Training data: queries with their relevant documents (BEIR qrels, as file stems of the indexed corpus) or with
-  given positive passages (a pairs file). Hard negatives are mined from the index's own hybrid results: the
-  passages the reranker will actually have to sort.
+  given positive passages (a pairs file, read by ``tuner.data``). Hard negatives are mined from the index's own
+  hybrid results, found with the index's own embedder (a tuned one too): the passages the reranker will actually
+  have to sort.
 - Model: sentence-transformers' ``CrossEncoder`` started from the packaged MiniLM encoder (a BertModel) with a
   fresh one-logit head, trained by ``CrossEncoderTrainer`` with ``BinaryCrossEntropyLoss`` (positives weighted by
-  the number of negatives per positive); seeds fixed; CUDA + fp16 when torch sees a GPU.
+  the number of negatives per positive); seeds fixed; CUDA + mixed precision when torch sees a GPU.
 - Before / after: nDCG@10 (ir-measures) of hybrid search vs hybrid + the new reranker on held-out queries.
   The version is saved in the index's model registry and becomes active when it is better there (or on request);
   ``search`` / ``ask`` / ``eval --mode hybrid+rerank`` then use it by default.
@@ -13,8 +14,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import random
 import re
 import shutil
@@ -31,17 +30,9 @@ from indexer.store import IndexStore, Snapshot
 from retriever.rerank import Reranker
 from retriever.search import search
 from retriever.types import Hit
-from tuner.embedder import latest_checkpoint, run_key
+from tuner.data import RerankQuery
+from tuner.training import check_activate, latest_checkpoint, quiet_trainer, run_key, should_activate, trainer_settings
 from tuner.versions import Registry, TuneOutcome
-
-
-@dataclass(frozen=True)
-class RerankQuery:
-    """A training or eval query: its relevant files (stems) and/or given positive passages."""
-
-    query: str
-    relevant: frozenset[str] = frozenset()
-    positives: tuple[str, ...] = ()
 
 
 @dataclass
@@ -67,41 +58,6 @@ class RerankerTuneResult(TuneOutcome):
     notes: list[str] = field(default_factory=list)
 
 
-# ---- data ---------------------------------------------------------------------------------------
-def load_pairs(path: str | Path) -> list[RerankQuery]:
-    """Query / positive-passage pairs: JSONL ``{"query", "positive"}`` (or ``"positives": [...]``), or a CSV / TSV
-    with the columns ``query`` and ``positive``. Rows of the same query are merged."""
-    path = Path(path)
-    if not path.is_file():
-        raise SixfoldError(f"pairs file {path} does not exist")
-    rows: list[tuple[int, str, list[str]]] = []
-    text = path.read_text(encoding="utf-8-sig")
-    if path.suffix.lower() in (".csv", ".tsv"):
-        reader = csv.DictReader(text.splitlines(), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-        if not reader.fieldnames or not {"query", "positive"} <= set(reader.fieldnames):
-            raise SixfoldError(f"{path} line 1: expected a header with the columns query and positive")
-        for number, row in enumerate(reader, start=2):
-            rows.append((number, row.get("query") or "", [row.get("positive") or ""]))
-    else:
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                positives = row["positives"] if "positives" in row else [row["positive"]]
-                rows.append((number, str(row["query"]), [str(p) for p in positives]))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise SixfoldError(f'{path} line {number}: expected {{"query": ..., "positive": ...}} ({exc})') from None
-    merged: dict[str, list[str]] = {}
-    for number, query, positives in rows:
-        if not query.strip() or not any(p.strip() for p in positives):
-            raise SixfoldError(f"{path} line {number}: empty query or positive passage")
-        merged.setdefault(query.strip(), []).extend(p.strip() for p in positives if p.strip())
-    if not merged:
-        raise SixfoldError(f"pairs file {path} holds no pairs")
-    return [RerankQuery(q, positives=tuple(p)) for q, p in merged.items()]
-
-
 def _words(text: str) -> set[str]:
     return set(re.findall(r"\w+", text.lower()))
 
@@ -117,14 +73,6 @@ def is_relevant(hit: Hit, query: RerankQuery) -> bool:
         if words and other and len(words & other) >= 0.6 * min(len(words), len(other)):
             return True
     return False
-
-
-def split_queries(queries: list[RerankQuery], fraction: float, seed: int, cap: int = 200) -> tuple[list, list]:
-    """Hold out ``fraction`` of the queries (at most ``cap``) for the before/after eval, seeded."""
-    order = list(queries)
-    random.Random(seed).shuffle(order)
-    held = min(cap, max(1, int(round(fraction * len(order))))) if len(order) > 1 else 0
-    return order[held:], order[:held]
 
 
 # ---- mining -------------------------------------------------------------------------------------
@@ -202,7 +150,7 @@ def evaluate(
 
 
 # ---- training -----------------------------------------------------------------------------------
-def train_cross_encoder(
+def train_reranker(
     rows: list[tuple[str, str, float]],
     base: str,
     out_dir: Path,
@@ -221,9 +169,7 @@ def train_cross_encoder(
     from datasets import Dataset
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
-    from transformers import PrinterCallback, set_seed
-
-    from tuner.precision import trainer_settings
+    from transformers import set_seed
 
     set_seed(config.seed)
     device = choose_device()
@@ -236,7 +182,7 @@ def train_cross_encoder(
             max_length=config.max_length,
             device=device,
             local_files_only=True,
-            model_kwargs={"dtype": torch.float32},  # fp32 master weights (tuner/precision.py)
+            model_kwargs={"dtype": torch.float32},  # fp32 master weights (tuner/training.py)
         )
     positives = sum(1 for r in rows if r[2] > 0)
     loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(max(1.0, (len(rows) - positives) / max(positives, 1))))
@@ -261,7 +207,7 @@ def train_cross_encoder(
             **trainer_settings(device),
         )
         trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=callbacks or [])
-        trainer.remove_callback(PrinterCallback)  # the caller's progress bar shows the loss; no log dicts on stdout
+        quiet_trainer(trainer)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             trainer.train(resume_from_checkpoint=latest_checkpoint(output) if work_dir else None)
@@ -284,8 +230,7 @@ def tune_reranker(
     """Mine, score hybrid on ``dev``, train, score hybrid + the new reranker, save a ``reranker`` version."""
     config = config or RerankerTrainConfig()
     say = say or (lambda message: None)
-    if activate not in ("auto", "yes", "no"):
-        raise SixfoldError(f"--activate must be auto, yes or no, got '{activate}'")
+    check_activate(activate)
     if not train:
         raise SixfoldError("no training queries")
     if not dev:
@@ -308,14 +253,13 @@ def tune_reranker(
         number, tmp = registry.new_version_dir("reranker")
         try:
             work = registry.root / ".work" / f"reranker-{run_key(base_path, rows, config.__dict__)}"
-            train_cross_encoder(rows, base_path, tmp, config, callbacks, work_dir=work)
+            train_reranker(rows, base_path, tmp, config, callbacks, work_dir=work)
             reranker = Reranker(f"reranker@{number}", str(tmp), choose_device())
             after = evaluate(snapshot, embedder, dev, reranker, config.rerank_depth)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        improved = after["nDCG@10"] > before["nDCG@10"]
-        activated = activate == "yes" or (activate == "auto" and improved)
+        activated = should_activate(activate, RerankerTuneResult.better(before, after))
         info = {
             "base": base or f"{DEFAULT_EMBEDDER} (encoder, new head)",
             "eval": {"nDCG@10": after["nDCG@10"], "MRR@10": after["MRR@10"], "hybrid nDCG@10": before["nDCG@10"]},

@@ -15,7 +15,7 @@ from pathlib import Path
 from indexer.errors import SixfoldError
 from indexer.models import DEFAULT_GENERATOR
 from indexer.store import IndexStore
-from tuner.pairs import Pair, write_pairs
+from tuner.data import Pair, write_pairs
 
 # A plain few-shot completion prompt: the 135M instruction model writes real questions this way, while a chat
 # prompt mostly gets "What is the answer to the question ..." back.

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +42,16 @@ class TuneOutcome:
     metric: ClassVar[str] = "nDCG@10"
     lower_is_better: ClassVar[bool] = False
 
+    @classmethod
+    def better(cls, before: dict[str, float], after: dict[str, float]) -> bool:
+        """Whether ``after`` beats ``before`` on this role's metric: what ``improved`` says, known before the result
+        exists (the registry records activation as the version is saved)."""
+        b, a = before[cls.metric], after[cls.metric]
+        return a < b if cls.lower_is_better else a > b
+
     @property
     def improved(self) -> bool:
-        after, before = self.after[self.metric], self.before[self.metric]
-        return after < before if self.lower_is_better else after > before
+        return self.better(self.before, self.after)
 
     def report(self) -> dict:
         """Every field, plus ``improved``: what ``tune --json`` prints."""
@@ -127,12 +133,16 @@ class Registry:
         entry["previous"], entry["active"] = entry.get("active"), number
         self._save(data)
 
-    def rollback(self, role: str) -> int | None:
+    def rollback(self, role: str, switch: Callable[[str, int | None], None] | None = None) -> int | None:
+        """Make the version that was active before the current one active again (None: the base model) and return it.
+
+        ``switch(role, number)`` does the switching, default ``use``; the embedder's also re-embeds the index
+        (``tuner.embedder.activate_embedder``), and records the switch with ``use`` once that has succeeded."""
         entry = self.load().get(role)
         if not entry:
             raise SixfoldError(f"no tuned {role} versions to roll back")
         target = entry.get("previous")
-        self.use(role, target)
+        (switch or self.use)(role, target)
         return target
 
     @staticmethod
