@@ -1,18 +1,33 @@
 """Token-sized, overlapping chunks with their place in the document (page, heading, offsets).
 
 Sizes are counted in tokens of the embedder's own tokenizer, so a chunk never exceeds what the
-model reads. The splitting itself is langchain-text-splitters' recursive splitter.
+model reads. The splitting itself is langchain-text-splitters' recursive splitter, fed bounded pieces:
+
+- a long run without the splitter's separators (no newline, no space: base64, minified code, CJK text,
+  a 50 MB one-word file) is cut into windows here. The splitter would fall back to single characters
+  there, with ~3 tokenizer calls and a list entry per *character* (~20 s and hundreds of MB per MB of text);
+  the windows are the same ones (a character counts as one token there) at one tokenizer call per window.
+- a very long section is handed to the splitter in blocks cut at a paragraph, line or word break, so the
+  splitter's list of words stays bounded whatever the file.
 """
 
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from indexer.errors import SixfoldError
 from indexer.loaders import SECTION_SEPARATOR, LoadedDocument
+
+# Sections longer than this are given to the splitter in blocks of at most this many characters.
+BLOCK_CHARS = 200_000
+# Runs of (this many x chunk_tokens) characters without a space or newline are windowed here.
+RUN_FACTOR = 10
+_SPACES = re.compile(r"\s*")
 
 
 @dataclass
@@ -32,6 +47,8 @@ class Chunker:
             raise SixfoldError(f"chunk overlap must be between 0 and the chunk size, got {overlap_tokens}")
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens
+        # A run starts at the text's start or after a space/newline (the lookbehind keeps the scan linear).
+        self._long_run = re.compile(rf"(?<![^ \n])[^ \n]{{{RUN_FACTOR * chunk_tokens},}}")
         # Chunking runs in a loader thread while the model encodes: a private tokenizer copy keeps the
         # two from sharing the tokenizer's mutable truncation/padding state.
         tokenizer = copy.deepcopy(tokenizer)
@@ -41,32 +58,90 @@ class Chunker:
             # ``from_huggingface_tokenizer`` uses) at 2-3x the speed; chunking was the indexing bottleneck on a GPU.
             backend.no_truncation()
             backend.no_padding()
+            self._length: Callable[[str], int] = lambda text: len(backend.encode(text, add_special_tokens=False).ids)
             self._splitter = RecursiveCharacterTextSplitter(
-                chunk_size=chunk_tokens,
-                chunk_overlap=overlap_tokens,
-                length_function=lambda text: len(backend.encode(text, add_special_tokens=False).ids),
+                chunk_size=chunk_tokens, chunk_overlap=overlap_tokens, length_function=self._length
             )
         else:
             self._splitter = RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
                 tokenizer, chunk_size=chunk_tokens, chunk_overlap=overlap_tokens
             )
+            self._length = self._splitter._length_function
 
     def split(self, document: LoadedDocument) -> list[Chunk]:
         """Chunks in reading order; offsets index into ``document.text``.
 
-        Offsets are found by searching each piece in its section after the previous piece's start
-        (langchain's own start_index assumes the overlap is counted in characters, which it is not here).
+        Offsets are found by searching each piece in its block near the previous piece (langchain's own
+        start_index assumes the overlap is counted in characters, which it is not here).
         """
         chunks: list[Chunk] = []
         base = 0
         for section in document.sections:
-            cursor = 0
-            for piece in self._splitter.split_text(section.text):
-                found = section.text.find(piece, cursor)
-                if found < 0:
-                    found = section.text.find(piece)
-                start = max(found, 0)
-                chunks.append(Chunk(piece, section.page, section.heading, base + start, base + start + len(piece)))
-                cursor = start + 1
+            for start, end, run in self._spans(section.text):
+                for lo, hi, piece in self._windows(section.text, start, end) if run else self._pieces(section.text, start, end):
+                    chunks.append(Chunk(piece, section.page, section.heading, base + lo, base + hi))
             base += len(section.text) + len(SECTION_SEPARATOR)
         return chunks
+
+    def _pieces(self, text: str, start: int, end: int) -> Iterator[tuple[int, int, str]]:
+        """(start, end, text) of each piece the splitter makes of ``text[start:end]``.
+
+        A piece starts after the previous piece's start and at the latest right after the whitespace that follows
+        the previous piece (it overlaps it, or the splitter dropped that whitespace): the last match in that range.
+        Searching forward from the previous start instead finds a too-early copy in repetitive text.
+        """
+        block = text[start:end]
+        previous_start, previous_end = -1, 0
+        for piece in self._splitter.split_text(block):
+            reach = _SPACES.match(block, previous_end).end()
+            found = block.rfind(piece, previous_start + 1, reach + len(piece))
+            if found < 0:
+                found = block.find(piece, previous_start + 1)
+            if found < 0:
+                found = block.find(piece)
+            found = max(found, 0)
+            yield start + found, start + found + len(piece), piece
+            previous_start, previous_end = found, found + len(piece)
+
+    def _spans(self, text: str) -> Iterator[tuple[int, int, bool]]:
+        """Cut a section into long separator-free runs (True) and blocks of other text of at most BLOCK_CHARS."""
+        position = 0
+        for run in self._long_run.finditer(text):
+            yield from self._blocks(text, position, run.start())
+            yield run.start(), run.end(), True
+            position = run.end()
+        yield from self._blocks(text, position, len(text))
+
+    @staticmethod
+    def _blocks(text: str, start: int, end: int) -> Iterator[tuple[int, int, bool]]:
+        while end - start > BLOCK_CHARS:
+            limit = start + BLOCK_CHARS
+            cut = -1
+            for separator in ("\n\n", "\n", " "):
+                cut = text.rfind(separator, start + BLOCK_CHARS // 2, limit)
+                if cut > start:
+                    break
+            if cut <= start:  # no break in the second half of the block (cannot happen between long runs)
+                cut = limit
+            yield start, cut, False
+            start = cut
+        if text[start:end].strip():
+            yield start, end, False
+
+    def _windows(self, text: str, start: int, end: int) -> Iterator[tuple[int, int, str]]:
+        """``chunk_tokens``-character windows with ``overlap_tokens`` characters of overlap, each shrunk until it
+        tokenizes to at most ``chunk_tokens`` tokens; leading/trailing whitespace (tabs) trimmed."""
+        size, overlap = self.chunk_tokens, self.overlap_tokens
+        position = start
+        while position < end:
+            stop = min(position + size, end)
+            while stop - position > 1 and self._length(text[position:stop]) > size:
+                stop = position + (stop - position) // 2
+            piece = text[position:stop]
+            lo = position + (len(piece) - len(piece.lstrip()))
+            hi = stop - (len(piece) - len(piece.rstrip()))
+            if hi > lo:
+                yield lo, hi, text[lo:hi]
+            if stop >= end:
+                return
+            position = stop - overlap if stop - overlap > position else stop

@@ -3,24 +3,79 @@
 A loader returns a ``LoadedDocument``: its sections in reading order. Offsets of chunks are counted
 in the document's ``text`` (the sections joined by blank lines), so a hit can point back into it.
 Files that cannot be read raise ``LoadError``; the pipeline skips them with a one-line warning.
+A format whose library cannot be imported raises ``LoaderUnavailable``: that is a broken installation,
+not a bad file, so the run stops with the fix instead of skipping every file of that format.
+
+Every read is bounded by ``LoadLimits`` (untrusted folders hold gzip bombs and 50 MB one-line logs):
+files are read and decompressed in a stream up to the cap, never whole, and never opened unless they
+are regular files (a FIFO would block the reader forever).
 """
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import html
+import importlib
+import io
+import math
+import os
 import re
+import stat
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 from indexer.errors import SixfoldError
 
 SECTION_SEPARATOR = "\n\n"
+MB = 1 << 20
+
+# 20 MB of text is ~5x the longest books (the King James Bible is 4.3 MB, a 1000-page text PDF ~3 MB) and
+# ~100k chunks, an hour of CPU embedding; a bigger "document" in a folder is nearly always a log or data dump.
+DEFAULT_MAX_FILE_MB = 20.0
+# PDF and DOCX files carry images and fonts besides their text: their file (and a DOCX's unzipped parts)
+# may be this many times the text cap; the text extracted from them is held to the cap itself.
+CONTAINER_FACTOR = 5
 
 
 class LoadError(SixfoldError):
-    """This one file cannot be indexed (binary, corrupt, empty, unreadable)."""
+    """This one file cannot be indexed (binary, corrupt, empty, unreadable, over the size limit)."""
+
+
+class LoaderUnavailable(SixfoldError):
+    """The library that reads a format cannot be imported: fix the installation (not a bad file; stops the run)."""
+
+
+@dataclass(frozen=True)
+class LoadLimits:
+    """Caps on what loading one file may read, decompress or extract."""
+
+    max_file_mb: float = DEFAULT_MAX_FILE_MB
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.max_file_mb, int | float) and math.isfinite(self.max_file_mb) and self.max_file_mb > 0):
+            raise SixfoldError(f"the per-file limit must be a positive number of MB, got {self.max_file_mb}")
+
+    @property
+    def max_bytes(self) -> int:
+        """Bytes of a text/markdown/HTML file (after gunzip), characters of text extracted from PDF/DOCX."""
+        return int(self.max_file_mb * MB)
+
+    @property
+    def container_bytes(self) -> int:
+        """Bytes of a PDF/DOCX file (after gunzip), and of a DOCX's parts once unzipped."""
+        return self.max_bytes * CONTAINER_FACTOR
+
+
+
+DEFAULT_LIMITS = LoadLimits()
+
+
+def _too_big(what: str, limit: int) -> LoadError:
+    return LoadError(f"{what} over the {limit / MB:.3g} MB limit per file (raise it with --max-file-mb)")
 
 
 @dataclass
@@ -47,6 +102,9 @@ PDF_SUFFIXES = {".pdf"}
 DOCX_SUFFIXES = {".docx"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES | DOCX_SUFFIXES
 
+# import name -> what to pip install, where they differ
+_PIP_NAMES = {"docx": "python-docx", "bs4": "beautifulsoup4", "charset_normalizer": "charset-normalizer", "lxml": "lxml"}
+
 
 def format_suffix(path: Path) -> str:
     """The suffix that decides the loader; ``x.txt.gz`` is a gzip-compressed ``.txt``."""
@@ -60,37 +118,121 @@ def is_supported(path: Path) -> bool:
     return format_suffix(path) in SUPPORTED_SUFFIXES
 
 
-def _read_bytes(path: Path) -> bytes:
+def _missing_module(exc: ImportError, fallback: str) -> str:
+    """The module that is really missing: the innermost ``ModuleNotFoundError`` in the chain.
+
+    lxml 6 raises a bare ``ImportError`` ("lxml.html.clean module is now a separate project ...") *from None*
+    over the ``ModuleNotFoundError: No module named 'lxml_html_clean'``; the context still holds the name.
+    """
+    seen: set[int] = set()
+    found: str | None = None
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, ImportError) and error.name:
+            found = error.name
+        if not found:
+            match = re.search(r"No module named '([\w.]+)'|separate project (\w+)", str(error))
+            if match:
+                found = match.group(1) or match.group(2)
+        error = error.__cause__ or error.__context__
+    return (found or fallback).split(".")[0]
+
+
+def unavailable(suffix: str, library: str, exc: ImportError) -> LoaderUnavailable:
+    """The one-line error for a format whose library does not import, with the pip command that fixes it."""
+    module = _missing_module(exc, library)
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return LoaderUnavailable(
+        f"cannot read {suffix} files: {library} failed to import ({reason}); "
+        f"install it with: pip install {_PIP_NAMES.get(module, module)}"
+    )
+
+
+def _import(library: str, suffix: str) -> ModuleType:
     try:
-        data = path.read_bytes()
+        return importlib.import_module(library)
+    except ImportError as exc:
+        raise unavailable(suffix, library, exc) from exc
+
+
+def _open_regular(path: Path):
+    """Open for reading without blocking on a FIFO (O_NONBLOCK), and refuse anything but a regular file."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    handle = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        handle.close()
+        raise LoadError("not a regular file")
+    return handle
+
+
+def _read_bytes(path: Path, limit: int) -> bytes:
+    """The file's bytes (gunzipped in a stream for ``.gz``), at most ``limit`` of them or LoadError."""
+    gz = path.suffix.lower() == ".gz"
+    try:
+        handle = _open_regular(path)
     except OSError as exc:
         raise LoadError(f"cannot read: {exc.strerror or exc}") from None
-    if path.suffix.lower() == ".gz":
+    with handle:
         try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
+            if gz:
+                with gzip.GzipFile(fileobj=handle) as stream:
+                    data = stream.read(limit + 1)
+            else:
+                data = handle.read(limit + 1)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise LoadError(f"corrupt gzip file: {exc}") from None
+        except OSError as exc:
+            raise LoadError(f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise _too_big("decompresses to" if gz else "file is", limit)
     if not data.strip():
         raise LoadError("empty file")
     return data
 
 
+def _utf16_without_bom(sample: bytes) -> str | None:
+    """``utf-16-le``/``-be`` when the sample has the NUL in every other byte of mostly-Latin UTF-16 text."""
+    half = len(sample) // 2
+    if half < 2:
+        return None
+    even = sample[0 : 2 * half : 2].count(0)
+    odd = sample[1 : 2 * half : 2].count(0)
+    if odd >= 0.3 * half and even <= 0.02 * half:
+        return "utf-16-le"
+    if even >= 0.3 * half and odd <= 0.02 * half:
+        return "utf-16-be"
+    return None
+
+
 def _decode(data: bytes) -> str:
+    for bom, codec in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+                       (codecs.BOM_UTF16_BE, "utf-16")):  # fmt: skip
+        if data.startswith(bom):
+            try:
+                return data.decode(codec).replace("\x00", "")
+            except UnicodeDecodeError:
+                raise LoadError(f"not valid {codec.upper()} text despite its byte-order mark") from None
     if b"\x00" in data[:8192]:
-        raise LoadError("binary content in a text file")
+        codec = _utf16_without_bom(data[:8192])
+        if codec is None:
+            raise LoadError("binary content in a text file")
+        try:
+            return data[: len(data) // 2 * 2].decode(codec).replace("\x00", "")
+        except UnicodeDecodeError:
+            raise LoadError("binary content in a text file") from None
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8-sig").replace("\x00", "")
     except UnicodeDecodeError:
         pass
-    from charset_normalizer import from_bytes
-
+    from_bytes = _import("charset_normalizer", "text").from_bytes
     best = from_bytes(data).best()
     if best is None:
         raise LoadError("not text in any known encoding")
-    return str(best)
+    return str(best).replace("\x00", "")
 
 
-_MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_MD_HEADING = re.compile(r"(#{1,6})\s+(.+)")  # matched on the right-stripped line: no backtracking on long lines
 
 
 def group_sections(lines: Iterable[tuple[str, str | None]]) -> list[Section]:
@@ -117,8 +259,10 @@ def split_markdown(text: str) -> list[Section]:
     """Sections at markdown headings; each section keeps its heading line as its first line."""
 
     def headed(line: str) -> tuple[str, str | None]:
-        match = _MD_HEADING.match(line)
-        return line, match.group(2).strip() if match else None
+        match = _MD_HEADING.match(line.rstrip()) if line.startswith("#") else None
+        if match is None:
+            return line, None
+        return line, match.group(2).rstrip("#").strip() or match.group(2).strip()
 
     return group_sections(headed(line) for line in text.splitlines())
 
@@ -127,15 +271,20 @@ def _first_heading(sections: list[Section]) -> str | None:
     return next((s.heading for s in sections if s.heading), None)
 
 
-def load_text(path: Path) -> LoadedDocument:
-    text = _decode(_read_bytes(path)).strip()
+def _check_text_size(sections: list[Section], limits: LoadLimits) -> None:
+    if sum(len(s.text) for s in sections) > limits.max_bytes:
+        raise _too_big("extracted text is", limits.max_bytes)
+
+
+def load_text(path: Path, limits: LoadLimits = DEFAULT_LIMITS) -> LoadedDocument:
+    text = _decode(_read_bytes(path, limits.max_bytes)).strip()
     if not text:
         raise LoadError("empty file")
     return LoadedDocument(title=None, sections=[Section(text)])
 
 
-def load_markdown(path: Path) -> LoadedDocument:
-    sections = split_markdown(_decode(_read_bytes(path)))
+def load_markdown(path: Path, limits: LoadLimits = DEFAULT_LIMITS) -> LoadedDocument:
+    sections = split_markdown(_decode(_read_bytes(path, limits.max_bytes)))
     if not sections:
         raise LoadError("empty file")
     return LoadedDocument(title=_first_heading(sections), sections=sections)
@@ -144,19 +293,28 @@ def load_markdown(path: Path) -> LoadedDocument:
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
-def load_html(path: Path) -> LoadedDocument:
+def load_html(path: Path, limits: LoadLimits = DEFAULT_LIMITS) -> LoadedDocument:
     """Main text of a page with trafilatura (markdown out, so headings survive); BeautifulSoup as fallback."""
-    import trafilatura
-
-    markup = _decode(_read_bytes(path))
-    text = trafilatura.extract(markup, output_format="markdown", include_tables=True, include_comments=False, favor_recall=True)
+    suffix = format_suffix(path)
+    trafilatura = _import("trafilatura", suffix)
+    markup = _decode(_read_bytes(path, limits.max_bytes))
+    try:
+        text = trafilatura.extract(
+            markup, output_format="markdown", include_tables=True, include_comments=False, favor_recall=True
+        )
+    except ImportError as exc:  # trafilatura imports some of its helpers lazily
+        raise unavailable(suffix, "trafilatura", exc) from exc
+    except RecursionError:
+        text = None
     if not text or not text.strip():
-        from bs4 import BeautifulSoup
-
-        soup = BeautifulSoup(markup, "html.parser")
-        for tag in soup(["script", "style", "noscript"]):
-            tag.decompose()
-        text = re.sub(r"\n\s*\n+", "\n\n", soup.get_text("\n")).strip()
+        beautiful_soup = _import("bs4", suffix).BeautifulSoup
+        try:
+            soup = beautiful_soup(markup, "html.parser")
+            for tag in soup(["script", "style", "noscript"]):
+                tag.decompose()
+            text = re.sub(r"\n\s*\n+", "\n\n", soup.get_text("\n")).strip()
+        except RecursionError:
+            raise LoadError("HTML nested too deeply to read") from None
     sections = split_markdown(text or "")
     if not sections:
         raise LoadError("no text in the page")
@@ -165,44 +323,60 @@ def load_html(path: Path) -> LoadedDocument:
     return LoadedDocument(title=title or _first_heading(sections), sections=sections)
 
 
-def load_pdf(path: Path) -> LoadedDocument:
-    """The text layer of each page with pypdf; a page is a section."""
+def load_pdf(path: Path, limits: LoadLimits = DEFAULT_LIMITS) -> LoadedDocument:
+    """The text layer of each page with pypdf; a page is a section. ``.pdf.gz`` is read from memory."""
     import logging
 
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
+    suffix = format_suffix(path)
+    pypdf = _import("pypdf", suffix)
+    errors = _import("pypdf.errors", suffix)
     logging.getLogger("pypdf").setLevel(logging.ERROR)
-    _read_bytes(path)  # empty / unreadable checks
+    data = _read_bytes(path, limits.container_bytes)
     try:
-        reader = PdfReader(str(path))
+        reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise LoadError("encrypted PDF")
         sections = []
+        extracted = 0
         for number, page in enumerate(reader.pages, start=1):
             text = (page.extract_text() or "").strip()
             if text:
                 sections.append(Section(text, page=number))
+                extracted += len(text)
+                if extracted > limits.max_bytes:
+                    raise _too_big("extracted text is", limits.max_bytes)
         title = (reader.metadata.title if reader.metadata else None) or None
     except LoadError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError, AssertionError) as exc:
+    except errors.LimitReachedError as exc:
+        raise LoadError(f"PDF over pypdf's safety limits: {exc}") from None
+    except (errors.PyPdfError, ValueError, KeyError, TypeError, OSError, AssertionError, RecursionError) as exc:
         raise LoadError(f"corrupt PDF: {exc}") from None
     if not sections:
         raise LoadError("PDF has no text layer (scanned?)")
-    return LoadedDocument(title=title, sections=sections)
+    return LoadedDocument(title=title if isinstance(title, str) else None, sections=sections)
 
 
-def load_docx(path: Path) -> LoadedDocument:
-    """Paragraphs and tables with python-docx; Word heading styles start sections."""
+def load_docx(path: Path, limits: LoadLimits = DEFAULT_LIMITS) -> LoadedDocument:
+    """Paragraphs and tables with python-docx; Word heading styles start sections. ``.docx.gz`` is read from memory.
+
+    The zip's declared sizes are checked first (zipfile never inflates a member past its declared size), so a
+    zip bomb is refused before python-docx unpacks it.
+    """
     import zipfile
 
-    import docx
-
-    _read_bytes(path)
+    suffix = format_suffix(path)
+    docx = _import("docx", suffix)
+    data = _read_bytes(path, limits.container_bytes)
     try:
-        document = docx.Document(str(path))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+        if unpacked > limits.container_bytes:
+            raise _too_big("DOCX unzips to", limits.container_bytes)
+        document = docx.Document(io.BytesIO(data))
+    except LoadError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, ValueError, OSError, EOFError, zlib.error) as exc:
         raise LoadError(f"corrupt DOCX: {exc}") from None
 
     def lines() -> Iterator[tuple[str, str | None]]:
@@ -220,21 +394,24 @@ def load_docx(path: Path) -> LoadedDocument:
     sections = group_sections(lines())
     if not sections:
         raise LoadError("no text in the document")
+    _check_text_size(sections, limits)
     title = document.core_properties.title or _first_heading(sections)
     return LoadedDocument(title=title or None, sections=sections)
 
 
-def load_document(path: Path) -> LoadedDocument:
-    """Load one file by its format; raises LoadError when it cannot be indexed."""
+def load_document(path: Path, limits: LoadLimits | None = None) -> LoadedDocument:
+    """Load one file by its format within ``limits``; LoadError when it cannot be indexed, LoaderUnavailable when
+    the format's library is broken."""
+    limits = limits or DEFAULT_LIMITS
     suffix = format_suffix(path)
     if suffix in MARKDOWN_SUFFIXES:
-        return load_markdown(path)
+        return load_markdown(path, limits)
     if suffix in HTML_SUFFIXES:
-        return load_html(path)
+        return load_html(path, limits)
     if suffix in PDF_SUFFIXES:
-        return load_pdf(path)
+        return load_pdf(path, limits)
     if suffix in DOCX_SUFFIXES:
-        return load_docx(path)
+        return load_docx(path, limits)
     if suffix in TEXT_SUFFIXES:
-        return load_text(path)
+        return load_text(path, limits)
     raise LoadError(f"unsupported file type {suffix or '(none)'}")

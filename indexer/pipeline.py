@@ -8,9 +8,11 @@ interrupted run keeps what it finished and the next run picks up the rest.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import queue
+import stat
 import threading
 import time
 from collections import Counter
@@ -22,7 +24,7 @@ from typing import Protocol
 from indexer.chunking import Chunk, Chunker
 from indexer.embedding import Embedder
 from indexer.errors import SixfoldError
-from indexer.loaders import LoadError, is_supported, load_document
+from indexer.loaders import LoadError, LoaderUnavailable, LoadLimits, format_suffix, is_supported, load_document, unavailable
 from indexer.store import IndexSettings, IndexStore
 
 COMMIT_EVERY = int(os.environ.get("SIXFOLD_COMMIT_EVERY", "20000"))
@@ -87,22 +89,112 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def walk_folder(folder: Path) -> tuple[list[Path], Counter]:
-    """Supported files under ``folder`` (sorted, hidden entries skipped) and a count of the others by suffix."""
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _shown(name: str) -> str:
+    """A path as it can be printed and stored: undecodable bytes of the name as \\x.. escapes."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def walk_folder(
+    folder: Path, follow_links: bool = False, skipped: list[tuple[str, str]] | None = None
+) -> tuple[list[Path], Counter]:
+    """Supported files under ``folder`` (sorted, hidden entries skipped) and a count of the others by suffix.
+
+    Nothing is opened here. A symbolic link is followed when its target lies inside ``folder`` (a file; a folder
+    inside is walked at its own path anyway), or anywhere with ``follow_links``. What is not indexed for a reason
+    the user should hear (a link out of the folder, a broken link, a link loop, a FIFO, socket or device, a name
+    that is not UTF-8) is appended to ``skipped`` as (path, reason); a FIFO is never opened (it would block).
+    """
+    root = folder.resolve()
     files: list[Path] = []
     unsupported: Counter = Counter()
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith("."):
+
+    def skip(path: Path, reason: str) -> None:
+        if skipped is not None:
+            skipped.append((_shown(path.relative_to(folder).as_posix()), reason))
+
+    def inside(target: Path) -> bool:
+        return target == root or root in target.parents
+
+    seen: set[tuple[int, int]] = set()
+    stack: list[Path] = [folder]
+    while stack:
+        directory = stack.pop()
+        try:
+            info = os.stat(directory)
+            if (info.st_dev, info.st_ino) in seen:
                 continue
-            path = Path(dirpath) / name
-            if not path.is_file():
+            seen.add((info.st_dev, info.st_ino))
+            with os.scandir(directory) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            skip(directory, f"cannot list the folder: {exc.strerror or exc}")
+            continue
+        subfolders: list[Path] = []
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
-            if is_supported(path):
+            path = directory / entry.name
+            try:
+                entry.name.encode("utf-8")
+            except UnicodeEncodeError:
+                skip(path, "the name is not valid UTF-8 (rename it to index it)")
+                continue
+            try:
+                if entry.is_symlink():
+                    try:
+                        target = path.resolve(strict=True)
+                        mode = os.stat(target).st_mode
+                    except (RuntimeError, OSError) as exc:
+                        if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
+                            skip(path, "symbolic link loop")
+                        elif isinstance(exc, FileNotFoundError):
+                            skip(path, "broken symbolic link (its target does not exist)")
+                        else:
+                            skip(path, f"symbolic link that cannot be followed: {exc.strerror or exc}")
+                        continue
+                    if stat.S_ISDIR(mode):
+                        if inside(target):
+                            if directory.resolve().is_relative_to(target):
+                                skip(path, "symbolic link to a folder that holds it (a loop; not followed)")
+                            continue  # a folder inside: walked at its own path
+                        if follow_links:
+                            subfolders.append(path)
+                        else:
+                            skip(path, "symbolic link to a folder outside the indexed folder (--follow-links follows it)")
+                        continue
+                    if not stat.S_ISREG(mode):
+                        skip(path, f"symbolic link to {_kind(mode)}, not a file")
+                        continue
+                    if not is_supported(path):
+                        unsupported[path.suffix.lower() or "(none)"] += 1
+                    elif inside(target) or follow_links:
+                        files.append(path)
+                    else:
+                        skip(path, "symbolic link to a file outside the indexed folder (--follow-links follows it)")
+                    continue
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError as exc:
+                skip(path, f"cannot read: {exc.strerror or exc}")
+                continue
+            if stat.S_ISDIR(mode):
+                subfolders.append(path)
+            elif not stat.S_ISREG(mode):
+                skip(path, f"{_kind(mode)}, not a file")
+            elif is_supported(path):
                 files.append(path)
             else:
                 unsupported[path.suffix.lower() or "(none)"] += 1
+        stack.extend(reversed(subfolders))
     return files, unsupported
 
 
@@ -114,8 +206,13 @@ def index_folder(
     progress: Progress | None = None,
     batch_size: int = 64,
     commit_every: int = COMMIT_EVERY,
+    limits: LoadLimits | None = None,
+    follow_links: bool = False,
 ) -> IndexReport:
-    """Bring the index up to date with ``folder``; returns what changed."""
+    """Bring the index up to date with ``folder``; returns what changed.
+
+    ``limits`` caps what one file may make the loader read (``LoadLimits``); ``follow_links`` follows symbolic
+    links that leave ``folder`` (by default they are skipped and reported)."""
     started = time.perf_counter()
     progress = progress or _Silent()
     source = Path(folder).expanduser()
@@ -130,7 +227,8 @@ def index_folder(
         store.check_usable_for_new()
     root = str(source)
     report = IndexReport(folder=root)
-    paths, unsupported = walk_folder(source)
+    walk_skipped: list[tuple[str, str]] = []
+    paths, unsupported = walk_folder(source, follow_links=follow_links, skipped=walk_skipped)
     report.unsupported = dict(unsupported)
 
     txn = store.begin(settings)
@@ -146,6 +244,9 @@ def index_folder(
         known = {p: h for (r, p), (h, _n) in txn.file_records().items() if r == root}
         if not paths and not known:
             raise SixfoldError(f"folder {folder} has no files to index (supported: .txt .md .html .pdf .docx, also gzipped)")
+        for rel, reason in walk_skipped:  # links out of the folder, FIFOs, broken links: said, not silently dropped
+            report.skipped.append((rel, reason))
+            progress.warn(f"skipped {rel}: {reason}")
         current: dict[str, tuple[Path, str]] = {}
         for path in paths:
             try:
@@ -204,7 +305,7 @@ def index_folder(
             pending_chunks += len(texts)
             group.clear()
 
-        for item in _prepare_ahead(todo, chunker, report, progress):
+        for item in _prepare_ahead(todo, chunker, report, progress, limits):
             if item is None:
                 progress.advance(files=1, chunks=0)
                 continue
@@ -228,9 +329,17 @@ def index_folder(
 
 
 def _prepare_ahead(
-    todo: list[tuple[str, Path, str, bool]], chunker: Chunker, report: IndexReport, progress: Progress
+    todo: list[tuple[str, Path, str, bool]],
+    chunker: Chunker,
+    report: IndexReport,
+    progress: Progress,
+    limits: LoadLimits | None = None,
 ) -> Iterator[_Prepared | None]:
-    """Load and chunk files in a thread, a few files ahead of the embedder. ``None`` marks a skipped file."""
+    """Load and chunk files in a thread, a few files ahead of the embedder. ``None`` marks a skipped file.
+
+    A file that cannot be read is skipped with a warning; a format whose library does not import
+    (``LoaderUnavailable``) stops the run: every file of that format would be skipped for a fault of the install.
+    """
     ready: queue.Queue = queue.Queue(maxsize=8)
     stop = threading.Event()
     done = object()
@@ -241,14 +350,20 @@ def _prepare_ahead(
                 if stop.is_set():
                     return
                 try:
-                    document = load_document(path)
+                    document = load_document(path, limits)
                     chunks = chunker.split(document)
                     if not chunks:
                         raise LoadError("no text to index")
-                    stat = path.stat()
-                    item: object = _Prepared(rel, digest, stat.st_size, stat.st_mtime, document.title, chunks, replaces)
+                    info = path.stat()
+                    item: object = _Prepared(rel, digest, info.st_size, info.st_mtime, document.title, chunks, replaces)
+                except LoaderUnavailable as exc:
+                    ready.put(("fatal", exc))
+                    return
                 except LoadError as exc:
                     item = ("skip", rel, str(exc), replaces)
+                except ImportError as exc:  # a library importing a helper of its own lazily
+                    ready.put(("fatal", unavailable(format_suffix(path), exc.name or "a library", exc)))
+                    return
                 except Exception as exc:  # a library choking on a malformed file must not stop the run
                     item = ("skip", rel, f"{type(exc).__name__}: {exc}", replaces)
                 ready.put(item)
@@ -262,8 +377,11 @@ def _prepare_ahead(
             item = ready.get()
             if item is done:
                 break
+            if isinstance(item, tuple) and item[0] == "fatal":
+                raise item[1]
             if isinstance(item, tuple):
                 _, rel, reason, _replaces = item
+                reason = " ".join(reason.split())  # one line: library messages may span several
                 report.skipped.append((rel, reason))
                 progress.warn(f"skipped {rel}: {reason}")
                 yield None

@@ -61,6 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-overlap", type=_non_negative_int, help="overlap in tokens (new index only; default 40)")
     p.add_argument("--language", help="language of the BM25 stemmer, e.g. en, es, none (new index only; default en)")
     p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument(
+        "--max-file-mb",
+        type=float,
+        metavar="MB",
+        help="skip (with a warning) a file holding more text than this, after gunzip; PDF and DOCX files may be 5x "
+        "bigger for their images (default 20)",
+    )
+    p.add_argument(
+        "--follow-links", action="store_true", help="follow symbolic links that leave the folder (default: skip and report them)"
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
     p = sub.add_parser("search", help="rank passages of the index for a query")
@@ -208,7 +218,7 @@ def _emit_json(data) -> None:
 
 def cmd_index(args: argparse.Namespace) -> int:
     from sixfold.engine import Engine
-    from sixfold.progress import IndexProgress
+    from sixfold.progress import IndexProgress, one_line
 
     engine = Engine.open(args.index, model=args.model)
     if engine.store.exists() and any(
@@ -226,6 +236,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             overlap_tokens=args.chunk_overlap,
             language=args.language,
             batch_size=args.batch_size,
+            max_file_mb=args.max_file_mb,
+            follow_links=args.follow_links,
         )
     if args.json:
         _emit_json(report.__dict__ | {"index": str(engine.store.root)})
@@ -233,18 +245,18 @@ def cmd_index(args: argparse.Namespace) -> int:
     console = _console()
     unsupported = sum(report.unsupported.values())
     if report.touched == 0:
-        console.print(f"nothing changed: {report.unchanged} files up to date in {engine.store.root}")
+        console.print(f"nothing changed: {report.unchanged} files up to date in {one_line(engine.store.root)}")
     else:
         rate = report.chunks_added / report.seconds if report.seconds else 0.0
         console.print(
-            f"indexed {report.folder} into {engine.store.root}: {report.added} added, {report.updated} updated, "
-            f"{report.removed} removed, {report.renamed} renamed, {report.unchanged} unchanged; "
+            f"indexed {one_line(report.folder)} into {one_line(engine.store.root)}: {report.added} added, "
+            f"{report.updated} updated, {report.removed} removed, {report.renamed} renamed, {report.unchanged} unchanged; "
             f"{report.chunks_added} chunks added, {report.chunks_removed} removed in {report.seconds:.1f} s ({rate:.0f} chunks/s)"
         )
     if report.skipped:
         console.print(f"{len(report.skipped)} files skipped (see warnings above)")
     if unsupported:
-        kinds = ", ".join(f"{ext} ×{n}" for ext, n in sorted(report.unsupported.items(), key=lambda kv: -kv[1]))
+        kinds = ", ".join(f"{one_line(ext)} ×{n}" for ext, n in sorted(report.unsupported.items(), key=lambda kv: -kv[1]))
         console.print(f"{unsupported} files of unsupported types ignored ({kinds})")
     return 0
 

@@ -12,7 +12,7 @@ import numpy as np
 from indexer.chunking import Chunker
 from indexer.embedding import Embedder, load_embedder, load_index_embedder
 from indexer.errors import SixfoldError
-from indexer.loaders import LoadError, load_document
+from indexer.loaders import LoadError, LoadLimits, load_document
 from indexer.models import DEFAULT_EMBEDDER, DEFAULT_GENERATOR, model_languages, resolve_model
 from indexer.pipeline import IndexReport, Progress, index_folder
 from indexer.store import IndexSettings, IndexStore, Snapshot
@@ -94,8 +94,14 @@ class Engine:
         overlap_tokens: int | None = None,
         language: str | None = None,
         batch_size: int = 64,
+        max_file_mb: float | None = None,
+        follow_links: bool = False,
     ) -> IndexReport:
-        """Index (or re-index incrementally) a folder of documents."""
+        """Index (or re-index incrementally) a folder of documents.
+
+        ``max_file_mb`` caps the text one file may hold (see ``indexer.loaders.LoadLimits``); ``follow_links``
+        follows symbolic links that leave the folder."""
+        limits = LoadLimits(max_file_mb) if max_file_mb is not None else None
         if not Path(folder).expanduser().is_dir():
             raise SixfoldError(
                 f"folder {folder} does not exist" if not Path(folder).expanduser().exists() else f"{folder} is not a folder"
@@ -113,7 +119,9 @@ class Engine:
                 overlap_tokens=overlap_tokens if overlap_tokens is not None else 40,
                 language=language or "en",
             )
-        report = index_folder(self.store, folder, embedder, settings, progress, batch_size=batch_size)
+        report = index_folder(
+            self.store, folder, embedder, settings, progress, batch_size=batch_size, limits=limits, follow_links=follow_links
+        )
         self.close()  # the next read opens the new generation
         return report
 

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+_LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f]")
+
+
+def one_line(text: object) -> str:
+    """``text`` (file names, library messages: anything a file controls) made safe to print through rich markup:
+    on one line, control characters (terminal escapes) shown as ``\\x..``, and ``[...]`` kept literal."""
+    flat = _LINE_BREAKS.sub(" ", str(text))
+    return escape(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", flat))
 
 
 class IndexProgress:
@@ -34,8 +46,10 @@ class IndexProgress:
     def __enter__(self) -> IndexProgress:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         if self._task is not None:
+            if exc_type is not None:  # the error is the one line the user gets: no half-done bar left above it
+                self._bar.live.transient = True
             self._bar.stop()
 
     def start(self, total_files: int) -> None:
@@ -50,7 +64,8 @@ class IndexProgress:
         self._bar.update(self._task, advance=files, chunks=self.chunks, rate=f"{rate:.0f}")
 
     def warn(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/] {message}", highlight=False)
+        """One line per warning; the message is plain text (it quotes file names and library errors)."""
+        self.console.print(f"[yellow]warning:[/] {one_line(message)}", highlight=False, soft_wrap=True)
 
 
 class TrainProgress:
