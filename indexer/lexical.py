@@ -8,7 +8,11 @@ too (and is fetched from the network at first use).
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import tantivy
@@ -62,19 +66,66 @@ def _schema() -> tantivy.Schema:
     return builder.build()
 
 
-class LexicalIndex:
-    """A tantivy index in ``path`` whose documents are (chunk_id, text)."""
+def document_text(text: str, heading: str | None) -> str:
+    """What BM25 reads for a chunk: its text, led by its heading when the text does not already start with it."""
+    return text if not heading or text.startswith(heading) else f"{heading}\n{text}"
 
-    def __init__(self, path: Path, language: str, create: bool = False) -> None:
+
+def _read_only_failure(path: Path, exc: Exception) -> bool:
+    """True when opening failed only because the folder cannot be written (tantivy's reader takes a lockfile)."""
+    text = str(exc)
+    return path.is_dir() and (
+        not os.access(path, os.W_OK) or "Lockfile" in text and ("ReadOnly" in text or "PermissionDenied" in text)
+    )
+
+
+class LexicalIndex:
+    """A tantivy index in ``path`` whose documents are (chunk_id, text); ``path=None`` keeps it in memory."""
+
+    def __init__(self, path: Path | None, language: str, create: bool = False) -> None:
         self.path = path
-        if create:
-            path.mkdir(parents=True, exist_ok=True)
-        try:
-            self.index = tantivy.Index(_schema(), path=str(path), reuse=not create)
-        except (ValueError, OSError) as exc:
-            raise SixfoldError(f"lexical index at {path} is corrupt or unreadable: {exc}") from None
+        self._scratch: tempfile.TemporaryDirectory | None = None  # a private copy of a read-only index
+        if path is None:
+            self.index = tantivy.Index(_schema())
+        else:
+            if create:
+                path.mkdir(parents=True, exist_ok=True)
+            try:
+                self.index = tantivy.Index(_schema(), path=str(path), reuse=not create)
+            except (ValueError, OSError) as exc:
+                if create or not _read_only_failure(path, exc):
+                    raise SixfoldError(f"lexical index at {path} is corrupt or unreadable: {exc}") from None
+                self.index = self._open_copy(path)
         self.index.register_tokenizer(ANALYZER, _analyzer(language))
         self._writer: tantivy.IndexWriter | None = None
+
+    def _open_copy(self, path: Path) -> tantivy.Index:
+        """Open a copy of ``path`` in a temporary folder: tantivy cannot open an index it may not write to."""
+        self._scratch = tempfile.TemporaryDirectory(prefix="sixfold-lexical-")
+        copy = Path(self._scratch.name) / "lexical"
+        try:
+            shutil.copytree(path, copy, ignore=shutil.ignore_patterns(".tantivy-*.lock"))
+            return tantivy.Index(_schema(), path=str(copy), reuse=True)
+        except (ValueError, OSError) as exc:
+            self.close()
+            raise SixfoldError(f"lexical index at {path} is corrupt or unreadable: {exc}") from None
+
+    @classmethod
+    def build(cls, path: Path | None, language: str, rows: Iterable[tuple[list[int], list[str]]]) -> LexicalIndex:
+        """A new index (on disk, or in memory for ``path=None``) of ``rows``: batches of (chunk ids, texts)."""
+        index = cls(path, language, create=True)
+        for ids, texts in rows:
+            index.add(ids, texts)
+        index.commit()
+        return index
+
+    def close(self) -> None:
+        """Drop the writer and any temporary copy."""
+        self._writer = None
+        if self._scratch is not None:
+            self.index = None
+            self._scratch.cleanup()
+            self._scratch = None
 
     def _w(self) -> tantivy.IndexWriter:
         if self._writer is None:

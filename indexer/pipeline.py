@@ -64,6 +64,7 @@ class IndexReport:
     unsupported: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     generation: str | None = None
+    repaired: list[str] = field(default_factory=list)  # damage the run found and fixed (pointer, vectors, lexical)
 
     @property
     def touched(self) -> int:
@@ -232,6 +233,7 @@ def index_folder(
     report.unsupported = dict(unsupported)
 
     txn = store.begin(settings)
+    report.repaired = list(txn.repaired)
     try:
         if txn.settings.model != embedder.name:
             raise SixfoldError(

@@ -13,17 +13,30 @@ Layout::
 A write copies the current generation into ``gen-N.tmp``, applies its changes there, fsyncs, renames it
 to ``gen-N`` and only then swaps the pointer. Readers always see a whole generation; a run killed at any
 point leaves the previous one untouched, and the next run redoes what was not committed.
-Embeddings are kept in DuckDB as well, so the FAISS index can be rebuilt (type change, repair) without
-re-embedding.
+Embeddings and chunk text are kept in DuckDB as well, so the FAISS and tantivy indexes can be rebuilt (type
+change, repair, exact BM25 statistics after deletions) without re-embedding.
+
+Damage is repaired or worked around, never made worse: a missing or garbled pointer, or a current generation
+whose DuckDB cannot be read, falls back to the newest generation that can (with a warning on the ``sixfold.index``
+logger, which the CLI user sees on stderr); a damaged ``vectors.faiss`` or ``lexical/`` is rebuilt from DuckDB (by
+the next write for good, in memory for a reader). Generations that cannot be read are deleted only after a newer
+good one is committed.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import functools
 import json
+import logging
 import os
+import re
 import shutil
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,14 +48,15 @@ import pyarrow as pa
 from indexer import vectors as vec
 from indexer.chunking import Chunk
 from indexer.errors import SixfoldError
-from indexer.lexical import LexicalIndex
+from indexer.lexical import LexicalIndex, document_text
 
 FORMAT_VERSION = 1
 POINTER = "sixfold-index.json"
 DB_FILE = "chunks.duckdb"
 FAISS_FILE = "vectors.faiss"
 LEXICAL_DIR = "lexical"
-KEEP_GENERATIONS = 2  # the current one and the one before it, for readers still holding it
+_GENERATION = re.compile(r"^gen-(\d{6,})$")
+log = logging.getLogger("sixfold.index")
 
 
 @dataclass
@@ -93,18 +107,128 @@ def _dir_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+def _is_no_space(exc: BaseException) -> bool:
+    """ENOSPC, as an OSError or as the text of a DuckDB / FAISS / tantivy error."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    return isinstance(exc, (OSError, RuntimeError, ValueError, duckdb.Error)) and "no space left on device" in str(exc).lower()
+
+
+def _disk_errors(method):
+    """Turn a full disk inside a Transaction method into one clear error (the caller aborts, freeing the tmp)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except SixfoldError:
+            raise
+        except Exception as exc:
+            if _is_no_space(exc):
+                raise SixfoldError(
+                    f"no space left on device at {self.store.root}; free some space and run the command again "
+                    "(the index keeps its last committed state)"
+                ) from None
+            raise
+
+    return wrapper
+
+
+def _generation_number(name: str) -> int | None:
+    match = _GENERATION.match(name)
+    return int(match.group(1)) if match else None
+
+
+def _probe(folder: Path) -> tuple[IndexSettings | None, str]:
+    """(settings, '') when a generation's DuckDB opens read-only with its metadata, else (None, why not)."""
+    if not (folder / DB_FILE).is_file():
+        return None, f"no {DB_FILE}"
+    try:
+        con = duckdb.connect(str(folder / DB_FILE), read_only=True)
+    except duckdb.Error as exc:
+        return None, f"cannot read {DB_FILE}: {_first_line(exc)}"
+    try:
+        settings, _meta = _read_settings(con)
+        con.execute("SELECT count(*) FROM chunks").fetchall()
+        return settings, ""
+    except (duckdb.Error, KeyError, ValueError) as exc:
+        return None, f"cannot read {DB_FILE}: {_first_line(exc)}"
+    finally:
+        con.close()
+
+
+def _read_vectors(path: Path, dim: int, n_chunks: int) -> tuple[faiss.Index | None, str]:
+    """(index, '') when ``path`` holds ``n_chunks`` vectors of dimension ``dim``, else (None, what is wrong)."""
+    if not path.is_file():
+        return None, "missing"
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        return None, f"unreadable: {_first_line(exc)}"
+    if index.d != dim:
+        return None, f"vectors have dimension {index.d}, the index {dim}"
+    if index.ntotal != n_chunks:
+        return None, f"{index.ntotal} vectors for {n_chunks} chunks"
+    return index, ""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _repair_hint(con: duckdb.DuckDBPyConnection, root: Path) -> str:
+    """The command that repairs the index: ``sixfold index`` of the folder it was built from."""
+    try:
+        folders = [r[0] for r in con.execute("SELECT DISTINCT root FROM files ORDER BY root").fetchall()]
+    except duckdb.Error:
+        folders = []
+    folder = folders[0] if len(folders) == 1 else "FOLDER"
+    return f"run `sixfold index {folder} --index {root}` to repair it"
+
+
+def _lexical_rows(con: duckdb.DuckDBPyConnection, batch: int = 4096) -> Iterator[tuple[list[int], list[str]]]:
+    """(ids, texts) batches of every chunk as BM25 reads it (see ``document_text``), in id order."""
+    last = -1
+    while True:
+        rows = con.execute(
+            "SELECT chunk_id, heading, text FROM chunks WHERE chunk_id > ? ORDER BY chunk_id LIMIT ?", [last, batch]
+        ).fetchall()
+        if not rows:
+            return
+        last = rows[-1][0]
+        yield [r[0] for r in rows], [document_text(r[2], r[1]) for r in rows]
+
+
 class IndexStore:
     """An index directory on disk (it may not exist yet)."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
+        self.notes: list[str] = []  # the fallbacks this store took, each once (also logged as warnings)
+        self._lock_handle = None
+        self._lock_owner: int | None = None
+        self._fallback_cache: tuple[tuple, dict] | None = None
 
     @property
     def pointer_path(self) -> Path:
         return self.root / POINTER
 
     def exists(self) -> bool:
-        return self.pointer_path.is_file()
+        """A pointer or a committed generation is there (a lost pointer does not make an index new)."""
+        return self.pointer_path.is_file() or bool(self.generations())
+
+    def generations(self) -> list[Path]:
+        """The committed (renamed into place) generation folders, oldest first."""
+        if not self.root.is_dir():
+            return []
+        found = [(n, p) for p in self.root.iterdir() if (n := _generation_number(p.name)) is not None and p.is_dir()]
+        return [p for _n, p in sorted(found)]
+
+    def note(self, message: str) -> None:
+        if message not in self.notes:
+            self.notes.append(message)
+            log.warning("warning: %s", message)
 
     def check_usable_for_new(self) -> None:
         """Refuse to create an index in a folder that holds other things."""
@@ -115,32 +239,139 @@ class IndexStore:
             if others:
                 raise SixfoldError(f"{self.root} is not a sixfold index and is not empty; choose another --index folder")
 
-    def read_pointer(self) -> dict:
+    def read_pointer(self, verify: bool = False) -> dict:
+        """The current generation: the pointer's, or the newest readable one when the pointer or its generation is
+        damaged (then with ``"damage"``: what was wrong). ``verify`` also opens the pointer's DuckDB."""
         if not self.root.exists():
             raise SixfoldError(f"no index at {self.root} (create one with: sixfold index FOLDER --index {self.root})")
-        if not self.exists():
-            raise SixfoldError(f"{self.root} is not a sixfold index (no {POINTER})")
-        try:
-            pointer = json.loads(self.pointer_path.read_text())
-            generation = pointer["generation"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise SixfoldError(f"index at {self.root} is corrupt: unreadable {POINTER} ({exc})") from None
-        if pointer.get("format") != FORMAT_VERSION:
-            raise SixfoldError(f"index at {self.root} has format {pointer.get('format')}; this sixfold reads {FORMAT_VERSION}")
-        if not (self.root / generation).is_dir():
-            raise SixfoldError(f"index at {self.root} is corrupt: generation {generation} is missing")
-        return pointer
+        damage = ""
+        generation = None
+        if not self.pointer_path.is_file():
+            if not self.generations():
+                raise SixfoldError(f"{self.root} is not a sixfold index (no {POINTER})")
+            damage = f"{POINTER} is missing"
+        else:
+            try:
+                pointer = json.loads(self.pointer_path.read_text())
+                generation = pointer["generation"]
+                if not isinstance(generation, str) or _generation_number(generation) is None:
+                    raise ValueError(f"bad generation name {generation!r}")
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                damage = f"{POINTER} is unreadable ({_first_line(exc)})"
+                generation = None
+            else:
+                if pointer.get("format") != FORMAT_VERSION:
+                    raise SixfoldError(
+                        f"index at {self.root} has format {pointer.get('format')}; this sixfold reads {FORMAT_VERSION}"
+                    )
+                folder = self.root / generation
+                if not folder.is_dir():
+                    damage = f"its current generation {generation} is missing"
+                elif verify or not (folder / DB_FILE).is_file():
+                    _settings, why = _probe(folder)
+                    if why:
+                        damage = f"its current generation {generation} is damaged ({why})"
+                if not damage:
+                    return pointer
+        return self._fallback(damage, skip=generation)
+
+    def _fallback(self, damage: str, skip: str | None = None) -> dict:
+        """The newest readable generation (other than ``skip``), as a pointer; a clear error when there is none."""
+        key = (damage, skip, tuple(p.name for p in self.generations()))
+        if self._fallback_cache and self._fallback_cache[0] == key:
+            self.note(self._fallback_cache[1]["note"])
+            return dict(self._fallback_cache[1])
+        tried = []
+        for folder in reversed(self.generations()):
+            if folder.name == skip:
+                continue
+            settings, why = _probe(folder)
+            if settings is None:
+                tried.append(f"{folder.name}: {why}")
+                continue
+            note = (
+                f"index at {self.root} is damaged: {damage}; using the newest readable generation {folder.name} "
+                "(the next `sixfold index` of its folder makes it current again)"
+            )
+            pointer = {
+                "format": FORMAT_VERSION,
+                "generation": folder.name,
+                "model": settings.model,
+                "dim": settings.dim,
+                "damage": damage,
+                "note": note,
+            }
+            self._fallback_cache = (key, pointer)
+            self.note(note)
+            return dict(pointer)
+        others = f"no other generation can be read ({'; '.join(tried)})" if tried else "there is no other generation"
+        raise SixfoldError(
+            f"index at {self.root} is corrupt: {damage}, and {others}; "
+            "move the folder away and index your documents again into a new --index folder"
+        )
 
     def open(self) -> Snapshot:
         pointer = self.read_pointer()
-        return Snapshot(self.root / pointer["generation"])
+        try:
+            snapshot = Snapshot(self.root / pointer["generation"])
+        except SixfoldError:
+            if "damage" in pointer:
+                raise
+            _settings, why = _probe(self.root / pointer["generation"])
+            damage = f"its current generation {pointer['generation']} is damaged ({why or 'unreadable'})"
+            pointer = self._fallback(damage, pointer["generation"])
+            snapshot = Snapshot(self.root / pointer["generation"])
+        if "damage" in pointer:
+            snapshot.problems.append(f"{pointer['damage']} (searching generation {pointer['generation']} instead)")
+        return snapshot
 
     def begin(self, settings: IndexSettings | None = None) -> Transaction:
         """Start a write. ``settings`` are needed only when the index does not exist yet."""
         return Transaction(self, settings)
 
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """Hold the one-writer lock for a whole run: take it before slow work (model load, walk, hashing), so a
+        second writer is refused at once; every Transaction this thread begins meanwhile reuses it."""
+        if self.holds_lock():
+            yield
+            return
+        self._lock_handle = _acquire_lock(self.root)
+        self._lock_owner = threading.get_ident()
+        try:
+            yield
+        finally:
+            handle, self._lock_handle, self._lock_owner = self._lock_handle, None, None
+            _release_lock(handle)
+
+    def holds_lock(self) -> bool:
+        return self._lock_handle is not None and self._lock_owner == threading.get_ident()
+
     def size_on_disk(self) -> int:
         return _dir_size(self.root) if self.root.exists() else 0
+
+
+def _acquire_lock(root: Path):
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle = open(root / ".lock", "a+")
+    except OSError as exc:
+        if _is_no_space(exc):
+            raise SixfoldError(f"no space left on device at {root}; free some space and run the command again") from None
+        why = exc.strerror or exc
+        raise SixfoldError(f"cannot write the index at {root} ({why}); it can be searched but not changed") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SixfoldError(f"another sixfold process is writing the index at {root}; try again when it ends") from None
+    return handle
+
+
+def _release_lock(handle) -> None:
+    if handle is not None:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def _read_settings(con: duckdb.DuckDBPyConnection) -> tuple[IndexSettings, dict[str, str]]:
@@ -157,7 +388,11 @@ def _read_settings(con: duckdb.DuckDBPyConnection) -> tuple[IndexSettings, dict[
 
 
 class Snapshot:
-    """A read-only view of one committed generation."""
+    """A read-only view of one committed generation.
+
+    A damaged ``vectors.faiss`` or ``lexical/`` does not stop searches: it is rebuilt in memory from DuckDB (which
+    holds every embedding and chunk text), with a warning and an entry in ``problems`` (see ``health``).
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -165,26 +400,26 @@ class Snapshot:
             self.con = duckdb.connect(str(folder / DB_FILE), read_only=True)
             self.settings, self.meta = _read_settings(self.con)
         except (duckdb.Error, KeyError, ValueError) as exc:
-            raise SixfoldError(f"index at {folder.parent} is corrupt: cannot read {DB_FILE} ({exc})") from None
+            raise SixfoldError(f"index at {folder.parent} is corrupt: cannot read {DB_FILE} ({_first_line(exc)})") from None
+        self.problems: list[str] = []  # damage found so far (worked around)
         self._vectors: faiss.Index | None = None
         self._lexical: LexicalIndex | None = None
+
+    def _damaged(self, what: str, why: str, fallback: str) -> None:
+        problem = f"{what} of {self.folder.name} is damaged ({why})"
+        if problem not in self.problems:
+            self.problems.append(problem)
+            hint = _repair_hint(self.con, self.folder.parent)
+            log.warning("warning: index at %s: %s; %s; %s", self.folder.parent, problem, fallback, hint)
 
     @property
     def vectors(self) -> faiss.Index:
         if self._vectors is None:
-            try:
-                index = faiss.read_index(str(self.folder / FAISS_FILE))
-            except RuntimeError as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
-                raise SixfoldError(f"index at {self.folder.parent} is corrupt: cannot read {FAISS_FILE} ({first})") from None
-            if index.d != self.settings.dim:
+            index, why = _read_vectors(self.folder / FAISS_FILE, self.settings.dim, self.count_chunks())
+            if index is None:
                 raise SixfoldError(
-                    f"index at {self.folder.parent} is corrupt: vectors have dimension {index.d}, "
-                    f"metadata says {self.settings.dim}"
-                )
-            if index.ntotal != self.count_chunks():
-                raise SixfoldError(
-                    f"index at {self.folder.parent} is corrupt: {index.ntotal} vectors for {self.count_chunks()} chunks"
+                    f"index at {self.folder.parent} is corrupt: cannot read {FAISS_FILE} ({why}); "
+                    + _repair_hint(self.con, self.folder.parent)
                 )
             self._vectors = vec.to_gpu_if_available(index)
         return self._vectors
@@ -192,14 +427,40 @@ class Snapshot:
     @property
     def lexical(self) -> LexicalIndex:
         if self._lexical is None:
-            self._lexical = LexicalIndex(self.folder / LEXICAL_DIR, self.settings.language)
+            path = self.folder / LEXICAL_DIR
+            why = ""
+            try:
+                lexical = LexicalIndex(path, self.settings.language)
+                if lexical.count() != self.count_chunks():
+                    why = f"{lexical.count()} documents for {self.count_chunks()} chunks"
+                    lexical.close()
+            except SixfoldError as exc:
+                why = "missing" if not path.exists() else str(exc).split(": ", 1)[-1]
+            except (ValueError, OSError) as exc:  # a segment file that fails only when searched
+                why = _first_line(exc)
+            if why:
+                self._damaged(f"{LEXICAL_DIR}/", why, "searching with a BM25 index rebuilt in memory from the chunk text")
+                lexical = LexicalIndex.build(None, self.settings.language, _lexical_rows(self.con))
+            self._lexical = lexical
         return self._lexical
 
+    def health(self) -> list[str]:
+        """What is wrong with this generation (empty when ``search`` can use it as it is on disk), each with its fix."""
+        _ = self.lexical  # opening it records damage it works around in self.problems
+        problems = list(self.problems)
+        try:
+            _ = self.vectors
+        except SixfoldError:  # search cannot work around it (DuckDB has the embeddings: the next index run rebuilds it)
+            _index, why = _read_vectors(self.folder / FAISS_FILE, self.settings.dim, self.count_chunks())
+            problems.append(f"{FAISS_FILE} of {self.folder.name} is damaged ({why})")
+        hint = _repair_hint(self.con, self.folder.parent)
+        return [f"{problem}; {hint}" for problem in problems]
+
     def count_chunks(self) -> int:
-        return int(self.con.execute("SELECT count(*) FROM chunks").fetchone()[0])
+        return int(self.con.execute("SELECT count(*) FROM chunks").fetchall()[0][0])
 
     def count_files(self) -> int:
-        return int(self.con.execute("SELECT count(*) FROM files").fetchone()[0])
+        return int(self.con.execute("SELECT count(*) FROM files").fetchall()[0][0])
 
     def chunks(self, ids: list[int]) -> dict[int, dict]:
         """Chunk rows (without embeddings) by id."""
@@ -234,6 +495,9 @@ class Snapshot:
         return [dict(zip(names, row)) for row in rel.fetchall()]
 
     def close(self) -> None:
+        if self._lexical is not None:
+            self._lexical.close()
+            self._lexical = None
         self.con.close()
 
 
@@ -260,70 +524,71 @@ def _load_embeddings(con: duckdb.DuckDBPyConnection, dim: int, ids: list[int] | 
 
 
 class Transaction:
-    """One write to an index: copy the current generation, change the copy, then commit or abort."""
+    """One write to an index: copy the current generation, change the copy, then commit or abort.
+
+    ``repaired`` says what opening it had to fix (a lost pointer, a damaged vectors file or lexical index); the
+    commit makes the repair durable.
+    """
 
     def __init__(self, store: IndexStore, settings: IndexSettings | None) -> None:
         self.store = store
-        self._lock_handle = self._acquire_lock()
+        self.tmp: Path | None = None
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self._lock_handle = None if store.holds_lock() else _acquire_lock(store.root)
         try:
             self._open(settings)
         except BaseException:
-            self._release_lock()
+            self.abort()
             raise
 
-    def _acquire_lock(self):
-        self.store.root.mkdir(parents=True, exist_ok=True)
-        handle = open(self.store.root / ".lock", "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise SixfoldError(
-                f"another sixfold process is writing the index at {self.store.root}; try again when it ends"
-            ) from None
-        return handle
-
     def _release_lock(self) -> None:
-        if self._lock_handle is not None:
-            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
-            self._lock_handle.close()
-            self._lock_handle = None
+        handle, self._lock_handle = self._lock_handle, None
+        _release_lock(handle)
 
+    @_disk_errors
     def _open(self, settings: IndexSettings | None) -> None:
         root = self.store.root
         for stale in root.glob("gen-*.tmp"):  # left by a run that was killed
             shutil.rmtree(stale, ignore_errors=True)
-        previous = self.store.read_pointer()["generation"] if self.store.exists() else None
-        for orphan in root.glob("gen-*"):  # renamed into place by a run killed before it swapped the pointer
-            if orphan.is_dir() and not orphan.name.endswith(".tmp") and (previous is None or orphan.name > previous):
-                shutil.rmtree(orphan, ignore_errors=True)
-        number = int(previous.split("-")[1]) + 1 if previous else 1
-        self.name = f"gen-{number:06d}"
+        pointer = self.store.read_pointer(verify=True) if self.store.exists() else None
+        previous = pointer["generation"] if pointer else None
+        self.previous = previous
+        self.repaired: list[str] = []
+        # Generations newer than the current one (renamed into place by a run killed before it swapped the pointer,
+        # or left when the pointer was lost) are not trusted, nor deleted before this write commits: number past them.
+        numbers = [_generation_number(p.name) for p in self.store.generations()]
+        self.name = f"gen-{max(numbers, default=0) + 1:06d}"
         self.tmp = root / f"{self.name}.tmp"
         self.tmp.mkdir()
         self.removed_any = False
+        self.lexical_deleted = False
         self.changed = False
         if previous:
             prev = root / previous
+            if "damage" in pointer:
+                self.repaired.append(f"{pointer['damage']}: made {previous}, the newest readable generation, current")
+                self.changed = True
             shutil.copy2(prev / DB_FILE, self.tmp / DB_FILE)
-            shutil.copytree(prev / LEXICAL_DIR, self.tmp / LEXICAL_DIR)
             try:
                 self.con = duckdb.connect(str(self.tmp / DB_FILE))
                 self.settings, meta = _read_settings(self.con)
             except (duckdb.Error, KeyError, ValueError) as exc:
-                raise SixfoldError(f"index at {root} is corrupt: cannot read {DB_FILE} ({exc})") from None
-            try:
-                self.vectors = faiss.read_index(str(prev / FAISS_FILE))
-            except RuntimeError:
+                if _is_no_space(exc):
+                    raise
+                raise SixfoldError(f"index at {root} is corrupt: cannot read {DB_FILE} ({_first_line(exc)})") from None
+            n_chunks = int(self.con.execute("SELECT count(*) FROM chunks").fetchall()[0][0])
+            self.vectors, why = _read_vectors(prev / FAISS_FILE, self.settings.dim, n_chunks)
+            if self.vectors is None:
                 # The vectors file is damaged but DuckDB holds every embedding: rebuild from it.
                 ids, vectors = _load_embeddings(self.con, self.settings.dim, None)
                 self.vectors = vec.build_index(
                     vec.resolve_type(self.settings.index_type, len(ids)), self.settings.dim, ids, vectors
                 )
+                self.repaired.append(f"rebuilt {FAISS_FILE} ({why}) from the {len(ids)} embeddings in {DB_FILE}")
                 self.changed = True  # the repair itself is worth committing
             self.next_id = int(meta.get("next_chunk_id", "0"))
             self.ivf_trained_on = int(meta.get("ivf_trained_on", "0"))
-            self.lexical = LexicalIndex(self.tmp / LEXICAL_DIR, self.settings.language)
+            self.lexical = self._copy_lexical(prev / LEXICAL_DIR, n_chunks)
         else:
             if settings is None:
                 raise SixfoldError(f"no index at {root}")
@@ -343,6 +608,32 @@ class Transaction:
             self.ivf_trained_on = 0
             self.lexical = LexicalIndex(self.tmp / LEXICAL_DIR, settings.language, create=True)
 
+    def _copy_lexical(self, source: Path, n_chunks: int) -> LexicalIndex:
+        """The previous generation's tantivy index, copied; rebuilt from DuckDB when it is missing or damaged."""
+        target = self.tmp / LEXICAL_DIR
+        why = ""
+        try:
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns(".tantivy-*.lock"))
+            lexical = LexicalIndex(target, self.settings.language)
+            if lexical.count() != n_chunks:
+                why = f"{lexical.count()} documents for {n_chunks} chunks"
+                lexical.close()
+        except FileNotFoundError:
+            why = "missing" if not source.exists() else "incomplete"
+        except SixfoldError as exc:
+            why = str(exc).split(": ", 1)[-1]
+        except (ValueError, OSError) as exc:
+            if _is_no_space(exc):
+                raise
+            why = _first_line(exc)
+        if not why:
+            return lexical
+        shutil.rmtree(target, ignore_errors=True)
+        lexical = LexicalIndex.build(target, self.settings.language, _lexical_rows(self.con))
+        self.repaired.append(f"rebuilt {LEXICAL_DIR}/ ({why}) from the {n_chunks} chunks in {DB_FILE}")
+        self.changed = True
+        return lexical
+
     # ---- reads -------------------------------------------------------------------------------
     def file_records(self) -> dict[tuple[str, str], tuple[str, int]]:
         """(root, path) -> (sha256, n_chunks) for every indexed file."""
@@ -350,6 +641,7 @@ class Transaction:
         return {(r, p): (h, n) for r, p, h, n in rows}
 
     # ---- changes -----------------------------------------------------------------------------
+    @_disk_errors
     def remove_file(self, root: str, path: str) -> int:
         ids = [r[0] for r in self.con.execute("SELECT chunk_id FROM chunks WHERE root = ? AND path = ?", [root, path]).fetchall()]
         if ids:
@@ -359,11 +651,13 @@ class Transaction:
             else:
                 self.vectors.remove_ids(id_array)
             self.lexical.delete(ids)
+            self.lexical_deleted = True  # tantivy keeps deleted documents in its BM25 statistics: rebuilt at commit
             self.con.execute("DELETE FROM chunks WHERE root = ? AND path = ?", [root, path])
         self.con.execute("DELETE FROM files WHERE root = ? AND path = ?", [root, path])
         self.changed = True
         return len(ids)
 
+    @_disk_errors
     def rename_file(self, root: str, old: str, new: str) -> None:
         """Same content under a new name: move the rows, keep the vectors."""
         ext = Path(new).suffix.lower().lstrip(".")
@@ -373,6 +667,7 @@ class Transaction:
         self.con.execute("UPDATE chunks SET path = ?, ext = ? WHERE root = ? AND path = ?", [new, ext, root, old])
         self.changed = True
 
+    @_disk_errors
     def add_file(
         self,
         root: str,
@@ -413,9 +708,7 @@ class Transaction:
             self.con.execute("INSERT INTO chunks SELECT * FROM new_chunks")
             self.con.unregister("new_chunks")
             self.vectors.add_with_ids(embeddings, np.asarray(ids, dtype=np.int64))
-            self.lexical.add(
-                ids, [c.text if not c.heading or c.text.startswith(c.heading) else f"{c.heading}\n{c.text}" for c in chunks]
-            )
+            self.lexical.add(ids, [document_text(c.text, c.heading) for c in chunks])
         self.con.execute(
             "INSERT INTO files (root, path, sha256, size, mtime, title, n_chunks) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [root, path, sha256, size, mtime, title, len(chunks)],
@@ -434,6 +727,7 @@ class Transaction:
             last = rows[-1][0]
             yield [r[0] for r in rows], [r[1] for r in rows]
 
+    @_disk_errors
     def replace_embeddings(self, ids: list[int], embeddings: np.ndarray) -> None:
         """Overwrite the stored vectors of existing chunks (re-embedding with another model of the same size)."""
         if embeddings.shape != (len(ids), self.settings.dim):
@@ -451,6 +745,7 @@ class Transaction:
         self.con.unregister("new_embeddings")
         self.changed = True
 
+    @_disk_errors
     def set_model(self, model: str, dim: int) -> None:
         """Record that every vector now comes from ``model`` and rebuild the vector index from DuckDB.
 
@@ -483,11 +778,27 @@ class Transaction:
         self.ivf_trained_on = len(ids) if want == "ivf" else 0
         return vec.build_index(want, self.settings.dim, ids, vectors)
 
+    def _rebuild_lexical(self) -> None:
+        """A fresh tantivy index of the chunks now in DuckDB.
+
+        Tantivy deletes a document by marking it: until its segment is merged, it still counts in the document
+        frequencies and average length BM25 uses, so after deletions the scores (and the top 10) drift from those of
+        a clean build of the same files. tantivy-py cannot force that merge; a rebuild from DuckDB is exact.
+        """
+        self.lexical.close()
+        target = self.tmp / LEXICAL_DIR
+        fresh = self.tmp / f"{LEXICAL_DIR}.new"
+        LexicalIndex.build(fresh, self.settings.language, _lexical_rows(self.con)).close()
+        shutil.rmtree(target)
+        os.replace(fresh, target)
+        self.lexical = LexicalIndex(target, self.settings.language)
+
+    @_disk_errors
     def commit(self) -> str:
         """Make the changes durable and visible; returns the new generation's name."""
         try:
             self.vectors = self._final_vectors()
-            if self.vectors.ntotal != self.con.execute("SELECT count(*) FROM chunks").fetchone()[0]:
+            if self.vectors.ntotal != self.con.execute("SELECT count(*) FROM chunks").fetchall()[0][0]:
                 raise SixfoldError("internal error: vector and chunk counts differ; nothing was committed")
             for key, value in (
                 ("next_chunk_id", self.next_id),
@@ -497,9 +808,13 @@ class Transaction:
             ):
                 self.con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, str(value)])
             self.con.execute("CHECKPOINT")
-            self.con.close()
             faiss.write_index(self.vectors, str(self.tmp / FAISS_FILE))
-            self.lexical.commit()
+            if self.lexical_deleted:
+                self._rebuild_lexical()  # the pending adds and deletes are dropped: DuckDB has the result
+            else:
+                self.lexical.commit()
+            self.con.close()
+            self.lexical.close()
             _fsync_tree(self.tmp)
             final = self.store.root / self.name
             os.replace(self.tmp, final)
@@ -520,14 +835,26 @@ class Transaction:
             self._release_lock()
 
     def _prune(self) -> None:
-        generations = sorted(p for p in self.store.root.glob("gen-*") if p.is_dir() and not p.name.endswith(".tmp"))
-        for old in generations[:-KEEP_GENERATIONS]:
-            shutil.rmtree(old, ignore_errors=True)
+        """Keep the new generation and the one it was made from (readers may hold it); the rest go, now that a good
+        generation is committed: older ones, and any newer ones that were not trusted (orphans, unreadable)."""
+        keep = {self.name, self.previous}
+        for old in self.store.generations():
+            if old.name not in keep:
+                shutil.rmtree(old, ignore_errors=True)
 
     def abort(self) -> None:
+        if self.con is not None:
+            try:
+                self.con.close()
+            except Exception:
+                pass
+        lexical = getattr(self, "lexical", None)
+        if lexical is not None:
+            lexical.close()
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
         try:
-            self.con.close()
-        except Exception:
+            (self.store.root / f"{POINTER}.tmp").unlink(missing_ok=True)
+        except OSError:
             pass
-        shutil.rmtree(self.tmp, ignore_errors=True)
         self._release_lock()

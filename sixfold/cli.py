@@ -253,6 +253,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             f"{report.updated} updated, {report.removed} removed, {report.renamed} renamed, {report.unchanged} unchanged; "
             f"{report.chunks_added} chunks added, {report.chunks_removed} removed in {report.seconds:.1f} s ({rate:.0f} chunks/s)"
         )
+    for repair in report.repaired:
+        console.print(f"repaired: {repair}")
     if report.skipped:
         console.print(f"{len(report.skipped)} files skipped (see warnings above)")
     if unsupported:
@@ -359,9 +361,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     from sixfold.engine import Engine
 
     status = Engine.open(args.index).status()
+
+    def health() -> int:  # damage `search` works around or trips over: what it is and how to fix it
+        for problem in status.health:
+            sys.stderr.write(f"problem: {problem}\n")
+        return 1 if status.health else 0
+
     if args.json:
         _emit_json(status.to_dict())
-        return 0
+        return health()
     table = Table(title=f"sixfold index {status.path}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
@@ -387,7 +395,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     for key, value in rows:
         table.add_row(key, str(value))
     _console().print(table)
-    return 0
+    return health()
 
 
 def cmd_ask(args: argparse.Namespace) -> int:

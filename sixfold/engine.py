@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ class IndexStatus:
     updated_at: str | None
     size_bytes: int
     search_mode: str = "hybrid"  # the mode used when none is asked for (see Engine.default_mode)
+    health: list[str] = field(default_factory=list)  # what is damaged and how to fix it; empty when healthy
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,7 +58,8 @@ class Engine:
         self.store = IndexStore(path)
         self.requested_model = model
         self._snapshot: Snapshot | None = None
-        self._generation: str | None = None
+        self._generation: str | None = None  # the generation the snapshot reads
+        self._pointer_generation: str | None = None  # what the pointer said when it was opened (it may be damaged)
         self._lock = threading.RLock()  # snapshot switching, when threads (the HTTP server) share an Engine
 
     @classmethod
@@ -109,19 +111,20 @@ class Engine:
         settings = None
         if not self.store.exists():
             self.store.check_usable_for_new()
-        embedder = self.embedder
-        if not self.store.exists():
-            settings = IndexSettings(
-                model=embedder.name,
-                dim=embedder.dim,
-                index_type=index_type or "auto",
-                chunk_tokens=min(chunk_tokens or 200, embedder.max_tokens - 2),
-                overlap_tokens=overlap_tokens if overlap_tokens is not None else 40,
-                language=language or "en",
+        with self.store.writer_lock():  # before the model loads: a second writer is refused at once
+            embedder = self.embedder
+            if not self.store.exists():
+                settings = IndexSettings(
+                    model=embedder.name,
+                    dim=embedder.dim,
+                    index_type=index_type or "auto",
+                    chunk_tokens=min(chunk_tokens or 200, embedder.max_tokens - 2),
+                    overlap_tokens=overlap_tokens if overlap_tokens is not None else 40,
+                    language=language or "en",
+                )
+            report = index_folder(
+                self.store, folder, embedder, settings, progress, batch_size=batch_size, limits=limits, follow_links=follow_links
             )
-        report = index_folder(
-            self.store, folder, embedder, settings, progress, batch_size=batch_size, limits=limits, follow_links=follow_links
-        )
         self.close()  # the next read opens the new generation
         return report
 
@@ -130,11 +133,12 @@ class Engine:
         """The current generation, reopened when a writer has committed a newer one."""
         with self._lock:
             generation = self.store.read_pointer()["generation"]
-            if self._snapshot is None or generation != self._generation:
+            if self._snapshot is None or generation != self._pointer_generation:
                 if self._snapshot is not None:
                     self._snapshot.close()
-                self._snapshot = self.store.open()
-                self._generation = self._snapshot.folder.name  # the pointer may have moved on since it was read
+                self._snapshot = self.store.open()  # an older generation when the pointer's cannot be read
+                self._pointer_generation = generation
+                self._generation = self._snapshot.folder.name
             return self._snapshot
 
     def search(
@@ -308,6 +312,7 @@ class Engine:
         return Registry(self.store.root).active_path(role) if self.store.exists() else None
 
     def status(self) -> IndexStatus:
+        """What the index holds, and in ``health`` whatever ``search`` would find damaged (with the fix)."""
         snapshot = self.snapshot()
         s = snapshot.settings
         return IndexStatus(
@@ -326,6 +331,7 @@ class Engine:
             updated_at=snapshot.meta.get("updated_at"),
             size_bytes=self.store.size_on_disk(),
             search_mode=self.default_mode(snapshot),
+            health=snapshot.health(),
         )
 
     def close(self) -> None:
