@@ -170,7 +170,7 @@ def test_empty_query(shared_index, query):
 
 @pytest.mark.parametrize("k", ["0", "-1"])
 def test_non_positive_k(shared_index, k):
-    cli_error(run_cli("search", "hello", "--index", shared_index.path, "-k", k), "k must be")
+    cli_error(run_cli("search", "hello", "--index", shared_index.path, "-k", k), "argument -k: ")
 
 
 def test_non_numeric_k(shared_index):
