@@ -32,6 +32,9 @@ from indexer.errors import SixfoldError
 
 SECTION_SEPARATOR = "\n\n"
 MB = 1 << 20
+# Headings and titles are metadata copied into every chunk of their section: a 1 MB "# hhh..." line would be
+# copied into each of its ~6,000 chunks (6 GB). Longer ones are cut to this many characters.
+MAX_HEADING_CHARS = 300
 
 # 20 MB of text is ~5x the longest books (the King James Bible is 4.3 MB, a 1000-page text PDF ~3 MB) and
 # ~100k chunks, an hour of CPU embedding; a bigger "document" in a folder is nearly always a log or data dump.
@@ -68,7 +71,6 @@ class LoadLimits:
     def container_bytes(self) -> int:
         """Bytes of a PDF/DOCX file (after gunzip), and of a DOCX's parts once unzipped."""
         return self.max_bytes * CONTAINER_FACTOR
-
 
 
 DEFAULT_LIMITS = LoadLimits()
@@ -192,15 +194,20 @@ def _read_bytes(path: Path, limit: int) -> bytes:
 
 
 def _utf16_without_bom(sample: bytes) -> str | None:
-    """``utf-16-le``/``-be`` when the sample has the NUL in every other byte of mostly-Latin UTF-16 text."""
+    """``utf-16-le``/``-be`` when the sample has the NUL in every other byte of mostly-Latin UTF-16 text.
+
+    Latin-script UTF-16 has a zero high byte in nearly every character (70% asks for that, allowing some
+    non-Latin text); binary data with NULs scattered on both byte positions, or on one of them now and then
+    (``hello\\0world\\0``), stays binary.
+    """
     half = len(sample) // 2
     if half < 2:
         return None
     even = sample[0 : 2 * half : 2].count(0)
     odd = sample[1 : 2 * half : 2].count(0)
-    if odd >= 0.3 * half and even <= 0.02 * half:
+    if odd >= 0.7 * half and even <= 0.02 * half:
         return "utf-16-le"
-    if even >= 0.3 * half and odd <= 0.02 * half:
+    if even >= 0.7 * half and odd <= 0.02 * half:
         return "utf-16-be"
     return None
 
@@ -249,7 +256,7 @@ def group_sections(lines: Iterable[tuple[str, str | None]]) -> list[Section]:
     for line, starts in lines:
         if starts is not None:
             flush()
-            heading, body = starts, []
+            heading, body = starts[:MAX_HEADING_CHARS], []
         body.append(line)
     flush()
     return sections
@@ -404,14 +411,12 @@ def load_document(path: Path, limits: LoadLimits | None = None) -> LoadedDocumen
     the format's library is broken."""
     limits = limits or DEFAULT_LIMITS
     suffix = format_suffix(path)
-    if suffix in MARKDOWN_SUFFIXES:
-        return load_markdown(path, limits)
-    if suffix in HTML_SUFFIXES:
-        return load_html(path, limits)
-    if suffix in PDF_SUFFIXES:
-        return load_pdf(path, limits)
-    if suffix in DOCX_SUFFIXES:
-        return load_docx(path, limits)
-    if suffix in TEXT_SUFFIXES:
-        return load_text(path, limits)
-    raise LoadError(f"unsupported file type {suffix or '(none)'}")
+    loaders = {**dict.fromkeys(MARKDOWN_SUFFIXES, load_markdown), **dict.fromkeys(HTML_SUFFIXES, load_html)}
+    loaders |= {**dict.fromkeys(PDF_SUFFIXES, load_pdf), **dict.fromkeys(DOCX_SUFFIXES, load_docx)}
+    loaders |= dict.fromkeys(TEXT_SUFFIXES, load_text)
+    if suffix not in loaders:
+        raise LoadError(f"unsupported file type {suffix or '(none)'}")
+    document = loaders[suffix](path, limits)
+    if document.title:
+        document.title = " ".join(document.title.split())[:MAX_HEADING_CHARS]
+    return document

@@ -127,6 +127,15 @@ def test_extracted_text_of_pdf_and_docx_is_held_to_the_limit(monkeypatch):
         load_document(CORPUS / "geography" / "amazon_rainforest.docx", limits)
 
 
+def test_a_huge_heading_is_not_copied_into_every_chunk(tmp_path):
+    """A 1 MB markdown heading line was the heading (and title) of each of its ~6,000 chunks: 6 GB in Arrow."""
+    path = tmp_path / "long.md"
+    path.write_text("# " + "h" * 100_000 + "\n\nbody text\n")
+    document = load_document(path)
+    assert len(document.sections[0].heading) <= 300 and len(document.title) <= 300
+    assert document.sections[0].text == "# " + "h" * 100_000 + "\n\nbody text"
+
+
 def _check_chunks(text: str, chunks, chunker: Chunker) -> None:
     for chunk in chunks:
         assert text[chunk.start_char : chunk.end_char] == chunk.text
@@ -223,9 +232,10 @@ def test_utf16_text_is_read_with_or_without_bom(tmp_path, prefix, codec):
     assert load_document(path).text == text
 
 
-def test_binary_with_nul_bytes_is_still_refused(tmp_path):
+@pytest.mark.parametrize("data", [bytes(range(256)) * 64, b"hello\x00world\x00" * 50, b"\x00" * 4096])
+def test_binary_with_nul_bytes_is_still_refused(tmp_path, data):
     path = tmp_path / "blob.txt"
-    path.write_bytes(bytes(range(256)) * 64)
+    path.write_bytes(data)
     with pytest.raises(LoadError, match="binary"):
         load_document(path)
 
