@@ -1,4 +1,4 @@
-"""Accuracy, macro-F1 and latency of sixfold's example-based classifier (``reader.classify.Classifier``).
+"""Accuracy, macro-F1 and latency of sixfold's example-based classifier (``sixfold.reader.classify.Classifier``).
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/classify_eval.py            # full run (~10 min on 2 busy cores)
     HF_HUB_OFFLINE=1 .venv/bin/python bench/classify_eval.py --quick    # a small run to check it works
@@ -14,7 +14,7 @@ Settings: 8 and 16 examples per label (sampled per label with seeds 0, 1, 2; mea
 and "all" (the whole example pool, capped at ``--pool-cap`` rows sampled with seed 0). Test sets are capped at
 ``--test-cap`` items (sampled with seed 0).
 
-Scorers on the same embeddings (all-MiniLM-L6-v2 via ``indexer.embedding.load_embedder``):
+Scorers on the same embeddings (all-MiniLM-L6-v2 via ``sixfold.indexer.embedding.load_embedder``):
 - ``sixfold``: ``Classifier(examples, embedder, cache=False).classify(queries)`` as shipped (mean cosine of the
   best TOP_PER_LABEL examples of each label, softmax at TEMPERATURE);
 - ``centroid``: nearest label centroid (normalised mean example vector), the cheap baseline;
@@ -48,10 +48,9 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 from benchdata import add_data_argument, check_data  # noqa: E402
-
-from indexer.embedding import load_embedder  # noqa: E402
-from reader.classify import TEMPERATURE, TOP_PER_LABEL, Classifier  # noqa: E402
-from reader.types import LabeledExample  # noqa: E402
+from sixfold.indexer.embedding import load_embedder  # noqa: E402
+from sixfold.reader.classify import TEMPERATURE, TOP_PER_LABEL, Classifier  # noqa: E402
+from sixfold.reader.types import LabeledExample  # noqa: E402
 
 SEEDS = (0, 1, 2)
 Rows = list[tuple[str, str]]

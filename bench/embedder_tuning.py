@@ -2,7 +2,7 @@
 
 Base vs tuned all-MiniLM-L6-v2, dense retrieval over the whole corpus (5,183 abstracts, title + abstract per
 document embedded directly with sentence-transformers, no chunking; 256 tokens, the model's own limit).
-Training uses sixfold's tuner (``tuner.embedder.train_embedder``: SentenceTransformerTrainer +
+Training uses sixfold's tuner (``sixfold.tuner.embedder.train_embedder``: SentenceTransformerTrainer +
 MultipleNegativesRankingLoss) on the (query, relevant abstract) pairs of ``qrels/train.tsv``; the test queries
 are disjoint from the train queries. Writes bench/results/embedder_tuning.json.
 
@@ -28,10 +28,10 @@ import ir_measures  # noqa: E402
 import numpy as np  # noqa: E402
 from benchdata import add_data_argument, check_data, default_cache_dir  # noqa: E402  (bench/ is sys.path[0])
 from ir_measures import R, nDCG  # noqa: E402
+from sixfold.tuner.data import Pair  # noqa: E402
+from sixfold.tuner.embedder import EmbedderTrainConfig, load_for_eval, train_embedder  # noqa: E402
 
-from indexer.models import DEFAULT_EMBEDDER, resolve_model  # noqa: E402
-from tuner.data import Pair  # noqa: E402
-from tuner.embedder import EmbedderTrainConfig, load_for_eval, train_embedder  # noqa: E402
+from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model  # noqa: E402
 
 CACHE = default_cache_dir("tuner")
 

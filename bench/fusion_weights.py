@@ -43,7 +43,7 @@ def collect(engine, queries: dict[str, str], candidates: int) -> dict[str, dict[
 
 
 def fused_docs(lists: dict[str, list[tuple[int, str]]], dense_weight: float, k: int, stems: dict[str, str]) -> list[str]:
-    from retriever.fusion import reciprocal_rank_fusion
+    from sixfold.retriever.fusion import reciprocal_rank_fusion
 
     stem_of = {cid: stem for mode in lists.values() for cid, stem in mode}
     fused = reciprocal_rank_fusion(

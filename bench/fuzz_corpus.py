@@ -476,7 +476,7 @@ def run_index(folder: Path, index: Path, *args: str, mem_gib: float = 8.0, timeo
 def indexed_files(index: Path) -> dict[str, str]:
     """path -> all its chunk text, from the index's DuckDB (read with the indexer's own store)."""
     sys.path.insert(0, str(ROOT))
-    from indexer.store import IndexStore
+    from sixfold.indexer.store import IndexStore
 
     snapshot = IndexStore(index).open()
     try:

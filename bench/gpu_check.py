@@ -124,7 +124,7 @@ def _():
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from indexer.models import resolve_model
+    from sixfold.core.models import resolve_model
 
     texts = state.get("texts") or contexts
     path = resolve_model("all-MiniLM-L6-v2").path

@@ -7,8 +7,8 @@ A. Indexing throughput: the SQuAD v1.1 dev contexts (2,067 paragraphs, 48 articl
    per article, indexed with ``Engine.open(tmp).index(folder)`` (walk, load, chunk, embed, store, commit),
    against raw ``SentenceTransformer.encode`` of exactly the chunk texts that were indexed (same model
    object, same batch size). Model load is excluded (the embedder is loaded and warmed up first).
-B. Vector-index search latency: flat / IVF / HNSW as built by ``indexer.vectors.build_index``, searched
-   with ``indexer.vectors.search_params`` (sixfold's nprobe / efSearch), at 10k / 100k / 1M synthetic
+B. Vector-index search latency: flat / IVF / HNSW as built by ``sixfold.indexer.vectors.build_index``, searched
+   with ``sixfold.indexer.vectors.search_params`` (sixfold's nprobe / efSearch), at 10k / 100k / 1M synthetic
    384-d vectors derived from real embeddings; recall@10 of the approximate indexes against exact search,
    plus nprobe / efSearch sweeps.
 C. End-to-end ``Engine.search`` latency (dense, hybrid, bm25) on the SQuAD index from A.
@@ -48,16 +48,16 @@ if str(ROOT) not in sys.path:
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 from benchdata import add_data_argument, check_data  # noqa: E402  (bench/ is sys.path[0])
+from sixfold.indexer import pipeline as pipeline_mod  # noqa: E402
+from sixfold.indexer import store as store_mod  # noqa: E402
+from sixfold.indexer import vectors as vec  # noqa: E402
+from sixfold.indexer.chunking import Chunker  # noqa: E402
+from sixfold.indexer.embedding import load_embedder  # noqa: E402
+from sixfold.indexer.loaders import load_document  # noqa: E402
+from sixfold.retriever.dense import dense_search  # noqa: E402
+from sixfold.retriever.lexical import lexical_search  # noqa: E402
 
-from indexer import pipeline as pipeline_mod  # noqa: E402
-from indexer import store as store_mod  # noqa: E402
-from indexer import vectors as vec  # noqa: E402
-from indexer.chunking import Chunker  # noqa: E402
-from indexer.embedding import load_embedder  # noqa: E402
-from indexer.loaders import load_document  # noqa: E402
-from indexer.models import DEFAULT_EMBEDDER  # noqa: E402
-from retriever.dense import dense_search  # noqa: E402
-from retriever.lexical import lexical_search  # noqa: E402
+from sixfold.core.models import DEFAULT_EMBEDDER  # noqa: E402
 from sixfold.engine import Engine  # noqa: E402
 
 # Relative to the data folder (--data).

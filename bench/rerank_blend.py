@@ -39,7 +39,7 @@ def collect(engine, queries: dict[str, str], reranker: str) -> dict[str, list[di
 
 
 def rank(cands: list[dict], dense_w: float, depth: int | None, rerank_w: float | None) -> list[str]:
-    from retriever.fusion import reciprocal_rank_fusion
+    from sixfold.retriever.fusion import reciprocal_rank_fusion
 
     dense = sorted((c for c in cands if "dense" in c), key=lambda c: -c["dense"])
     bm25 = sorted((c for c in cands if "bm25" in c), key=lambda c: -c["bm25"])
@@ -73,10 +73,11 @@ def ndcg(runs: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> float:
 
 
 def main() -> None:
+    from sixfold.tuner.data import split_queries
+
     from sixfold.engine import Engine
     from sixfold.eval_data import load_beir_set
     from sixfold.evaluation import _safe_name, reranker_queries
-    from tuner.data import split_queries
 
     parser = argparse.ArgumentParser()
     add_data_argument(parser)

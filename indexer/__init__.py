@@ -1,5 +1,5 @@
 """Indexing: documents on disk -> chunks -> vectors, stored atomically in an index directory."""
 
-from indexer.errors import SixfoldError
+from sixfold.core.errors import SixfoldError
 
 __all__ = ["SixfoldError"]

@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
+from sixfold.indexer.loaders import SECTION_SEPARATOR, LoadedDocument
 
-from indexer.errors import SixfoldError
-from indexer.loaders import SECTION_SEPARATOR, LoadedDocument
+from sixfold.core.errors import SixfoldError
 
 # Sections longer than this are given to the splitter in blocks of at most this many characters.
 BLOCK_CHARS = 200_000

@@ -8,25 +8,15 @@ that finds it (a packaged or local model by name, or a tuned ``embedder@N`` in t
 from __future__ import annotations
 
 import logging
-import os
 import warnings
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from indexer.errors import SixfoldError
-from indexer.models import ResolvedModel, resolve_model, tuned_embedder_path
-
-
-def choose_device() -> str:
-    """``SIXFOLD_DEVICE`` if set, else CUDA where torch sees it, else CPU."""
-    forced = os.environ.get("SIXFOLD_DEVICE")
-    if forced:
-        return forced
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+from sixfold.core.device import choose_device
+from sixfold.core.errors import SixfoldError
+from sixfold.core.loading import load_model
+from sixfold.core.models import ResolvedModel, resolve_model, tuned_embedder_path
 
 
 class Embedder:
@@ -72,22 +62,16 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-@lru_cache(maxsize=4)
-def _cached(name: str, path: str, device: str) -> Embedder:
-    return Embedder(ResolvedModel(name, path), device)
-
-
 def load_embedder(spec: str, device: str | None = None) -> Embedder:
     """Resolve and load an embedder once per process (models are large; reuse them)."""
-    model = resolve_model(spec, role="embedder")
-    return _cached(model.name, model.path, device or choose_device())
+    return load_model("embedder", spec, Embedder, device)
 
 
 def index_embedder_model(index_root: str | Path) -> ResolvedModel:
     """The embedder an existing index's vectors come from, as the name the index records and the folder it is in.
 
     For whoever needs its own copies (the server's pool); everyone else calls ``load_index_embedder``."""
-    from indexer.store import IndexStore  # store is heavy (DuckDB, FAISS, tantivy); embedding is imported everywhere
+    from sixfold.indexer.store import IndexStore  # store is heavy (DuckDB, FAISS, tantivy); embedding is imported everywhere
 
     name = IndexStore(index_root).read_pointer()["model"]
     tuned = tuned_embedder_path(index_root, name)
@@ -96,5 +80,4 @@ def index_embedder_model(index_root: str | Path) -> ResolvedModel:
 
 def load_index_embedder(index_root: str | Path, device: str | None = None) -> Embedder:
     """The embedder of an existing index (see ``index_embedder_model``), loaded once per process."""
-    model = index_embedder_model(index_root)
-    return _cached(model.name, model.path, device or choose_device())
+    return load_model("embedder", index_embedder_model(index_root), Embedder, device)

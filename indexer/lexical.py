@@ -17,7 +17,7 @@ from pathlib import Path
 
 import tantivy
 
-from indexer.errors import SixfoldError
+from sixfold.core.errors import SixfoldError
 
 ANALYZER = "sixfold_text"
 STEMMER_LANGUAGES = {

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from indexer.errors import SixfoldError
+from sixfold.core.errors import SixfoldError
 
 SECTION_SEPARATOR = "\n\n"
 MB = 1 << 20

@@ -21,11 +21,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from indexer.chunking import Chunk, Chunker
-from indexer.embedding import Embedder
-from indexer.errors import SixfoldError
-from indexer.loaders import LoadError, LoaderUnavailable, LoadLimits, format_suffix, is_supported, load_document, unavailable
-from indexer.store import IndexSettings, IndexStore
+from sixfold.indexer.chunking import Chunk, Chunker
+from sixfold.indexer.embedding import Embedder
+from sixfold.indexer.loaders import (
+    LoadError,
+    LoaderUnavailable,
+    LoadLimits,
+    format_suffix,
+    is_supported,
+    load_document,
+    unavailable,
+)
+from sixfold.indexer.store import IndexSettings, IndexStore
+
+from sixfold.core.errors import SixfoldError
 
 COMMIT_EVERY = int(os.environ.get("SIXFOLD_COMMIT_EVERY", "20000"))
 EMBED_GROUP = 512  # chunks gathered across files before one encode call

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from indexer.embedding import Embedder
-from indexer.store import IndexStore
+from sixfold.indexer.embedding import Embedder
+from sixfold.indexer.store import IndexStore
 
 BATCH = 512
 

@@ -15,7 +15,8 @@ import os
 import faiss
 import numpy as np
 
-from indexer.errors import SixfoldError
+from sixfold.core import config
+from sixfold.core.errors import SixfoldError
 
 INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
 AUTO_APPROX_THRESHOLD = int(os.environ.get("SIXFOLD_APPROX_THRESHOLD", "100000"))
@@ -97,7 +98,7 @@ def search_params(index: faiss.Index, selector: faiss.IDSelector | None, k: int 
 
 def to_gpu_if_available(index: faiss.Index) -> faiss.Index:
     """Copy the index to the first GPU when faiss-gpu is installed and sees one; else return it as is."""
-    if os.environ.get("SIXFOLD_DEVICE", "").startswith("cpu"):
+    if (config.forced_device() or "").startswith("cpu"):
         return index
     if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() == 0:
         return index

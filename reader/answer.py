@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import re
 
-from reader.extractive import ExtractiveReader
-from reader.generative import generate_answer
-from reader.llm import CausalLM
-from reader.types import NOT_FOUND, Answer, Citation, Passage
+from sixfold.reader.extractive import ExtractiveReader
+from sixfold.reader.generative import generate_answer
+from sixfold.reader.llm import CausalLM
+from sixfold.reader.types import NOT_FOUND, Answer, Citation, Passage
 
 # Calibrated with bench/squad_eval.py on SQuAD v1.1 dev (all-MiniLM-L6-v2): the index holds half of the articles;
 # questions about them are answerable, questions about the other half are not. 0.46 separated the two best

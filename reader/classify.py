@@ -14,11 +14,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+from sixfold.indexer.embedding import Embedder
+from sixfold.reader.types import Label, LabeledExample
 
-from indexer.embedding import Embedder
-from indexer.errors import SixfoldError
-from reader.llm import cache_dir
-from reader.types import Label, LabeledExample
+from sixfold.core.config import cache_dir
+from sixfold.core.errors import SixfoldError
 
 TOP_PER_LABEL = 3
 # Half label centroid, half mean of the label's 3 nearest examples: the centroid wins on coarse labels (TREC,

@@ -12,12 +12,12 @@ import math
 import re
 import string
 import warnings
-from functools import lru_cache
 
-from indexer.embedding import choose_device
-from indexer.errors import SixfoldError
-from indexer.models import resolve_model
-from reader.types import Citation, Passage
+from sixfold.reader.types import Citation, Passage
+
+from sixfold.core.errors import SixfoldError
+from sixfold.core.loading import load_model
+from sixfold.core.models import ResolvedModel
 
 SPANS_PER_PASSAGE = 3
 MAX_ANSWER_TOKENS = 30
@@ -61,6 +61,10 @@ class ExtractiveReader:
         limit = int(getattr(self.tokenizer, "model_max_length", 384) or 384)
         self.max_length = min(limit if limit < 100_000 else 384, 384)
         self.stride = self.max_length // 3
+
+    @classmethod
+    def from_model(cls, model: ResolvedModel, device: str) -> ExtractiveReader:
+        return cls(model.name, model.path, device)
 
     def spans(
         self, question: str, passages: list[Passage], top_k: int = SPANS_PER_PASSAGE
@@ -142,11 +146,6 @@ class ExtractiveReader:
         return best_text, best_score, citations
 
 
-@lru_cache(maxsize=2)
-def _cached(name: str, path: str, device: str) -> ExtractiveReader:
-    return ExtractiveReader(name, path, device)
-
-
 def load_extractive(spec: str) -> ExtractiveReader:
-    model = resolve_model(spec, role="reader")
-    return _cached(model.name, model.path, choose_device())
+    """A span (QA) reader by name or folder, loaded once per process."""
+    return load_model("reader", spec, ExtractiveReader.from_model)

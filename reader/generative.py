@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from reader.llm import CausalLM
-from reader.types import Citation, Passage
+from sixfold.reader.llm import CausalLM
+from sixfold.reader.types import Citation, Passage
 
 SYSTEM = (
     "You answer questions using only the numbered passages given. Answer in one short sentence and cite the "

@@ -12,17 +12,14 @@ import shutil
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from functools import lru_cache
 from pathlib import Path
 
-from indexer.embedding import choose_device
-from indexer.errors import SixfoldError
-from indexer.models import ResolvedModel, resolve_model
-from reader.types import Completion
+from sixfold.reader.types import Completion
 
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SIXFOLD_CACHE", Path.home() / ".cache" / "sixfold"))
+from sixfold.core.config import cache_dir
+from sixfold.core.errors import SixfoldError
+from sixfold.core.loading import load_model
+from sixfold.core.models import ResolvedModel
 
 
 def _safe(name: str) -> str:
@@ -192,11 +189,6 @@ class CausalLM:
         state["finish"] = "interrupted" if interrupted.is_set() and not stopped else "stop" if stopped or ended else "length"
 
 
-@lru_cache(maxsize=2)
-def _cached(name: str, path: str, gguf: str | None, device: str) -> CausalLM:
-    return CausalLM(ResolvedModel(name, path, gguf), device)
-
-
 def load_llm(spec: str) -> CausalLM:
-    model = resolve_model(spec, role="language")
-    return _cached(model.name, model.path, model.gguf_file, choose_device())
+    """The language model by name, folder or GGUF file, loaded once per process."""
+    return load_model("language", spec, CausalLM)

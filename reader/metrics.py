@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from reader.extractive import normalize_answer
+from sixfold.reader.extractive import normalize_answer
 
 
 def exact_match(prediction: str, gold: list[str]) -> float:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import faiss
 import numpy as np
-
-from indexer import vectors as vec
-from indexer.store import Snapshot
+from sixfold.indexer import vectors as vec
+from sixfold.indexer.store import Snapshot
 
 
 def dense_search(

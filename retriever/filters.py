@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from indexer.store import Snapshot
+from sixfold.indexer.store import Snapshot
 
 
 def allowed_ids(snapshot: Snapshot, where: str | None) -> np.ndarray | None:

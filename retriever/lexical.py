@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from indexer.store import Snapshot
+from sixfold.indexer.store import Snapshot
 
 
 def lexical_search(snapshot: Snapshot, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import warnings
-from functools import lru_cache
 
 import numpy as np
 
-from indexer.embedding import choose_device
-from indexer.errors import SixfoldError
-from indexer.models import resolve_model
+from sixfold.core.errors import SixfoldError
+from sixfold.core.loading import load_model
+from sixfold.core.models import ResolvedModel
 
 
 class Reranker:
@@ -26,6 +25,10 @@ class Reranker:
         except Exception as exc:
             raise SixfoldError(f"cannot load reranker model {name}: {type(exc).__name__}: {exc}") from None
 
+    @classmethod
+    def from_model(cls, model: ResolvedModel, device: str) -> Reranker:
+        return cls(model.name, model.path, device)
+
     def score(self, query: str, texts: list[str], batch_size: int = 32) -> np.ndarray:
         if not texts:
             return np.zeros(0, dtype=np.float32)
@@ -33,11 +36,6 @@ class Reranker:
         return np.asarray(scores, dtype=np.float32).reshape(len(texts), -1)[:, -1]
 
 
-@lru_cache(maxsize=2)
-def _cached(name: str, path: str, device: str) -> Reranker:
-    return Reranker(name, path, device)
-
-
 def load_reranker(spec: str) -> Reranker:
-    model = resolve_model(spec, role="reranker")
-    return _cached(model.name, model.path, choose_device())
+    """A cross-encoder by name or folder, loaded once per process."""
+    return load_model("reranker", spec, Reranker.from_model)

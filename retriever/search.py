@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from indexer.embedding import Embedder
-from indexer.errors import SixfoldError
-from indexer.store import Snapshot
-from retriever.dense import dense_search
-from retriever.filters import allowed_ids
-from retriever.fusion import reciprocal_rank_fusion
-from retriever.lexical import lexical_search
-from retriever.rerank import Reranker
-from retriever.types import Hit
+import numpy as np
+from sixfold.indexer.store import Snapshot
+from sixfold.retriever.dense import dense_search
+from sixfold.retriever.filters import allowed_ids
+from sixfold.retriever.fusion import reciprocal_rank_fusion
+from sixfold.retriever.lexical import lexical_search
+from sixfold.retriever.rerank import Reranker
+from sixfold.retriever.types import Hit
+
+from sixfold.core.errors import SixfoldError
 
 MODES = ("dense", "bm25", "hybrid")
+VECTOR_MODES = ("dense", "hybrid")  # the modes that need the query embedded
 # Chunks per retriever before fusion. 300 rather than 100: the fused top 10 then no longer depends on how many
 # results were asked for (an eval asking for 300 and a user asking for 10 see the same order), and SciFact test
 # gains 0.005 nDCG@10 while the other sets move by under 0.001 (bench/fusion_weights.py --candidates 100 / 300).
@@ -45,8 +47,8 @@ def validate_query(query: str, k: int) -> str:
 
 def search(
     snapshot: Snapshot,
-    embedder: Embedder,
     query: str,
+    query_vector: np.ndarray | None,
     k: int = 10,
     mode: str = "hybrid",
     where: str | None = None,
@@ -61,16 +63,19 @@ def search(
     cross-encoder's order (weight ``rerank_weight``) and the first stage's order (weight 1), so a reranker trained
     on little data refines rather than replaces the first stage; ``rerank_weight=None`` sorts by the cross-encoder
     alone (its logits are then the scores).
+
+    ``query`` is a validated query (``validate_query``: the caller checks it once); ``query_vector`` is it embedded
+    with the index's model, needed by the dense and hybrid modes (None for bm25).
     """
-    query = validate_query(query, k)
     if mode not in MODES:
         raise SixfoldError(f"unknown search mode '{mode}' (choose from {', '.join(MODES)})")
+    if mode in VECTOR_MODES and query_vector is None:
+        raise SixfoldError(f"internal error: a {mode} search needs the query's vector")
     allowed = allowed_ids(snapshot, where)
     depth = max(candidates, k, rerank_depth if reranker else 0)
     stage: dict[str, dict[int, float]] = {}
     if mode in ("dense", "hybrid"):
-        vector = embedder.encode([query])[0]
-        stage["dense"] = dict(dense_search(snapshot, vector, depth, allowed))
+        stage["dense"] = dict(dense_search(snapshot, query_vector, depth, allowed))
     if mode in ("bm25", "hybrid"):
         stage["bm25"] = dict(lexical_search(snapshot, query, depth, allowed))
     if mode == "hybrid":

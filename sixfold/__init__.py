@@ -1,9 +1,53 @@
-"""sixfold: local retrieval-augmented search and QA over your own documents."""
+"""sixfold: local retrieval-augmented search and QA over your own documents.
 
-from indexer.errors import SixfoldError
-from indexer.pipeline import IndexReport
-from retriever.types import Hit
-from sixfold.engine import Engine, IndexStatus
+The names below are imported when first used (PEP 562), so ``import sixfold.indexer.store`` or the CLI's
+``--help`` do not pay for the Engine, torch or the models.
+"""
 
-__all__ = ["Engine", "Hit", "IndexReport", "IndexStatus", "SixfoldError"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Engine": "sixfold.engine",
+    "IndexStatus": "sixfold.engine",
+    "SixfoldError": "sixfold.core.errors",
+    "IndexReport": "sixfold.indexer.pipeline",
+    "Hit": "sixfold.retriever.types",
+    "Answer": "sixfold.reader.types",
+    "Citation": "sixfold.reader.types",
+    "Label": "sixfold.reader.types",
+    "Completion": "sixfold.reader.types",
+    "Passage": "sixfold.reader.types",
+}
+__all__ = [
+    "Answer",
+    "Citation",
+    "Completion",
+    "Engine",
+    "Hit",
+    "IndexReport",
+    "IndexStatus",
+    "Label",
+    "Passage",
+    "SixfoldError",
+]
+
+if TYPE_CHECKING:  # for type checkers and editors; at run time __getattr__ imports on first use
+    from sixfold.core.errors import SixfoldError
+    from sixfold.engine import Engine, IndexStatus
+    from sixfold.indexer.pipeline import IndexReport
+    from sixfold.reader.types import Answer, Citation, Completion, Label, Passage
+    from sixfold.retriever.types import Hit
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sixfold' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

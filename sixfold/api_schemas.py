@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from indexer.errors import SixfoldError
+from sixfold.core.errors import SixfoldError
 
 MAX_TEXT = 100_000  # characters in one text: a query, an embeddings input, a document, an example (the body cap bounds the total)
 INT64 = 2**63  # seeds outside a signed 64-bit integer are refused (torch takes no more)

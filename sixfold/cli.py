@@ -13,12 +13,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sixfold.core import config
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-DEFAULT_INDEX = os.environ.get("SIXFOLD_INDEX", "./sixfold-index")
+DEFAULT_INDEX = config.default_index()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -267,10 +269,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from retriever.search import validate_query
     from sixfold.engine import Engine
 
-    validate_query(args.query, args.k)  # before loading any model
     engine = Engine.open(args.index, model=args.model)
     rerank = None if args.no_rerank else (args.rerank or "auto")
     args.mode = args.mode or engine.default_mode()
@@ -305,7 +305,7 @@ def _texts(arguments: list[str], file: str | None, what: str = "file") -> list[s
     if file:
         path = Path(file)
         if not path.is_file():
-            from indexer.errors import SixfoldError
+            from sixfold.core.errors import SixfoldError
 
             raise SixfoldError(f"{what} {file} does not exist")
         texts += [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
@@ -313,7 +313,7 @@ def _texts(arguments: list[str], file: str | None, what: str = "file") -> list[s
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from indexer.errors import SixfoldError
+    from sixfold.core.errors import SixfoldError
     from sixfold.engine import Engine
 
     texts = _texts(args.text, args.file)
@@ -440,13 +440,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_classify(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from indexer.errors import SixfoldError
+    from sixfold.core.errors import SixfoldError
     from sixfold.engine import Engine
 
     texts = _texts(args.text, args.input, "input file")
     if not texts:
         raise SixfoldError("nothing to classify: give TEXT arguments or --input FILE")
-    from reader.classify import load_examples
+    from sixfold.reader.classify import load_examples
 
     examples = load_examples(args.examples)  # before loading a model: bad files fail fast
     engine = Engine.open(args.index, model=args.model) if args.index else Engine(Path(os.devnull) / "no-index", model=args.model)
@@ -517,13 +517,13 @@ def _score_table(title: str, before: dict, after: dict, metrics: list[tuple[str,
 
 
 def _add_tune_parsers(p: argparse.ArgumentParser) -> None:
-    """``tune ROLE``: the defaults are each role's config (``tuner.<role>``), written once there."""
-    from tuner.data import RERANK_EVAL_LIMIT, RERANK_HOLDOUT
-    from tuner.domain import DomainTrainConfig
-    from tuner.embedder import HOLDOUT, EmbedderTrainConfig
-    from tuner.reader import EVAL_LIMIT, ReaderTrainConfig
-    from tuner.reranker import RerankerTrainConfig
-    from tuner.training import ACTIVATE_CHOICES
+    """``tune ROLE``: the defaults are each role's config (``sixfold.tuner.<role>``), written once there."""
+    from sixfold.tuner.data import RERANK_EVAL_LIMIT, RERANK_HOLDOUT
+    from sixfold.tuner.domain import DomainTrainConfig
+    from sixfold.tuner.embedder import HOLDOUT, EmbedderTrainConfig
+    from sixfold.tuner.reader import EVAL_LIMIT, ReaderTrainConfig
+    from sixfold.tuner.reranker import RerankerTrainConfig
+    from sixfold.tuner.training import ACTIVATE_CHOICES
 
     def training(t: argparse.ArgumentParser, config: type, max_length: bool = True) -> None:
         t.add_argument("--epochs", type=float, default=config.epochs, help="default %(default)s")
@@ -601,7 +601,7 @@ def _add_tune_parsers(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from indexer.store import IndexStore
+    from sixfold.indexer.store import IndexStore
     from sixfold.progress import TrainProgress
 
     if args.role == "reranker":  # with --beir it indexes the corpus first, so the index need not exist yet
@@ -611,7 +611,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return _tune_embedder(args)
     if args.role == "domain":
         return _tune_domain(args)
-    from tuner.reader import ReaderTrainConfig, tune_reader
+    from sixfold.tuner.reader import ReaderTrainConfig, tune_reader
 
     config = ReaderTrainConfig(
         epochs=args.epochs,
@@ -650,16 +650,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _tune_embedder(args: argparse.Namespace) -> int:
-    from indexer.embedding import index_embedder_model
+    from sixfold.indexer.embedding import index_embedder_model
     from sixfold.progress import CountProgress, TrainProgress
-    from tuner.data import load_pairs
-    from tuner.embedder import EmbedderTrainConfig, tune_embedder
-    from tuner.synthesize import synthesize_pairs
-    from tuner.versions import Registry
+    from sixfold.tuner.data import load_pairs
+    from sixfold.tuner.embedder import EmbedderTrainConfig, tune_embedder
+    from sixfold.tuner.synthesize import synthesize_pairs
+    from sixfold.tuner.versions import Registry
 
     console = _console(stderr=True)
     if args.eval and not Path(args.eval).is_file():
-        from indexer.errors import SixfoldError
+        from sixfold.core.errors import SixfoldError
 
         raise SixfoldError(f"eval pairs file {args.eval} does not exist")
     synthetic_out = None
@@ -715,7 +715,7 @@ def _tune_embedder(args: argparse.Namespace) -> int:
 
 def _tune_domain(args: argparse.Namespace) -> int:
     from sixfold.progress import TrainProgress
-    from tuner.domain import DomainTrainConfig, tune_domain
+    from sixfold.tuner.domain import DomainTrainConfig, tune_domain
 
     config = DomainTrainConfig(
         epochs=args.epochs,
@@ -763,8 +763,8 @@ def _scores(scores: dict) -> str:
 def _activate(index: str, role: str, number: int | None) -> None:
     """Switch the active version; for the embedder this re-embeds the index (with a progress bar)."""
     from sixfold.progress import CountProgress
-    from tuner.embedder import activate_embedder
-    from tuner.versions import Registry
+    from sixfold.tuner.embedder import activate_embedder
+    from sixfold.tuner.versions import Registry
 
     if role != "embedder":
         Registry(index).use(role, number)
@@ -778,8 +778,8 @@ def _cmd_tune_reranker(args: argparse.Namespace) -> int:
 
     from sixfold.evaluation import index_retrieval_set, reranker_queries
     from sixfold.progress import TrainProgress
-    from tuner.data import RERANK_HOLDOUT, load_rerank_pairs, split_queries
-    from tuner.reranker import RerankerTrainConfig, tune_reranker
+    from sixfold.tuner.data import RERANK_HOLDOUT, load_rerank_pairs, split_queries
+    from sixfold.tuner.reranker import RerankerTrainConfig, tune_reranker
 
     console = _console(stderr=True)
     say = (lambda m: None) if args.json else (lambda m: console.print(m))
@@ -791,7 +791,7 @@ def _cmd_tune_reranker(args: argparse.Namespace) -> int:
         train = reranker_queries(data)
         dev = reranker_queries(load_beir_set(args.beir, args.eval_split)) if args.eval_split else None
     else:
-        from indexer.store import IndexStore
+        from sixfold.indexer.store import IndexStore
 
         IndexStore(args.index).read_pointer()
         train, dev = load_rerank_pairs(args.pairs), None
@@ -844,13 +844,22 @@ def _cmd_tune_reranker(args: argparse.Namespace) -> int:
     return 0
 
 
+# What ``ROLE@base`` is, per role: ``models`` says so rather than "packaged default" (no reader or reranker ships).
+BASE_MODELS = {
+    "embedder": "the packaged embedder",
+    "reader": "none ships: answers are generative until `sixfold tune reader` (or --reader FOLDER)",
+    "reranker": "none: the hybrid order is kept",
+    "domain": "the packaged encoder (all-MiniLM-L6-v2)",
+}
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from indexer.errors import SixfoldError
-    from indexer.models import TUNED_EMBEDDER_PREFIX
-    from indexer.store import IndexStore
-    from tuner.versions import ROLES, Registry, parse_version
+    from sixfold.core.errors import SixfoldError
+    from sixfold.core.models import TUNED_EMBEDDER_PREFIX
+    from sixfold.indexer.store import IndexStore
+    from sixfold.tuner.versions import ROLES, Registry, parse_version
 
     pointer = IndexStore(args.index).read_pointer()
     registry = Registry(args.index)
@@ -882,9 +891,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         table.add_column(column, overflow="fold")
     for role in (*ROLES, *(r for r in data if r not in ROLES)):
         entry = data.get(role, {})
-        default = model if role == "embedder" and not model.startswith(TUNED_EMBEDDER_PREFIX) else "packaged default"
-        if role == "embedder" and entry.get("base_model"):
-            default = entry["base_model"]
+        default = BASE_MODELS.get(role, "")
+        if role == "embedder":
+            default = entry.get("base_model") or (model if not model.startswith(TUNED_EMBEDDER_PREFIX) else default)
         table.add_row(f"{role}@base", "yes" if entry.get("active") is None else "", "", "", default)
         for number, info in sorted(entry.get("versions", {}).items(), key=lambda kv: int(kv[0])):
             table.add_row(
@@ -905,7 +914,7 @@ def _eval_name(source: str) -> str:
 
 
 def _eval_index(given: str | None, source: str) -> Path:
-    from reader.llm import cache_dir
+    from sixfold.core.config import cache_dir
 
     return Path(given) if given else cache_dir() / "eval" / _eval_name(source)
 
@@ -915,7 +924,7 @@ def _write_report(report: dict, given: str | None, kind: str, source: str) -> Pa
     import os
     import time
 
-    from reader.llm import cache_dir
+    from sixfold.core.config import cache_dir
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = Path(given) if given else cache_dir() / "eval" / "reports" / f"{kind}-{_eval_name(source)}-{stamp}.json"
@@ -928,7 +937,7 @@ def _write_report(report: dict, given: str | None, kind: str, source: str) -> Pa
 
 def _check_report_path(given: str | None) -> None:
     """Fail before a long eval, not after it, when --out cannot be written."""
-    from indexer.errors import SixfoldError
+    from sixfold.core.errors import SixfoldError
 
     if not given:
         return
@@ -1009,8 +1018,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from indexer.errors import SixfoldError
-    from indexer.store import IndexStore
+    from sixfold.core.errors import SixfoldError
+    from sixfold.indexer.store import IndexStore
 
     if not 0 < args.port < 65536:
         raise SixfoldError(f"port must be between 1 and 65535, got {args.port}")
@@ -1056,7 +1065,7 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from indexer.errors import SixfoldError
+    from sixfold.core.errors import SixfoldError
 
     try:
         return COMMANDS[args.command](args)
@@ -1069,7 +1078,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:  # a bug: still one line, the traceback on request
-        if os.environ.get("SIXFOLD_DEBUG"):
+        if config.debug():
             raise
         sys.stderr.write(f"error: unexpected {type(exc).__name__}: {exc} (set SIXFOLD_DEBUG=1 for details)\n")
         return 1

@@ -9,21 +9,22 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.chunking import Chunker
-from indexer.embedding import Embedder, load_embedder, load_index_embedder
-from indexer.errors import SixfoldError
-from indexer.loaders import LoadError, LoadLimits, load_document
-from indexer.models import DEFAULT_EMBEDDER, DEFAULT_GENERATOR, model_languages, resolve_model
-from indexer.pipeline import IndexReport, Progress, index_folder
-from indexer.store import IndexSettings, IndexStore, Snapshot
-from reader.answer import MODES as ANSWER_MODES
-from reader.answer import answer_question
-from reader.classify import Classifier, load_examples
-from reader.types import Answer, Completion, Label, LabeledExample, Passage
-from retriever.rerank import load_reranker
-from retriever.search import CANDIDATES, RERANK_WEIGHT, default_mode, validate_query
-from retriever.search import search as run_search
-from retriever.types import Hit
+from sixfold.core import config
+from sixfold.core.errors import SixfoldError
+from sixfold.core.models import DEFAULT_EMBEDDER, DEFAULT_GENERATOR, model_languages, resolve_model
+from sixfold.indexer.chunking import Chunker
+from sixfold.indexer.embedding import Embedder, load_embedder, load_index_embedder
+from sixfold.indexer.loaders import LoadError, LoadLimits, load_document
+from sixfold.indexer.pipeline import IndexReport, Progress, index_folder
+from sixfold.indexer.store import IndexSettings, IndexStore, Snapshot
+from sixfold.reader.answer import MODES as ANSWER_MODES
+from sixfold.reader.answer import answer_question
+from sixfold.reader.classify import Classifier, load_examples
+from sixfold.reader.types import Answer, Completion, Label, LabeledExample, Passage
+from sixfold.retriever.rerank import load_reranker
+from sixfold.retriever.search import CANDIDATES, RERANK_WEIGHT, VECTOR_MODES, default_mode, validate_query
+from sixfold.retriever.search import search as run_search
+from sixfold.retriever.types import Hit
 
 MAX_EMBED_TEXTS = 100_000
 
@@ -101,7 +102,7 @@ class Engine:
     ) -> IndexReport:
         """Index (or re-index incrementally) a folder of documents.
 
-        ``max_file_mb`` caps the text one file may hold (see ``indexer.loaders.LoadLimits``); ``follow_links``
+        ``max_file_mb`` caps the text one file may hold (see ``sixfold.indexer.loaders.LoadLimits``); ``follow_links``
         follows symbolic links that leave the folder."""
         limits = LoadLimits(max_file_mb) if max_file_mb is not None else None
         if not Path(folder).expanduser().is_dir():
@@ -152,16 +153,37 @@ class Engine:
         candidates: int = CANDIDATES,
         rerank_depth: int = 50,
         rerank_weight: float | None = RERANK_WEIGHT,
+        query_vector: np.ndarray | None = None,
     ) -> list[Hit]:
         """Ranked passages for ``query``. ``mode``: dense, bm25 or hybrid (default: ``default_mode()``). ``rerank``
         names a cross-encoder (local folder or hub id); ``"auto"`` (the default) uses the index's active tuned reranker
-        when it has one; None switches reranking off."""
+        when it has one; None switches reranking off. ``query_vector``: the query already embedded with the index's
+        model (the server embeds outside its index lock); otherwise it is embedded here, and only when ``mode`` reads
+        vectors (a bm25 search loads no model)."""
+        query = validate_query(query, k)
+        return self._search(query, k, mode, where, rerank, candidates, rerank_depth, rerank_weight, query_vector)
+
+    def _search(
+        self,
+        query: str,
+        k: int,
+        mode: str | None,
+        where: str | None,
+        rerank: str | None,
+        candidates: int = CANDIDATES,
+        rerank_depth: int = 50,
+        rerank_weight: float | None = RERANK_WEIGHT,
+        query_vector: np.ndarray | None = None,
+    ) -> list[Hit]:
+        """``search`` for a query that has been validated."""
         snapshot = self.snapshot()
         mode = mode or self.default_mode(snapshot)
+        if query_vector is None and mode in VECTOR_MODES:
+            query_vector = self.embedder.encode([query])[0]
         if rerank == "auto":
             rerank = self.active_model("reranker")
         reranker = load_reranker(rerank) if rerank else None
-        return run_search(snapshot, self.embedder, query, k, mode, where, reranker, candidates, rerank_depth, rerank_weight)
+        return run_search(snapshot, query, query_vector, k, mode, where, reranker, candidates, rerank_depth, rerank_weight)
 
     def default_mode(self, snapshot: Snapshot | None = None) -> str:
         """The index's search mode when none is asked for: hybrid, or bm25 when the embedder does not read the
@@ -196,10 +218,10 @@ class Engine:
         question = validate_query(question, k)
         if docs:
             return self._passages_from_docs(question, k, docs)
-        hits = self.search(question, k, where=where, rerank=rerank)
+        query = self.embedder.encode([question])[0]  # once: for the search and for each passage's cosine
+        hits = self._search(question, k, None, where, rerank, query_vector=query)
         if not hits:
             return []
-        query = self.embedder.encode([question])[0]
         ids, vectors = self.snapshot().embeddings([h.chunk_id for h in hits])
         cosine = dict(zip(ids.tolist(), (vectors @ query).tolist()))
         return [Passage(h.chunk_id, h.text, h.path, h.location, h.score, cosine.get(h.chunk_id)) for h in hits]
@@ -246,14 +268,14 @@ class Engine:
         tuned reader), ``generative`` (the local instruction LM), or ``auto`` (extractive when a reader model is
         available, else generative).
         """
-        from reader.extractive import load_extractive
-        from reader.llm import load_llm
+        from sixfold.reader.extractive import load_extractive
+        from sixfold.reader.llm import load_llm
 
         if mode not in ("auto", *ANSWER_MODES):
             raise SixfoldError(f"unknown answer mode '{mode}' (choose from auto, {', '.join(ANSWER_MODES)})")
         if not docs and not self.store.exists():
             raise SixfoldError(f"no index at {self.store.root} and no --docs given: nothing to answer from")
-        reader = reader or os.environ.get("SIXFOLD_READER") or self.active_model("reader")
+        reader = self.reader_model(reader)
         if mode == "auto":
             mode = "extractive" if reader else "generative"
         if mode == "extractive" and not reader:
@@ -296,7 +318,7 @@ class Engine:
     ) -> Completion:
         """Continue ``prompt`` with the local language model; ``on_text`` receives pieces as they are generated;
         ``should_stop()`` True ends generation at the next token (a request's time limit)."""
-        from reader.llm import load_llm
+        from sixfold.reader.llm import load_llm
 
         if not prompt or not prompt.strip():
             raise SixfoldError("empty prompt")
@@ -305,9 +327,13 @@ class Engine:
             prompt, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=seed, on_text=on_text, should_stop=should_stop
         )
 
+    def reader_model(self, reader: str | None = None) -> str | None:
+        """The extractive reader to use: the one named, else ``$SIXFOLD_READER``, else the index's active tuned one."""
+        return reader or config.default_reader() or self.active_model("reader")
+
     def active_model(self, role: str) -> str | None:
         """The folder of the index's active tuned model for ``role`` (None: the packaged default)."""
-        from tuner.versions import Registry
+        from sixfold.tuner.versions import Registry
 
         return Registry(self.store.root).active_path(role) if self.store.exists() else None
 

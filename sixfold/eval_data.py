@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer.errors import SixfoldError
+from sixfold.core.errors import SixfoldError
 
 
 @dataclass

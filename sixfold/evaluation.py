@@ -11,14 +11,14 @@
 
 from __future__ import annotations
 
-import os
 import random
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from indexer.errors import SixfoldError
+from sixfold.core import config
+from sixfold.core.errors import SixfoldError
 from sixfold.eval_data import RetrievalSet, load_beir, load_retrieval_set
 
 __all__ = ["RETRIEVAL_MODES", "eval_classify", "eval_qa", "eval_retrieval", "load_beir", "load_retrieval_set"]
@@ -149,7 +149,7 @@ def index_retrieval_set(data: RetrievalSet, index_dir: str | Path, say: Callable
 
 def reranker_queries(data: RetrievalSet):
     """The collection's judged queries as reranker training / eval queries (relevant files = document stems)."""
-    from tuner.data import RerankQuery
+    from sixfold.tuner.data import RerankQuery
 
     return [
         RerankQuery(data.queries[q], frozenset(_safe_name(d) for d, gain in docs.items() if gain > 0))
@@ -182,9 +182,9 @@ def eval_classify(
     """Accuracy and macro-F1 of nearest-example classification; ``shots`` examples per label (all when None)."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-    from indexer.embedding import load_embedder
-    from indexer.models import DEFAULT_EMBEDDER
-    from reader.classify import Classifier, load_examples
+    from sixfold.core.models import DEFAULT_EMBEDDER
+    from sixfold.indexer.embedding import load_embedder
+    from sixfold.reader.classify import Classifier, load_examples
 
     examples = load_examples(train)
     tests = load_examples(test)
@@ -238,17 +238,17 @@ def eval_qa(
     mode: str = "extractive",
 ) -> dict:
     """SQuAD EM/F1: with the gold paragraph (extractive), or open-book over all paragraphs indexed with Engine.index."""
-    from reader.answer import answer_question
-    from reader.extractive import load_extractive
-    from reader.metrics import exact_match, f1_score
-    from reader.types import Passage
     from sixfold.engine import Engine
-    from tuner.data import load_qa_file
+    from sixfold.reader.answer import answer_question
+    from sixfold.reader.extractive import load_extractive
+    from sixfold.reader.metrics import exact_match, f1_score
+    from sixfold.reader.types import Passage
+    from sixfold.tuner.data import load_qa_file
 
     examples = load_qa_file(squad)
     if limit:
         examples = random.Random(seed).sample(examples, min(limit, len(examples)))
-    reader = reader or os.environ.get("SIXFOLD_READER") or None
+    reader = reader or config.default_reader()
     if mode == "extractive" and not reader:
         raise SixfoldError(
             "eval qa needs --reader FOLDER or $SIXFOLD_READER (an extractive QA model; none ships with sixfold: "

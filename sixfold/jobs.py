@@ -2,7 +2,7 @@
 
 Files are stored under ``<index>/server-files/<id>.jsonl`` (+ ``<id>.json`` with their metadata), addressed only by
 their generated id, so no API parameter names a path. Fine-tunes run one at a time in a background thread: the
-tuner (``tuner.reader``) trains a new reader version into the index's model registry, and a
+tuner (``sixfold.tuner.reader``) trains a new reader version into the index's model registry, and a
 ``TrainerCallback`` turns training progress into the job's events. Jobs live in memory (a restart forgets them;
 the trained versions stay in the registry).
 """
@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer.errors import SixfoldError
+from sixfold.core.errors import SixfoldError
 
 FILE_ID = re.compile(r"^file-[0-9a-f]{24}$")
 FILES_DIR = "server-files"
@@ -131,8 +131,8 @@ class FineTunes:
         if not request.validation_file:
             raise SixfoldError("validation_file is required: sixfold scores the reader before and after on it")
         validation = self._file(request.validation_file, "validation_file")
-        from tuner.data import load_qa_file
-        from tuner.reader import ReaderTrainConfig
+        from sixfold.tuner.data import load_qa_file
+        from sixfold.tuner.reader import ReaderTrainConfig
 
         for name, path in (("training_file", training), ("validation_file", validation)):
             try:
@@ -166,7 +166,7 @@ class FineTunes:
             raise SixfoldError(f"{param}: no uploaded file '{file_id}' (upload it with POST /v1/files)") from None
 
     def _run(self, job: FineTuneJob, training: Path, validation: Path) -> None:
-        from tuner.reader import ReaderTrainConfig, tune_reader
+        from sixfold.tuner.reader import ReaderTrainConfig, tune_reader
 
         with self._run_lock:
             job.status = "running"

@@ -36,11 +36,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from indexer.errors import SixfoldError
-from indexer.models import DEFAULT_GENERATOR, model_languages
-from reader.types import LabeledExample, Passage
-from retriever.search import default_mode
-from retriever.search import search as run_search
 from sixfold.api_errors import ApiError, ApiKeyGate, BodyLimit, error_response, validation_error
 from sixfold.api_schemas import (
     AnswerRequest,
@@ -51,7 +46,11 @@ from sixfold.api_schemas import (
     Limits,
     SearchRequest,
 )
-from sixfold.service import Deadline, QueryVector, Service, TimedEmbedder
+from sixfold.core.errors import SixfoldError
+from sixfold.core.models import DEFAULT_GENERATOR, model_languages
+from sixfold.reader.types import LabeledExample, Passage
+from sixfold.retriever.search import default_mode
+from sixfold.service import Deadline, Service, TimedEmbedder
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MAX_BODY = 1 << 20  # 1 MiB for JSON requests
@@ -325,7 +324,7 @@ def create_app(
                 vector = embedder.encode([body.query.strip()])[0]
         with deadline.hold(service.index_lock, "the index"):
             snap = service.snapshot()
-            hits = run_search(snap, QueryVector(vector), body.query, body.max_rerank, mode)
+            hits = service.engine.search(body.query, body.max_rerank, mode=mode, query_vector=vector)
             result["generation"] = snap.folder.name
         data = []
         for hit in hits:
@@ -375,7 +374,7 @@ def create_app(
             if missing:
                 raise ApiError(400, f"label '{missing[0]}' has no examples; give examples for every label", param="labels")
             examples = [e for e in examples if e.label in set(body.labels)]
-        from reader.classify import Classifier
+        from sixfold.reader.classify import Classifier
 
         with service.embedders.lend(deadline) as embedder:
             label = Classifier(examples, embedder, cache=False).classify([body.query])[0]
@@ -394,7 +393,7 @@ def create_app(
 
     @v1.post("/answers")
     def answers(body: AnswerRequest, deadline: Deadline = Depends(request_deadline)):
-        from reader.answer import answer_question
+        from sixfold.reader.answer import answer_question
 
         model = service.check_model(body.model) or service.generator
         service.check_model(body.search_model, ("embedder",), "search_model")
@@ -414,17 +413,17 @@ def create_app(
             else:
                 service.snapshot()
                 passages = service.engine.passages(body.question, k)
-            reader = os.environ.get("SIXFOLD_READER") or service.engine.active_model("reader")
+            reader = service.engine.reader_model()
         mode = body.mode if body.mode != "auto" else ("extractive" if reader else "generative")
         if mode == "extractive" and not reader:
             raise ApiError(400, "extractive mode needs a tuned reader (POST /v1/fine-tunes) or SIXFOLD_READER", param="mode")
         with deadline.hold(service.model_lock, "the reader model"):
             if mode == "extractive":
-                from reader.extractive import load_extractive
+                from sixfold.reader.extractive import load_extractive
 
                 answer = answer_question(body.question, passages, mode, extractive=load_extractive(reader))
             else:
-                from reader.llm import load_llm
+                from sixfold.reader.llm import load_llm
 
                 answer = answer_question(body.question, passages, mode, llm=load_llm(service.generator))
         citations = [c.__dict__ for c in answer.citations]

@@ -17,11 +17,11 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from indexer.embedding import Embedder, index_embedder_model
-from indexer.errors import SixfoldError
-from indexer.models import DEFAULT_GENERATOR, ResolvedModel
 from sixfold.api_errors import ApiError
+from sixfold.core.errors import SixfoldError
+from sixfold.core.models import DEFAULT_GENERATOR, ResolvedModel
 from sixfold.engine import Engine
+from sixfold.indexer.embedding import Embedder, index_embedder_model
 from sixfold.jobs import FileStore, FineTunes
 
 
@@ -112,18 +112,6 @@ class TimedEmbedder:
         return np.concatenate(parts) if parts else self.embedder.encode(texts, batch_size=batch_size)
 
 
-class QueryVector:
-    """Stands in for the embedder in ``retriever.search``: the query was embedded before the index lock was taken."""
-
-    def __init__(self, vector: np.ndarray | None) -> None:
-        self.vector = vector
-
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        if self.vector is None:
-            raise SixfoldError("internal error: the query was not embedded")
-        return self.vector[None, :]
-
-
 class Service:
     """The engine behind the API and the locks that make it safe to share between request threads."""
 
@@ -167,7 +155,7 @@ class Service:
         return self.engine.store.read_pointer()["model"]
 
     def models(self) -> list[dict]:
-        from tuner.versions import Registry
+        from sixfold.tuner.versions import Registry
 
         def entry(model_id: str, role: str, **extra) -> dict:
             return {"id": model_id, "object": "model", "created": self.started, "owned_by": "sixfold", "role": role, **extra}
@@ -175,7 +163,8 @@ class Service:
         items = [entry(self.embedder_name(), "embedder", active=True), entry(self.generator, "completion", active=True)]
         registry = Registry(self.engine.store.root).load()
         reader = registry.get("reader", {})
-        items.append(entry("reader@base", "reader", active=reader.get("active") is None))
+        # reader@base is "no extractive reader": none ships, so answers are generative until one is tuned
+        items.append(entry("reader@base", "reader", active=reader.get("active") is None, ships=False))
         for number, info in sorted(reader.get("versions", {}).items(), key=lambda kv: int(kv[0])):
             created = info.get("created")
             stamp = int(time.mktime(time.strptime(created, "%Y-%m-%dT%H:%M:%S"))) if created else self.started

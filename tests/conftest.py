@@ -45,7 +45,7 @@ MODES = ("hybrid", "dense", "bm25")
 @pytest.fixture(scope="session")
 def embedder():
     """The real packaged model, loaded once per session (load_embedder caches it for the Engine too)."""
-    from indexer.embedding import load_embedder
+    from sixfold.indexer.embedding import load_embedder
 
     return load_embedder(MODEL)
 

@@ -79,9 +79,8 @@ def test_hnsw_search_widens_its_beam_to_k():
     """An HNSW search for more results than efSearch still finds (nearly) the exact top k: faiss does not widen the
     beam by itself, so a k = 300 search with efSearch 96 would miss many of the true 300."""
     import numpy as np
-
-    from indexer import vectors as vec
-    from retriever.dense import dense_search
+    from sixfold.indexer import vectors as vec
+    from sixfold.retriever.dense import dense_search
 
     rng = np.random.default_rng(0)
     data = rng.standard_normal((10_000, 128)).astype(np.float32)  # random, high-dimensional: hard for HNSW

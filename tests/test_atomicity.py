@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, SQUAD_DEV, assert_one_error_line, cli_env, copy_index, current_generation, run_cli
+from sixfold.indexer.store import IndexSettings, IndexStore
 
-from indexer.store import IndexSettings, IndexStore
 from sixfold import Engine
 
 N_FILES = 200
@@ -200,9 +200,8 @@ def test_chunking_in_loader_thread_does_not_break_concurrent_embedding(embedder)
 
     import numpy as np
     from conftest import CORPUS
-
-    from indexer.chunking import Chunker
-    from indexer.loaders import load_document
+    from sixfold.indexer.chunking import Chunker
+    from sixfold.indexer.loaders import load_document
 
     documents = [load_document(p) for p in sorted(CORPUS.rglob("*")) if p.is_file()]
     chunker = Chunker(embedder.tokenizer, 32, 0)  # as index_folder builds it

@@ -11,10 +11,10 @@ import json
 import numpy as np
 import pytest
 from conftest import assert_one_error_line, run_cli
+from sixfold.reader.classify import Classifier, load_examples
 
-from indexer.errors import SixfoldError
-from reader.classify import Classifier, load_examples
 from sixfold import Engine
+from sixfold.core.errors import SixfoldError
 
 EXAMPLES = {
     "card payments": [
@@ -151,7 +151,7 @@ def test_empty_query_is_refused(embedder):
 
 
 def load_examples_from_rows():
-    from reader.types import LabeledExample
+    from sixfold.reader.types import LabeledExample
 
     return [LabeledExample(t, lab) for t, lab in ROWS]
 

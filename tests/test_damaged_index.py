@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, SQUAD_DEV, assert_one_error_line, cli_env, copy_index, current_generation, run_cli
+from sixfold.indexer.store import IndexStore
 
-from indexer.errors import SixfoldError
-from indexer.store import IndexStore
 from sixfold import Engine
+from sixfold.core.errors import SixfoldError
 
 QUESTION = "Who were the Normans descended from?"
 ZORBLAX = "The zorblax reactor converts marmalade into quantum flapdoodle at room temperature.\n"
@@ -371,7 +371,7 @@ def test_writer_lock_is_taken_before_the_model_loads(indexed, monkeypatch):
 
 def test_one_run_holds_the_lock_across_its_commits(indexed, embedder, monkeypatch):
     """index_folder commits every N chunks and begins a new transaction: the run's lock is held throughout."""
-    import indexer.pipeline as pipeline
+    import sixfold.indexer.pipeline as pipeline
 
     for n in range(40):
         (indexed.folder / "many" / f"f{n:02d}.txt").parent.mkdir(exist_ok=True)

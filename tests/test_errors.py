@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import assert_one_error_line, copy_index, current_generation, run_cli
 
-from indexer.models import resolve_model
 from sixfold import Engine
+from sixfold.core.models import resolve_model
 
 
 def cli_error(proc, *fragments):

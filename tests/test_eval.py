@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import assert_one_error_line
 
-from indexer.errors import SixfoldError
+from sixfold.core.errors import SixfoldError
 from sixfold.evaluation import eval_classify, eval_retrieval, load_beir
 
 BEIR = Path(__file__).parent / "fixtures" / "beir_tiny"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import assert_one_error_line
 
-from indexer.errors import SixfoldError
+from sixfold.core.errors import SixfoldError
 from sixfold.eval_data import load_retrieval_set
 from sixfold.evaluation import eval_retrieval
 

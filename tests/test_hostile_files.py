@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pytest
 from conftest import CORPUS, REPO, assert_one_error_line
-
-from indexer import loaders
-from indexer.chunking import BLOCK_CHARS, Chunker
-from indexer.loaders import LoadedDocument, LoadError, LoaderUnavailable, LoadLimits, Section, load_document
+from sixfold.indexer import loaders
+from sixfold.indexer.chunking import BLOCK_CHARS, Chunker
+from sixfold.indexer.loaders import LoadedDocument, LoadError, LoaderUnavailable, LoadLimits, Section, load_document
 
 
 def _fuzz_module():

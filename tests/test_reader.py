@@ -12,11 +12,11 @@ import re
 
 import pytest
 from conftest import assert_one_error_line, run_cli
+from sixfold.reader.answer import MIN_EVIDENCE
+from sixfold.reader.types import NOT_FOUND
 
-from indexer.models import DEFAULT_GENERATOR
-from reader.answer import MIN_EVIDENCE
-from reader.types import NOT_FOUND
 from sixfold import Engine
+from sixfold.core.models import DEFAULT_GENERATOR
 
 NORMANS = "Who were the Normans descended from?"
 # Nothing in the bundled corpus (Normans, Black Death, oxygen, Amazon, packet switching, steam engine) answers these.
@@ -41,7 +41,7 @@ COMPLETION_KEYS = {"prompt", "text", "finish_reason", "prompt_tokens", "completi
 @pytest.fixture(scope="session")
 def llm():
     """The packaged generative model, loaded once (the first load ever dequantises the GGUF, ~20 s)."""
-    from reader.llm import load_llm
+    from sixfold.reader.llm import load_llm
 
     return load_llm(DEFAULT_GENERATOR)
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import KNOWN_ANSWERS, MODES
-
-from indexer.loaders import load_document
+from sixfold.indexer.loaders import load_document
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -23,7 +23,7 @@ import pytest
 from conftest import MODEL, REPO, cli_env, copy_index, current_generation
 from live_server import LiveServer
 
-from indexer.models import DEFAULT_GENERATOR
+from sixfold.core.models import DEFAULT_GENERATOR
 
 openai = pytest.importorskip("openai")
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -16,9 +16,9 @@ import pytest
 from conftest import MODEL
 from live_server import LiveServer
 
-from indexer.errors import SixfoldError
-from indexer.models import DEFAULT_GENERATOR
 from sixfold.api_schemas import MAX_TEXT, Limits
+from sixfold.core.errors import SixfoldError
+from sixfold.core.models import DEFAULT_GENERATOR
 
 openai = pytest.importorskip("openai")
 GEN = DEFAULT_GENERATOR

@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 import pytest
-
-from reader.metrics import exact_match, f1_score
+from sixfold.reader.metrics import exact_match, f1_score
 
 
 @pytest.mark.parametrize(

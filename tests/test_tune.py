@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_one_error_line
+from sixfold.reader.types import Passage
+from sixfold.tuner.data import load_qa_file
+from sixfold.tuner.reader import ReaderTrainConfig, tune_reader
+from sixfold.tuner.versions import Registry
 from training_callbacks import Losses, Steps, StopAt, Stopped
 
-from indexer.errors import SixfoldError
-from reader.types import Passage
-from tuner.data import load_qa_file
-from tuner.reader import ReaderTrainConfig, tune_reader
-from tuner.versions import Registry
+from sixfold.core.errors import SixfoldError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -192,7 +192,7 @@ def test_disk_full_while_saving_a_reader_keeps_the_active_one(tuned, tmp_path):
     assert (root / "models" / "registry.json").read_text() == registry_before
     assert sorted(p.name for p in (root / "models" / "reader").iterdir()) == ["1"]
     assert Registry(root).active_path("reader") == str(root.resolve() / "models" / "reader" / "1")
-    from reader.extractive import ExtractiveReader
+    from sixfold.reader.extractive import ExtractiveReader
 
     text, _score, _c = ExtractiveReader("r", Registry(root).active_path("reader"), "cpu").answer(
         "Who were the Normans descended from?", [Passage(0, "The Normans were descended from Norse raiders.", "p")]
@@ -241,8 +241,8 @@ def test_eval_qa_bad_input_is_one_error_line(tmp_path, cli, monkeypatch):
 def test_interrupted_reader_training_resumes_from_its_last_checkpoint(tmp_path, embedder):
     """Stopped after its step-2 checkpoint (an exception out of the trainer, as a Ctrl-C would be), the same run
     again starts at step 3, saves the reader and removes its checkpoints."""
-    from tuner.reader import train_reader
-    from tuner.training import latest_checkpoint
+    from sixfold.tuner.reader import train_reader
+    from sixfold.tuner.training import latest_checkpoint
 
     examples = load_qa_file(FIXTURES / "qa_train.jsonl")
     config = ReaderTrainConfig(max_steps=5, batch_size=4, max_length=128, stride=32, save_steps=2)
@@ -261,10 +261,10 @@ def test_interrupted_reader_training_resumes_from_its_last_checkpoint(tmp_path, 
 # ---- what every tuner shares -----------------------------------------------------------------------------------------
 def test_every_tuner_refuses_a_bad_activate_with_one_message_before_any_work(tmp_path):
     """One rule (tuner.training.should_activate) for all four roles: the same message, before data or index are read."""
-    from tuner.domain import tune_domain
-    from tuner.embedder import tune_embedder
-    from tuner.reranker import tune_reranker
-    from tuner.training import should_activate
+    from sixfold.tuner.domain import tune_domain
+    from sixfold.tuner.embedder import tune_embedder
+    from sixfold.tuner.reranker import tune_reranker
+    from sixfold.tuner.training import should_activate
 
     missing = tmp_path / "nothing"  # no index, no files: a check that ran later would complain about these instead
     calls = [
@@ -284,10 +284,10 @@ def test_every_tuner_refuses_a_bad_activate_with_one_message_before_any_work(tmp
 
 
 def test_improved_is_each_roles_metric_in_its_direction():
-    from tuner.domain import DomainTuneResult
-    from tuner.embedder import EmbedderTuneResult
-    from tuner.reader import ReaderTuneResult
-    from tuner.reranker import RerankerTuneResult
+    from sixfold.tuner.domain import DomainTuneResult
+    from sixfold.tuner.embedder import EmbedderTuneResult
+    from sixfold.tuner.reader import ReaderTuneResult
+    from sixfold.tuner.reranker import RerankerTuneResult
 
     assert ReaderTuneResult.better({"F1": 50.0, "EM": 60.0}, {"F1": 51.0, "EM": 10.0})
     assert EmbedderTuneResult.better({"nDCG@10": 0.5}, {"nDCG@10": 0.6})
@@ -316,9 +316,9 @@ def test_the_cli_parser_takes_the_tuners_defaults_and_loads_no_torch():
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["torch"] is False
-    from tuner.domain import DomainTrainConfig
-    from tuner.embedder import EmbedderTrainConfig
-    from tuner.reranker import RerankerTrainConfig
+    from sixfold.tuner.domain import DomainTrainConfig
+    from sixfold.tuner.embedder import EmbedderTrainConfig
+    from sixfold.tuner.reranker import RerankerTrainConfig
 
     for role, config in (
         ("reader", ReaderTrainConfig()), ("embedder", EmbedderTrainConfig()), ("domain", DomainTrainConfig()),

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import CORPUS, assert_one_error_line, copy_index
+from sixfold.tuner.domain import DomainTrainConfig, split_documents, tune_domain
+from sixfold.tuner.reader import ReaderTrainConfig, tune_reader
+from sixfold.tuner.versions import Registry
 from transformers import AutoModel, TrainerCallback
 
-from indexer.errors import SixfoldError
-from indexer.models import DEFAULT_EMBEDDER, resolve_model
-from tuner.domain import DomainTrainConfig, split_documents, tune_domain
-from tuner.reader import ReaderTrainConfig, tune_reader
-from tuner.versions import Registry
+from sixfold.core.errors import SixfoldError
+from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

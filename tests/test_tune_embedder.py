@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO, assert_one_error_line, cli_env, copy_index, current_generation
+from sixfold.indexer.embedding import Embedder
+from sixfold.indexer.store import IndexStore
+from sixfold.tuner.data import Pair, hold_out, load_pairs, pair_overlap
+from sixfold.tuner.embedder import EmbedderTrainConfig, tune_embedder
+from sixfold.tuner.versions import Registry
 from training_callbacks import Losses, Steps, StopAt, Stopped
 
-from indexer.embedding import Embedder
-from indexer.errors import SixfoldError
-from indexer.models import ResolvedModel
-from indexer.store import IndexStore
-from tuner.data import Pair, hold_out, load_pairs, pair_overlap
-from tuner.embedder import EmbedderTrainConfig, tune_embedder
-from tuner.versions import Registry
+from sixfold.core.errors import SixfoldError
+from sixfold.core.models import ResolvedModel
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -273,7 +273,7 @@ def test_empty_pairs_and_missing_eval_are_one_error_line(tmp_path, shared_index,
 
 
 def test_generated_text_that_is_not_a_question_is_dropped():
-    from tuner.synthesize import clean_question
+    from sixfold.tuner.synthesize import clean_question
 
     question = "What did the Normans do to the old aristocracy?"
     assert clean_question(f" {question} They ...") == question
@@ -324,8 +324,8 @@ def test_a_model_too_big_for_cpu_is_refused_before_loading(tmp_path, shared_inde
 def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path, pair_files, embedder):
     """A run stopped after its step-2 checkpoint (an exception out of the trainer, as a Ctrl-C would be) leaves the
     checkpoint in the work folder; the same run again starts at step 3, not 1, and cleans the folder when done."""
-    from tuner.embedder import train_embedder
-    from tuner.training import latest_checkpoint
+    from sixfold.tuner.embedder import train_embedder
+    from sixfold.tuner.training import latest_checkpoint
 
     pairs = load_pairs(pair_files[0])
     config = EmbedderTrainConfig(max_steps=5, batch_size=4, save_steps=2, max_seq_length=64)
@@ -363,8 +363,8 @@ def test_server_embeds_with_the_tuned_embedder(tuned):
     name and refuse to start): /v1/embeddings gives the Engine's vectors, /v1/search finds by them."""
     import httpx
     from live_server import LiveServer
+    from sixfold.indexer.embedding import index_embedder_model
 
-    from indexer.embedding import index_embedder_model
     from sixfold.engine import Engine
     from sixfold.server import create_app
 

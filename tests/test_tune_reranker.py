@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_one_error_line
+from sixfold.tuner.data import load_rerank_pairs
+from sixfold.tuner.reranker import RerankerTrainConfig, mine_pairs, tune_reranker
+from sixfold.tuner.versions import Registry
 from training_callbacks import Steps, StopAt, Stopped
 
-from indexer.errors import SixfoldError
+from sixfold.core.errors import SixfoldError
 from sixfold.engine import Engine
 from sixfold.eval_data import load_beir_set
 from sixfold.evaluation import eval_retrieval, index_retrieval_set, reranker_queries
-from tuner.data import load_rerank_pairs
-from tuner.reranker import RerankerTrainConfig, mine_pairs, tune_reranker
-from tuner.versions import Registry
 
 BEIR = Path(__file__).parent / "fixtures" / "beir_tiny"
 
@@ -35,7 +35,7 @@ def tuned(tmp_path_factory):
 def test_mined_pairs_hold_a_relevant_chunk_and_hard_negatives(tuned):
     index, queries, _ = tuned
     snapshot = Engine.open(index).snapshot()
-    from indexer.embedding import load_index_embedder
+    from sixfold.indexer.embedding import load_index_embedder
 
     rows, skipped = mine_pairs(snapshot, load_index_embedder(index), queries[:3], RerankerTrainConfig(negatives=3))
     assert skipped == 0
@@ -93,8 +93,8 @@ def test_pairs_file_errors_name_the_line(tmp_path, cli):
 def test_interrupted_reranker_training_resumes_and_tune_leaves_no_work_folder(tuned, embedder, tmp_path):
     """Stopped after its step-2 checkpoint, the same run given the same work folder starts at step 3; and the tune run
     of the module fixture removed its checkpoints once the version was saved."""
-    from tuner.reranker import train_reranker
-    from tuner.training import latest_checkpoint
+    from sixfold.tuner.reranker import train_reranker
+    from sixfold.tuner.training import latest_checkpoint
 
     index, _, _ = tuned
     assert not list((Path(index) / "models" / ".work").glob("reranker-*"))

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer.errors import SixfoldError
+from sixfold.core.errors import SixfoldError
 
 
 def text_key(text: str) -> str:

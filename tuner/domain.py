@@ -22,9 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from indexer.errors import SixfoldError
-from indexer.models import DEFAULT_EMBEDDER, resolve_model
-from tuner.training import (
+from sixfold.tuner.training import (
     check_activate,
     check_trainable_here,
     latest_checkpoint,
@@ -33,7 +31,10 @@ from tuner.training import (
     should_activate,
     trainer_settings,
 )
-from tuner.versions import Registry, TuneOutcome, saving
+from sixfold.tuner.versions import Registry, TuneOutcome, saving
+
+from sixfold.core.errors import SixfoldError
+from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model
 
 
 @dataclass
@@ -76,9 +77,9 @@ class _Tokens:
 
 def corpus_texts(folder: str | Path, tokenizer, max_tokens: int) -> tuple[list[list[str]], list[tuple[str, str]]]:
     """Chunk texts per document (loaders + chunker of the indexer, no overlap) and the files that were skipped."""
-    from indexer.chunking import Chunker
-    from indexer.loaders import LoadError, load_document
-    from indexer.pipeline import walk_folder
+    from sixfold.indexer.chunking import Chunker
+    from sixfold.indexer.loaders import LoadError, load_document
+    from sixfold.indexer.pipeline import walk_folder
 
     source = Path(folder).expanduser()
     if not source.is_dir():

@@ -10,9 +10,9 @@ Scoring: nDCG@10 and Recall@10 (ir-measures) of each eval query against a candid
 the index's chunks as distractors (when the index is small enough to embed them twice), by cosine similarity.
 
 Versions: the index records the model its vectors come from; a tuned version is recorded as ``embedder@N`` (its
-folder is ``idx/models/embedder/N``; ``indexer.embedding.load_index_embedder`` loads it), so ``search`` embeds
+folder is ``idx/models/embedder/N``; ``sixfold.indexer.embedding.load_index_embedder`` loads it), so ``search`` embeds
 queries with the same model that embedded the chunks. Making a version active, or rolling back, re-embeds every chunk
-into a new generation that is swapped in atomically (``indexer.reembed``): a failed or killed re-embed leaves the
+into a new generation that is swapped in atomically (``sixfold.indexer.reembed``): a failed or killed re-embed leaves the
 previous model and vectors current.
 """
 
@@ -27,12 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from indexer.embedding import Embedder, index_embedder_model
-from indexer.errors import SixfoldError
-from indexer.models import TUNED_EMBEDDER_PREFIX, ResolvedModel, resolve_model, tuned_embedder_number
-from tuner.data import Pair, hold_out, load_pairs, pair_overlap, text_key
-from tuner.training import (
+from sixfold.indexer.embedding import Embedder, index_embedder_model
+from sixfold.tuner.data import Pair, hold_out, load_pairs, pair_overlap, text_key
+from sixfold.tuner.training import (
     check_activate,
     check_trainable_here,
     latest_checkpoint,
@@ -41,7 +38,10 @@ from tuner.training import (
     should_activate,
     trainer_settings,
 )
-from tuner.versions import Registry, TuneOutcome, saving
+from sixfold.tuner.versions import Registry, TuneOutcome, saving
+
+from sixfold.core.errors import SixfoldError
+from sixfold.core.models import TUNED_EMBEDDER_PREFIX, ResolvedModel, resolve_model, tuned_embedder_number
 
 HOLDOUT = 0.2  # of the pairs held out by query for the before/after eval, when no eval file is given
 
@@ -169,7 +169,7 @@ class EmbedderTuneResult(TuneOutcome):
 
 
 def _distractors(index_root: str | Path, seed: int) -> list[str]:
-    from indexer.store import IndexStore
+    from sixfold.indexer.store import IndexStore
 
     snapshot = IndexStore(index_root).open()
     try:
@@ -258,9 +258,8 @@ def activate_embedder(
     Returns the new generation, or None when the index already uses that model (then only the registry is updated).
     """
     import duckdb
-
-    from indexer.reembed import reembed_index
-    from indexer.store import IndexStore
+    from sixfold.indexer.reembed import reembed_index
+    from sixfold.indexer.store import IndexStore
 
     store = IndexStore(index_root)
     registry = Registry(index_root)

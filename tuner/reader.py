@@ -16,14 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from indexer.embedding import choose_device
-from indexer.errors import SixfoldError
-from indexer.models import DEFAULT_EMBEDDER, resolve_model
-from reader.extractive import ExtractiveReader
-from reader.metrics import exact_match, f1_score
-from reader.types import Passage
-from tuner.data import QAExample, load_qa_file, qa_overlap
-from tuner.training import (
+from sixfold.reader.extractive import ExtractiveReader
+from sixfold.reader.metrics import exact_match, f1_score
+from sixfold.reader.types import Passage
+from sixfold.tuner.data import QAExample, load_qa_file, qa_overlap
+from sixfold.tuner.training import (
     check_activate,
     check_trainable_here,
     latest_checkpoint,
@@ -31,7 +28,11 @@ from tuner.training import (
     should_activate,
     trainer_settings,
 )
-from tuner.versions import Registry, TuneOutcome, parse_version, saving
+from sixfold.tuner.versions import Registry, TuneOutcome, parse_version, saving
+
+from sixfold.core.device import choose_device
+from sixfold.core.errors import SixfoldError
+from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model
 
 EVAL_LIMIT = 500  # eval questions scored before and after (the first ones of the eval file)
 

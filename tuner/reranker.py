@@ -1,7 +1,7 @@
 """`sixfold tune reranker`: train a cross-encoder on an index's own candidates and measure it before and after.
 
 - Training data: queries with their relevant documents (BEIR qrels, as file stems of the indexed corpus) or with
-  given positive passages (a pairs file, read by ``tuner.data``). Hard negatives are mined from the index's own
+  given positive passages (a pairs file, read by ``sixfold.tuner.data``). Hard negatives are mined from the index's own
   hybrid results, found with the index's own embedder (a tuned one too): the passages the reranker will actually
   have to sort.
 - Model: sentence-transformers' ``CrossEncoder`` started from the packaged MiniLM encoder (a BertModel) with a
@@ -23,16 +23,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer.embedding import Embedder, choose_device, load_index_embedder
-from indexer.errors import SixfoldError
-from indexer.models import DEFAULT_EMBEDDER, resolve_model
-from indexer.store import IndexStore, Snapshot
-from retriever.rerank import Reranker
-from retriever.search import search
-from retriever.types import Hit
-from tuner.data import RerankQuery
-from tuner.training import check_activate, latest_checkpoint, quiet_trainer, run_key, should_activate, trainer_settings
-from tuner.versions import Registry, TuneOutcome
+from sixfold.indexer.embedding import Embedder, load_index_embedder
+from sixfold.indexer.store import IndexStore, Snapshot
+from sixfold.retriever.rerank import Reranker
+from sixfold.retriever.search import search
+from sixfold.retriever.types import Hit
+from sixfold.tuner.data import RerankQuery
+from sixfold.tuner.training import check_activate, latest_checkpoint, quiet_trainer, run_key, should_activate, trainer_settings
+from sixfold.tuner.versions import Registry, TuneOutcome
+
+from sixfold.core.device import choose_device
+from sixfold.core.errors import SixfoldError
+from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model
 
 
 @dataclass
@@ -92,7 +94,7 @@ def mine_pairs(
     rows: list[tuple[str, str, float]] = []
     skipped = 0
     for number, q in enumerate(queries, start=1):
-        hits = search(snapshot, embedder, q.query, config.mine_depth, "hybrid")
+        hits = search(snapshot, q.query, embedder.encode([q.query])[0], config.mine_depth, "hybrid")
         positives = list(q.positives)
         seen: set[str] = set()
         for hit in hits:
@@ -133,7 +135,9 @@ def evaluate(
     run, qrels = [], []
     for number, q in enumerate(queries):
         qid = str(number)
-        hits = search(snapshot, embedder, q.query, 100, "hybrid", reranker=reranker, rerank_depth=rerank_depth)
+        hits = search(
+            snapshot, q.query, embedder.encode([q.query])[0], 100, "hybrid", reranker=reranker, rerank_depth=rerank_depth
+        )
         ranked: dict[str, float] = {}
         for hit in hits:
             key = Path(hit.path).stem if q.relevant else str(hit.chunk_id)

@@ -12,10 +12,11 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from indexer.errors import SixfoldError
-from indexer.models import DEFAULT_GENERATOR
-from indexer.store import IndexStore
-from tuner.data import Pair, write_pairs
+from sixfold.indexer.store import IndexStore
+from sixfold.tuner.data import Pair, write_pairs
+
+from sixfold.core.errors import SixfoldError
+from sixfold.core.models import DEFAULT_GENERATOR
 
 # A plain few-shot completion prompt: the 135M instruction model writes real questions this way, while a chat
 # prompt mostly gets "What is the answer to the question ..." back.
@@ -52,7 +53,7 @@ def synthesize_pairs(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> list[Pair]:
     """Sample ``n`` chunks of the index, generate a question for each, write and return the pairs."""
-    from reader.llm import load_llm
+    from sixfold.reader.llm import load_llm
 
     if n <= 0:
         raise SixfoldError(f"--synthesize needs a positive number of pairs, got {n}")

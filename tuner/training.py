@@ -18,7 +18,7 @@ import json
 import math
 from pathlib import Path
 
-from indexer.errors import SixfoldError
+from sixfold.core.errors import SixfoldError
 
 # ---- trainer settings ------------------------------------------------------------------------------------------------
 

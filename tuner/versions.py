@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from indexer.errors import SixfoldError
-from indexer.models import models_dir
+from sixfold.core.errors import SixfoldError
+from sixfold.core.models import models_dir
 
 ROLES = ("reader", "embedder", "reranker", "domain")
 
@@ -137,7 +137,7 @@ class Registry:
         """Make the version that was active before the current one active again (None: the base model) and return it.
 
         ``switch(role, number)`` does the switching, default ``use``; the embedder's also re-embeds the index
-        (``tuner.embedder.activate_embedder``), and records the switch with ``use`` once that has succeeded."""
+        (``sixfold.tuner.embedder.activate_embedder``), and records the switch with ``use`` once that has succeeded."""
         entry = self.load().get(role)
         if not entry:
             raise SixfoldError(f"no tuned {role} versions to roll back")

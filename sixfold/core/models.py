@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer.errors import SixfoldError
+from sixfold.core.errors import SixfoldError
 
 
 @dataclass(frozen=True)
