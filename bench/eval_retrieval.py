@@ -40,7 +40,7 @@ MODES = ["bm25", "dense", "hybrid", "hybrid+rerank"]
 
 def main() -> None:
     from sixfold.engine import Engine
-    from sixfold.evaluation import eval_retrieval
+    from sixfold.eval.retrieval import eval_retrieval
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
@@ -69,7 +69,7 @@ def main() -> None:
             limit=args.limit,
             rerank=reranker,
             progress=lambda m, n=name: print(f"  {n}: {m}"),
-        )
+        ).to_dict()
         report["published"] = PUBLISHED.get(name, {})
         report["reranker_use"] = (
             "trained on SciFact train queries" if name == "scifact" else "SciFact-trained, zero-shot on this set"

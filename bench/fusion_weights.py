@@ -59,8 +59,8 @@ def fused_docs(lists: dict[str, list[tuple[int, str]]], dense_weight: float, k: 
 
 def main() -> None:
     from sixfold.engine import Engine
-    from sixfold.eval_data import load_retrieval_set
-    from sixfold.evaluation import _safe_name
+    from sixfold.eval.datasets import load_retrieval_set
+    from sixfold.eval.retrieval import _safe_name
 
     parser = argparse.ArgumentParser()
     add_data_argument(parser)

@@ -115,8 +115,8 @@ def main() -> None:
     out = REPO / "bench" / "results" / f"peer_txtai_{Path(args.dataset).name.replace('.', '_')}.json"
     sys.path.insert(0, str(REPO))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from sixfold.eval_data import load_retrieval_set
-    from sixfold.evaluation import eval_retrieval
+    from sixfold.eval.datasets import load_retrieval_set
+    from sixfold.eval.retrieval import eval_retrieval
 
     ensure_venv()
     data = load_retrieval_set(args.dataset)

@@ -28,7 +28,7 @@ from sixfold.tuner.data import load_qa_file  # noqa: E402
 from sixfold.tuner.reader import ReaderTrainConfig, tune_reader  # noqa: E402
 
 from sixfold.engine import Engine  # noqa: E402
-from sixfold.evaluation import eval_qa  # noqa: E402
+from sixfold.eval.qa import eval_qa  # noqa: E402
 
 SQUAD = "squad_v1.1_dev/dev-v1.1.json"  # relative to --data
 
@@ -92,7 +92,7 @@ def main() -> None:
         for metric in ("EM", "F1"):
             before, after = result.before[metric], result.after[metric]
             print(f"{metric:<8}{before:>8.1f}{after:>8.1f}{after - before:>+8.1f}")
-        open_book = eval_qa(tmp / "test.jsonl", reader=result.path, open_book=True, index_dir=tmp / "qa-idx", k=5)
+        open_book = eval_qa(tmp / "test.jsonl", reader=result.path, open_book=True, index_dir=tmp / "qa-idx", k=5).to_dict()
         print("open book (retrieved passages, k=5):", {k: round(v, 2) for k, v in open_book.items() if isinstance(v, float)})
         if args.keep:
             import shutil

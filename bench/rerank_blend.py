@@ -76,8 +76,8 @@ def main() -> None:
     from sixfold.tuner.data import split_queries
 
     from sixfold.engine import Engine
-    from sixfold.eval_data import load_beir_set
-    from sixfold.evaluation import _safe_name, reranker_queries
+    from sixfold.eval.datasets import load_beir_set
+    from sixfold.eval.retrieval import _safe_name, reranker_queries
 
     parser = argparse.ArgumentParser()
     add_data_argument(parser)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
-import string
 import warnings
 
 from sixfold.reader.types import Citation, Passage
@@ -18,20 +16,13 @@ from sixfold.reader.types import Citation, Passage
 from sixfold.core.errors import SixfoldError
 from sixfold.core.loading import load_model
 from sixfold.core.models import ResolvedModel
+from sixfold.eval.metrics import normalize_answer
 
 SPANS_PER_PASSAGE = 3
 MAX_ANSWER_TOKENS = 30
 # On SQuAD dev (bench, 120 held-out questions, k=5) weighting spans by passage similarity raised open-book F1
 # from 16.0 (raw span probability across passages) to 32.0, near reading the top passage only (33.6).
 PASSAGE_TEMPERATURE = 0.05
-
-
-def normalize_answer(text: str) -> str:
-    """The official SQuAD v1.1 normalisation: lower case, no punctuation, no articles, single spaces."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
 
 
 class ExtractiveReader:

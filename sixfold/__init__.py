@@ -22,23 +22,34 @@ _EXPORTS = {
     "Label": "sixfold.reader.types",
     "Completion": "sixfold.reader.types",
     "Passage": "sixfold.reader.types",
+    "RetrievalReport": "sixfold.eval.reports",
+    "QAReport": "sixfold.eval.reports",
+    "ClassifyReport": "sixfold.eval.reports",
+    "ModelVersion": "sixfold.engine",
+    "RoleModels": "sixfold.engine",
 }
 __all__ = [
     "Answer",
     "Citation",
+    "ClassifyReport",
     "Completion",
     "Engine",
     "Hit",
     "IndexReport",
     "IndexStatus",
     "Label",
+    "ModelVersion",
     "Passage",
+    "QAReport",
+    "RetrievalReport",
+    "RoleModels",
     "SixfoldError",
 ]
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time __getattr__ imports on first use
     from sixfold.core.errors import SixfoldError
-    from sixfold.engine import Engine, IndexStatus
+    from sixfold.engine import Engine, IndexStatus, ModelVersion, RoleModels
+    from sixfold.eval.reports import ClassifyReport, QAReport, RetrievalReport
     from sixfold.indexer.pipeline import IndexReport
     from sixfold.reader.types import Answer, Citation, Completion, Label, Passage
     from sixfold.retriever.types import Hit

@@ -10,7 +10,9 @@ import pytest
 from conftest import assert_one_error_line
 
 from sixfold.core.errors import SixfoldError
-from sixfold.evaluation import eval_classify, eval_retrieval, load_beir
+from sixfold.eval.classify import eval_classify
+from sixfold.eval.datasets import load_beir
+from sixfold.eval.retrieval import eval_retrieval
 
 BEIR = Path(__file__).parent / "fixtures" / "beir_tiny"
 

@@ -11,8 +11,8 @@ import pytest
 from conftest import assert_one_error_line
 
 from sixfold.core.errors import SixfoldError
-from sixfold.eval_data import load_retrieval_set
-from sixfold.evaluation import eval_retrieval
+from sixfold.eval.datasets import load_retrieval_set
+from sixfold.eval.retrieval import eval_retrieval
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SMART = FIXTURES / "smart_tiny"

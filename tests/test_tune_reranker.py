@@ -15,8 +15,8 @@ from training_callbacks import Steps, StopAt, Stopped
 
 from sixfold.core.errors import SixfoldError
 from sixfold.engine import Engine
-from sixfold.eval_data import load_beir_set
-from sixfold.evaluation import eval_retrieval, index_retrieval_set, reranker_queries
+from sixfold.eval.datasets import load_beir_set
+from sixfold.eval.retrieval import eval_retrieval, index_retrieval_set, reranker_queries
 
 BEIR = Path(__file__).parent / "fixtures" / "beir_tiny"
 

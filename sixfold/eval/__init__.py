@@ -1,0 +1,53 @@
+"""``sixfold eval``: public benchmarks through the normal index and query path.
+
+- ``datasets``: readers of the published formats (BEIR, SMART, XQuAD-R) with errors that name the file and line.
+- ``metrics``: SQuAD answer normalisation, EM and F1 (standard library only: the reader imports it).
+- ``reports``: the typed reports (``RetrievalReport``, ``QAReport``, ``ClassifyReport``) and their atomic JSON files.
+- ``retrieval``, ``qa``, ``classify``: the runners, ``eval_retrieval``, ``eval_qa``, ``eval_classify``.
+
+Names are imported on first use (PEP 562): ``import sixfold.eval.metrics`` loads neither the runners nor the Engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "eval_retrieval": "sixfold.eval.retrieval",
+    "eval_qa": "sixfold.eval.qa",
+    "eval_classify": "sixfold.eval.classify",
+    "RetrievalReport": "sixfold.eval.reports",
+    "ModeScores": "sixfold.eval.reports",
+    "QAReport": "sixfold.eval.reports",
+    "ClassifyReport": "sixfold.eval.reports",
+    "RetrievalSet": "sixfold.eval.datasets",
+    "load_retrieval_set": "sixfold.eval.datasets",
+}
+__all__ = [
+    "ClassifyReport",
+    "ModeScores",
+    "QAReport",
+    "RetrievalReport",
+    "RetrievalSet",
+    "eval_classify",
+    "eval_qa",
+    "eval_retrieval",
+    "load_retrieval_set",
+]
+
+if TYPE_CHECKING:
+    from sixfold.eval.classify import eval_classify
+    from sixfold.eval.datasets import RetrievalSet, load_retrieval_set
+    from sixfold.eval.qa import eval_qa
+    from sixfold.eval.reports import ClassifyReport, ModeScores, QAReport, RetrievalReport
+    from sixfold.eval.retrieval import eval_retrieval
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sixfold.eval' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
