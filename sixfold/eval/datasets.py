@@ -167,6 +167,35 @@ def _read_smart(path: Path) -> list[tuple[str, int, dict[str, str]]]:
     return out
 
 
+def _classic_judgements(
+    rel_path: Path, corpus: dict[str, dict], queries: dict[str, str], docs_name: str, queries_name: str
+) -> dict[str, dict[str, int]]:
+    """query id -> {doc id: gain} from a SMART judgement file, in any of the three layouts ``load_classic`` names."""
+    qrels: dict[str, dict[str, int]] = {}
+    for number, line in enumerate(rel_path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        cols = line.split()
+        if not cols:
+            continue
+        try:
+            if len(cols) == 3:
+                qid, did, gain = cols[0], cols[1], max(0, 5 - int(cols[2])) if int(cols[2]) > 0 else 0
+            elif len(cols) == 4 and cols[1] == "0":
+                qid, did, gain = cols[0], cols[2], int(float(cols[3]))
+            elif len(cols) == 4:
+                qid, did, gain = cols[0], cols[1], 1
+            else:
+                raise ValueError(f"{len(cols)} columns")
+            qid, did = str(int(qid)), str(int(did))
+        except ValueError as exc:
+            raise SixfoldError(f"{rel_path} line {number}: expected 'query doc relevance' ({exc})") from None
+        if did not in corpus:
+            raise SixfoldError(f"{rel_path} line {number}: document {did} is not in {docs_name}")
+        if qid not in queries:
+            raise SixfoldError(f"{rel_path} line {number}: query {qid} is not in {queries_name}")
+        qrels.setdefault(qid, {})[did] = gain
+    return qrels
+
+
 def load_classic(folder: str | Path) -> RetrievalSet:
     """A SMART collection folder. Judgement files come in three layouts, told apart by their columns:
     ``qid docid code`` (Cranfield; Cleverdon's code 1 = complete answer .. 4 = minimum interest, -1 = no interest;
@@ -194,28 +223,7 @@ def load_classic(folder: str | Path) -> RetrievalSet:
         if not text:
             raise SixfoldError(f"{queries_path} line {number}: query {rid} has no .W text")
         queries_all[str(position) if positional else rid] = text
-    qrels: dict[str, dict[str, int]] = {}
-    for number, line in enumerate(rel_path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
-        cols = line.split()
-        if not cols:
-            continue
-        try:
-            if len(cols) == 3:
-                qid, did, gain = cols[0], cols[1], max(0, 5 - int(cols[2])) if int(cols[2]) > 0 else 0
-            elif len(cols) == 4 and cols[1] == "0":
-                qid, did, gain = cols[0], cols[2], int(float(cols[3]))
-            elif len(cols) == 4:
-                qid, did, gain = cols[0], cols[1], 1
-            else:
-                raise ValueError(f"{len(cols)} columns")
-            qid, did = str(int(qid)), str(int(did))
-        except ValueError as exc:
-            raise SixfoldError(f"{rel_path} line {number}: expected 'query doc relevance' ({exc})") from None
-        if did not in corpus:
-            raise SixfoldError(f"{rel_path} line {number}: document {did} is not in {docs_path.name}")
-        if qid not in queries_all:
-            raise SixfoldError(f"{rel_path} line {number}: query {qid} is not in {queries_path.name}")
-        qrels.setdefault(qid, {})[did] = gain
+    qrels = _classic_judgements(rel_path, corpus, queries_all, docs_path.name, queries_path.name)
     qrels = {q: docs for q, docs in qrels.items() if any(g > 0 for g in docs.values())}
     if not qrels:
         raise SixfoldError(f"judgement file {rel_path} judges no document relevant")

@@ -64,9 +64,10 @@ def _open_book(engine: Engine, examples: list[QAExample], paths: dict[str, str],
     return tally
 
 
-def _gold_paragraph(examples: list[QAExample], extractive: ExtractiveReader) -> _Tally:
+def _gold_paragraph(examples: list[QAExample], extractive: ExtractiveReader | None) -> _Tally:
     from sixfold.reader.types import Passage
 
+    assert extractive is not None  # eval_qa refuses the gold paragraph without an extractive reader
     tally = _Tally()
     for e in examples:
         t = time.perf_counter()
@@ -91,6 +92,10 @@ def eval_qa(
     from sixfold.reader.extractive import load_extractive
     from sixfold.tuner.data import load_qa_file
 
+    if mode not in ("extractive", "generative"):
+        raise SixfoldError(f"unknown QA mode '{mode}' (choose from extractive, generative)")
+    if mode == "generative" and not open_book:
+        raise SixfoldError("eval qa --mode generative needs --open (the gold-paragraph eval reads with the extractive reader)")
     everything = load_qa_file(squad)
     examples = random.Random(seed).sample(everything, min(limit, len(everything))) if limit else everything
     reader = reader or config.default_reader()
@@ -108,7 +113,6 @@ def eval_qa(
         engine.index(Path(index_dir).parent / f"{Path(index_dir).name}-corpus")
         tally = _open_book(engine, examples, paths, k, mode, extractive)
     else:
-        assert extractive is not None
         tally = _gold_paragraph(examples, extractive)
     return QAReport(
         squad=str(squad),

@@ -176,15 +176,16 @@ def write_report(report: Report, given: str | os.PathLike | None = None) -> Path
     """Write ``report`` whole to ``given``, else ``<cache>/eval/reports/<kind>-<name>-<time>.json``; returns the path."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = Path(given) if given else cache_dir() / "eval" / "reports" / f"{report.kind}-{eval_name(report.source)}-{stamp}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "w", encoding="utf-8") as handle:
             json.dump(report.to_dict(), handle, indent=2, default=str)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        if tmp.is_file():
+            tmp.unlink()
         raise SixfoldError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
     return path
