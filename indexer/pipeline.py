@@ -19,8 +19,9 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
+import numpy as np
 from sixfold.indexer.chunking import Chunk, Chunker
 from sixfold.indexer.embedding import Embedder
 from sixfold.indexer.loaders import (
@@ -32,7 +33,7 @@ from sixfold.indexer.loaders import (
     load_document,
     unavailable,
 )
-from sixfold.indexer.store import IndexSettings, IndexStore
+from sixfold.indexer.store import IndexSettings, IndexStore, Transaction
 
 from sixfold.core.errors import SixfoldError
 
@@ -124,88 +125,134 @@ def walk_folder(
     the user should hear (a link out of the folder, a broken link, a link loop, a FIFO, socket or device, a name
     that is not UTF-8) is appended to ``skipped`` as (path, reason); a FIFO is never opened (it would block).
     """
-    root = folder.resolve()
-    files: list[Path] = []
-    unsupported: Counter = Counter()
+    walker = _Walker(folder, follow_links, skipped)
+    walker.walk()
+    return walker.files, walker.unsupported
 
-    def skip(path: Path, reason: str) -> None:
-        if skipped is not None:
-            skipped.append((_shown(path.relative_to(folder).as_posix()), reason))
 
-    def inside(target: Path) -> bool:
-        return target == root or root in target.parents
+def _link_failure(exc: BaseException) -> str:
+    """Why a symbolic link cannot be followed, from what resolving it raised."""
+    if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
+        return "symbolic link loop"
+    if isinstance(exc, FileNotFoundError):
+        return "broken symbolic link (its target does not exist)"
+    return f"symbolic link that cannot be followed: {getattr(exc, 'strerror', None) or exc}"
 
-    seen: set[tuple[int, int]] = set()
-    stack: list[Path] = [folder]
-    while stack:
-        directory = stack.pop()
+
+class _Walker:
+    """One ``walk_folder`` run: the files found, the unsupported ones counted, the folders already listed."""
+
+    def __init__(self, folder: Path, follow_links: bool, skipped: list[tuple[str, str]] | None) -> None:
+        self.folder = folder
+        self.root = folder.resolve()
+        self.follow_links = follow_links
+        self.skipped = skipped
+        self.files: list[Path] = []
+        self.unsupported: Counter = Counter()
+        self.seen: set[tuple[int, int]] = set()
+
+    def walk(self) -> None:
+        stack: list[Path] = [self.folder]
+        while stack:
+            directory = stack.pop()
+            subfolders = [sub for entry in self._list(directory) if (sub := self._visit(directory, entry)) is not None]
+            stack.extend(reversed(subfolders))
+
+    def _skip(self, path: Path, reason: str) -> None:
+        if self.skipped is not None:
+            self.skipped.append((_shown(path.relative_to(self.folder).as_posix()), reason))
+
+    def _inside(self, target: Path) -> bool:
+        return target == self.root or self.root in target.parents
+
+    def _count_unsupported(self, path: Path) -> None:
+        self.unsupported[path.suffix.lower() or "(none)"] += 1
+
+    def _list(self, directory: Path) -> list[os.DirEntry]:
+        """The folder's entries by name; none when it was listed before (a loop) or cannot be listed."""
         try:
             info = os.stat(directory)
-            if (info.st_dev, info.st_ino) in seen:
-                continue
-            seen.add((info.st_dev, info.st_ino))
+            if (info.st_dev, info.st_ino) in self.seen:
+                return []
+            self.seen.add((info.st_dev, info.st_ino))
             with os.scandir(directory) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                return sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            skip(directory, f"cannot list the folder: {exc.strerror or exc}")
-            continue
-        subfolders: list[Path] = []
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            path = directory / entry.name
-            try:
-                entry.name.encode("utf-8")
-            except UnicodeEncodeError:
-                skip(path, "the name is not valid UTF-8 (rename it to index it)")
-                continue
-            try:
-                if entry.is_symlink():
-                    try:
-                        target = path.resolve(strict=True)
-                        mode = os.stat(target).st_mode
-                    except (RuntimeError, OSError) as exc:
-                        if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
-                            skip(path, "symbolic link loop")
-                        elif isinstance(exc, FileNotFoundError):
-                            skip(path, "broken symbolic link (its target does not exist)")
-                        else:
-                            skip(path, f"symbolic link that cannot be followed: {exc.strerror or exc}")
-                        continue
-                    if stat.S_ISDIR(mode):
-                        if inside(target):
-                            if directory.resolve().is_relative_to(target):
-                                skip(path, "symbolic link to a folder that holds it (a loop; not followed)")
-                            continue  # a folder inside: walked at its own path
-                        if follow_links:
-                            subfolders.append(path)
-                        else:
-                            skip(path, "symbolic link to a folder outside the indexed folder (--follow-links follows it)")
-                        continue
-                    if not stat.S_ISREG(mode):
-                        skip(path, f"symbolic link to {_kind(mode)}, not a file")
-                        continue
-                    if not is_supported(path):
-                        unsupported[path.suffix.lower() or "(none)"] += 1
-                    elif inside(target) or follow_links:
-                        files.append(path)
-                    else:
-                        skip(path, "symbolic link to a file outside the indexed folder (--follow-links follows it)")
-                    continue
-                mode = entry.stat(follow_symlinks=False).st_mode
-            except OSError as exc:
-                skip(path, f"cannot read: {exc.strerror or exc}")
-                continue
-            if stat.S_ISDIR(mode):
-                subfolders.append(path)
-            elif not stat.S_ISREG(mode):
-                skip(path, f"{_kind(mode)}, not a file")
-            elif is_supported(path):
-                files.append(path)
-            else:
-                unsupported[path.suffix.lower() or "(none)"] += 1
-        stack.extend(reversed(subfolders))
-    return files, unsupported
+            self._skip(directory, f"cannot list the folder: {exc.strerror or exc}")
+            return []
+
+    def _visit(self, directory: Path, entry: os.DirEntry) -> Path | None:
+        """Record one entry (a file to index, skipped, or unsupported); returns it when it is a folder to walk."""
+        if entry.name.startswith("."):
+            return None
+        path = directory / entry.name
+        try:
+            entry.name.encode("utf-8")
+        except UnicodeEncodeError:
+            self._skip(path, "the name is not valid UTF-8 (rename it to index it)")
+            return None
+        try:
+            if entry.is_symlink():
+                return self._visit_link(directory, path)
+            mode = entry.stat(follow_symlinks=False).st_mode
+        except OSError as exc:
+            self._skip(path, f"cannot read: {exc.strerror or exc}")
+            return None
+        if stat.S_ISDIR(mode):
+            return path
+        if not stat.S_ISREG(mode):
+            self._skip(path, f"{_kind(mode)}, not a file")
+        elif is_supported(path):
+            self.files.append(path)
+        else:
+            self._count_unsupported(path)
+        return None
+
+    def _visit_link(self, directory: Path, path: Path) -> Path | None:
+        """A symbolic link: followed when its target is inside the folder or ``follow_links``; else skipped, said why."""
+        try:
+            target = path.resolve(strict=True)
+            mode = os.stat(target).st_mode
+        except (RuntimeError, OSError) as exc:
+            self._skip(path, _link_failure(exc))
+            return None
+        if stat.S_ISDIR(mode):
+            if self._inside(target):
+                if directory.resolve().is_relative_to(target):
+                    self._skip(path, "symbolic link to a folder that holds it (a loop; not followed)")
+                return None  # a folder inside: walked at its own path
+            if self.follow_links:
+                return path
+            self._skip(path, "symbolic link to a folder outside the indexed folder (--follow-links follows it)")
+            return None
+        if not stat.S_ISREG(mode):
+            self._skip(path, f"symbolic link to {_kind(mode)}, not a file")
+        elif not is_supported(path):
+            self._count_unsupported(path)
+        elif self._inside(target) or self.follow_links:
+            self.files.append(path)
+        else:
+            self._skip(path, "symbolic link to a file outside the indexed folder (--follow-links follows it)")
+        return None
+
+
+class _Job(NamedTuple):
+    """A file to load, chunk and embed; ``replaces``: it is indexed already under this path (changed content)."""
+
+    rel: str
+    path: Path
+    sha256: str
+    replaces: bool
+
+
+@dataclass
+class _Plan:
+    """What a run does to bring the index up to date: nothing, rename, remove, or (re)index each file."""
+
+    unchanged: int = 0
+    renames: list[tuple[str, str]] = field(default_factory=list)  # (old path, new path), same content
+    removals: list[str] = field(default_factory=list)
+    todo: list[_Job] = field(default_factory=list)
 
 
 def index_folder(
@@ -225,6 +272,43 @@ def index_folder(
     links that leave ``folder`` (by default they are skipped and reported)."""
     started = time.perf_counter()
     progress = progress or _Silent()
+    source = _source_folder(store, folder)
+    root = str(source)
+    report = IndexReport(folder=root)
+    walk_skipped: list[tuple[str, str]] = []
+    paths, unsupported = walk_folder(source, follow_links=follow_links, skipped=walk_skipped)
+    report.unsupported = dict(unsupported)
+
+    txn = store.begin(settings)
+    report.repaired = list(txn.repaired)
+    writer = _Writer(store, txn, embedder, root, report, progress, batch_size, commit_every)
+    try:
+        _check_model(txn.settings, embedder)
+        chunker = Chunker(embedder.tokenizer, txn.settings.chunk_tokens, txn.settings.overlap_tokens)
+        known = {p: h for (r, p), (h, _n) in txn.file_records().items() if r == root}
+        if not paths and not known:
+            raise SixfoldError(f"folder {folder} has no files to index (supported: .txt .md .html .pdf .docx, also gzipped)")
+        for rel, reason in walk_skipped:  # links out of the folder, FIFOs, broken links: said, not silently dropped
+            _skip(report, progress, rel, reason)
+        plan = _plan_changes(known, _hash_files(source, paths, report, progress))
+        _apply_renames_and_removals(txn, root, plan, report)
+        # Files that failed to load before are retried; any that still fail are reported again.
+        progress.start(len(plan.todo))
+        for item in _prepare_ahead(plan.todo, chunker, report, progress, limits):
+            if item is None:
+                progress.advance(files=1, chunks=0)
+            else:
+                writer.add(item)
+        writer.finish()
+    except BaseException:
+        writer.txn.abort()
+        raise
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _source_folder(store: IndexStore, folder: str | Path) -> Path:
+    """``folder`` resolved, once it is known to be a folder that may be indexed into ``store``."""
     source = Path(folder).expanduser()
     if not source.exists():
         raise SixfoldError(f"folder {folder} does not exist")
@@ -235,112 +319,185 @@ def index_folder(
         raise SixfoldError("the index folder cannot be inside the folder being indexed")
     if not store.exists():
         store.check_usable_for_new()
-    root = str(source)
-    report = IndexReport(folder=root)
-    walk_skipped: list[tuple[str, str]] = []
-    paths, unsupported = walk_folder(source, follow_links=follow_links, skipped=walk_skipped)
-    report.unsupported = dict(unsupported)
+    return source
 
-    txn = store.begin(settings)
-    report.repaired = list(txn.repaired)
-    try:
-        if txn.settings.model != embedder.name:
-            raise SixfoldError(
-                f"this index was built with the model {txn.settings.model}, not {embedder.name}; "
-                "omit --model or index into a new folder"
-            )
-        if txn.settings.dim != embedder.dim:
-            raise SixfoldError(f"model {embedder.name} gives {embedder.dim}-d vectors but the index holds {txn.settings.dim}-d")
-        chunker = Chunker(embedder.tokenizer, txn.settings.chunk_tokens, txn.settings.overlap_tokens)
-        known = {p: h for (r, p), (h, _n) in txn.file_records().items() if r == root}
-        if not paths and not known:
-            raise SixfoldError(f"folder {folder} has no files to index (supported: .txt .md .html .pdf .docx, also gzipped)")
-        for rel, reason in walk_skipped:  # links out of the folder, FIFOs, broken links: said, not silently dropped
-            report.skipped.append((rel, reason))
-            progress.warn(f"skipped {rel}: {reason}")
-        current: dict[str, tuple[Path, str]] = {}
-        for path in paths:
-            try:
-                current[path.relative_to(source).as_posix()] = (path, file_sha256(path))
-            except OSError as exc:
-                report.skipped.append((str(path.relative_to(source)), f"cannot read: {exc.strerror or exc}"))
-                progress.warn(f"skipped {path.relative_to(source)}: cannot read: {exc.strerror or exc}")
 
-        gone = [p for p in known if p not in current]
-        by_hash = {}
-        for p in gone:
-            by_hash.setdefault(known[p], []).append(p)
-        todo: list[tuple[str, Path, str, bool]] = []
-        for rel, (path, digest) in current.items():
-            if rel in known:
-                if known[rel] == digest:
-                    report.unchanged += 1
-                else:
-                    todo.append((rel, path, digest, True))
-            elif by_hash.get(digest):
-                old = by_hash[digest].pop()
-                gone.remove(old)
-                txn.rename_file(root, old, rel)
-                report.renamed += 1
+def _check_model(settings: IndexSettings, embedder: Embedder) -> None:
+    """An index's vectors come from one model: refuse to add vectors from another."""
+    if settings.model != embedder.name:
+        raise SixfoldError(
+            f"this index was built with the model {settings.model}, not {embedder.name}; omit --model or index into a new folder"
+        )
+    if settings.dim != embedder.dim:
+        raise SixfoldError(f"model {embedder.name} gives {embedder.dim}-d vectors but the index holds {settings.dim}-d")
+
+
+def _skip(report: IndexReport, progress: Progress, rel: str, reason: str) -> None:
+    """A file not indexed, with the reason: in the report and said as a warning."""
+    report.skipped.append((rel, reason))
+    progress.warn(f"skipped {rel}: {reason}")
+
+
+def _hash_files(source: Path, paths: list[Path], report: IndexReport, progress: Progress) -> dict[str, tuple[Path, str]]:
+    """Relative path -> (path, content hash) of each file that can be read; the others are skipped."""
+    current: dict[str, tuple[Path, str]] = {}
+    for path in paths:
+        try:
+            current[path.relative_to(source).as_posix()] = (path, file_sha256(path))
+        except OSError as exc:
+            _skip(report, progress, str(path.relative_to(source)), f"cannot read: {exc.strerror or exc}")
+    return current
+
+
+def _plan_changes(known: dict[str, str], current: dict[str, tuple[Path, str]]) -> _Plan:
+    """Compare the indexed hashes (``known``, by relative path) with the folder's (``current``).
+
+    A file gone from one path whose content appears at a new path is a rename (its chunks and vectors are kept);
+    the other gone files are removals; new and changed files are jobs, in the walk's order."""
+    plan = _Plan()
+    gone = [p for p in known if p not in current]
+    by_hash: dict[str, list[str]] = {}
+    for p in gone:
+        by_hash.setdefault(known[p], []).append(p)
+    for rel, (path, digest) in current.items():
+        if rel in known:
+            if known[rel] == digest:
+                plan.unchanged += 1
             else:
-                todo.append((rel, path, digest, False))
-        for rel in gone:
-            report.chunks_removed += txn.remove_file(root, rel)
-            report.removed += 1
-        # Files that failed to load before are retried; any that still fail are reported again.
-
-        progress.start(len(todo))
-        pending_chunks = 0
-        group: list[_Prepared] = []
-
-        def flush() -> None:
-            nonlocal pending_chunks
-            if not group:
-                return
-            texts = [c.text for item in group for c in item.chunks]
-            vectors = embedder.encode(texts, batch_size=batch_size)
-            offset = 0
-            for item in group:
-                n = len(item.chunks)
-                if item.replaces:
-                    report.chunks_removed += txn.remove_file(root, item.rel)
-                    report.updated += 1
-                else:
-                    report.added += 1
-                txn.add_file(
-                    root, item.rel, item.sha256, item.size, item.mtime, item.title, item.chunks, vectors[offset : offset + n]
-                )
-                offset += n
-                report.chunks_added += n
-            progress.advance(files=len(group), chunks=len(texts))
-            pending_chunks += len(texts)
-            group.clear()
-
-        for item in _prepare_ahead(todo, chunker, report, progress, limits):
-            if item is None:
-                progress.advance(files=1, chunks=0)
-                continue
-            group.append(item)
-            if sum(len(g.chunks) for g in group) >= EMBED_GROUP:
-                flush()
-                if pending_chunks >= commit_every:
-                    report.generation = txn.commit()
-                    txn = store.begin()
-                    pending_chunks = 0
-        flush()
-        if txn.changed or not store.exists():
-            report.generation = txn.commit()
+                plan.todo.append(_Job(rel, path, digest, True))
+        elif by_hash.get(digest):
+            old = by_hash[digest].pop()
+            gone.remove(old)
+            plan.renames.append((old, rel))
         else:
-            txn.abort()
-    except BaseException:
-        txn.abort()
-        raise
-    report.seconds = time.perf_counter() - started
-    return report
+            plan.todo.append(_Job(rel, path, digest, False))
+    plan.removals = gone
+    return plan
+
+
+def _apply_renames_and_removals(txn: Transaction, root: str, plan: _Plan, report: IndexReport) -> None:
+    """The plan's changes that need no model: renames, then removals (counted in the report)."""
+    report.unchanged += plan.unchanged
+    for old, new in plan.renames:
+        txn.rename_file(root, old, new)
+        report.renamed += 1
+    for rel in plan.removals:
+        report.chunks_removed += txn.remove_file(root, rel)
+        report.removed += 1
+
+
+class _Writer:
+    """Embeds prepared files in groups, adds them to the transaction, and commits every ``commit_every`` chunks.
+
+    Chunks of several files are gathered until they reach ``EMBED_GROUP`` so the model encodes in large calls. A
+    periodic commit ends the transaction and begins the next one: an interrupted run keeps what it committed. The
+    store's writer lock stays held across them (``Engine.index`` holds it; a transaction begun while this thread
+    holds it reuses it). ``txn`` is always the open (or last) transaction, the one to abort on failure.
+    """
+
+    def __init__(
+        self,
+        store: IndexStore,
+        txn: Transaction,
+        embedder: Embedder,
+        root: str,
+        report: IndexReport,
+        progress: Progress,
+        batch_size: int,
+        commit_every: int,
+    ) -> None:
+        self.store = store
+        self.txn = txn
+        self.embedder = embedder
+        self.root = root
+        self.report = report
+        self.progress = progress
+        self.batch_size = batch_size
+        self.commit_every = commit_every
+        self.group: list[_Prepared] = []
+        self.group_chunks = 0
+        self.uncommitted_chunks = 0
+
+    def add(self, item: _Prepared) -> None:
+        """Queue one prepared file; embed the group once it is large enough, and commit when it is time."""
+        self.group.append(item)
+        self.group_chunks += len(item.chunks)
+        if self.group_chunks >= EMBED_GROUP:
+            self._flush()
+            if self.uncommitted_chunks >= self.commit_every:
+                self._commit_and_continue()
+
+    def finish(self) -> None:
+        """Embed what is left and commit; a run that changed nothing in an existing index commits nothing."""
+        self._flush()
+        if self.txn.changed or not self.store.exists():
+            self.report.generation = self.txn.commit()
+        else:
+            self.txn.abort()
+
+    def _flush(self) -> None:
+        if not self.group:
+            return
+        texts = [c.text for item in self.group for c in item.chunks]
+        vectors = self.embedder.encode(texts, batch_size=self.batch_size)
+        offset = 0
+        for item in self.group:
+            n = len(item.chunks)
+            self._add_file(item, vectors[offset : offset + n])
+            offset += n
+        self.progress.advance(files=len(self.group), chunks=len(texts))
+        self.uncommitted_chunks += len(texts)
+        self.group.clear()
+        self.group_chunks = 0
+
+    def _add_file(self, item: _Prepared, vectors: np.ndarray) -> None:
+        if item.replaces:
+            self.report.chunks_removed += self.txn.remove_file(self.root, item.rel)
+            self.report.updated += 1
+        else:
+            self.report.added += 1
+        self.txn.add_file(self.root, item.rel, item.sha256, item.size, item.mtime, item.title, item.chunks, vectors)
+        self.report.chunks_added += len(item.chunks)
+
+    def _commit_and_continue(self) -> None:
+        self.report.generation = self.txn.commit()
+        self.txn = self.store.begin()
+        self.uncommitted_chunks = 0
+
+
+@dataclass
+class _Skipped:
+    rel: str
+    reason: str
+
+
+@dataclass
+class _Fatal:
+    error: LoaderUnavailable
+
+
+def _prepare_file(job: _Job, chunker: Chunker, limits: LoadLimits | None) -> _Prepared | _Skipped | _Fatal:
+    """Load and chunk one file. A file that cannot be read is ``_Skipped``; a format whose library does not import
+    is ``_Fatal`` (every file of that format would be skipped for a fault of the install)."""
+    try:
+        document = load_document(job.path, limits)
+        chunks = chunker.split(document)
+        if not chunks:
+            raise LoadError("no text to index")
+        info = job.path.stat()
+        return _Prepared(job.rel, job.sha256, info.st_size, info.st_mtime, document.title, chunks, job.replaces)
+    except LoaderUnavailable as exc:
+        return _Fatal(exc)
+    except LoadError as exc:
+        return _Skipped(job.rel, str(exc))
+    except ImportError as exc:  # a library importing a helper of its own lazily
+        return _Fatal(unavailable(format_suffix(job.path), exc.name or "a library", exc))
+    except Exception as exc:  # a library choking on a malformed file must not stop the run
+        return _Skipped(job.rel, f"{type(exc).__name__}: {exc}")
 
 
 def _prepare_ahead(
-    todo: list[tuple[str, Path, str, bool]],
+    todo: list[_Job],
     chunker: Chunker,
     report: IndexReport,
     progress: Progress,
@@ -349,7 +506,7 @@ def _prepare_ahead(
     """Load and chunk files in a thread, a few files ahead of the embedder. ``None`` marks a skipped file.
 
     A file that cannot be read is skipped with a warning; a format whose library does not import
-    (``LoaderUnavailable``) stops the run: every file of that format would be skipped for a fault of the install.
+    (``LoaderUnavailable``) stops the run.
     """
     ready: queue.Queue = queue.Queue(maxsize=8)
     stop = threading.Event()
@@ -357,50 +514,30 @@ def _prepare_ahead(
 
     def work() -> None:
         try:
-            for rel, path, digest, replaces in todo:
+            for job in todo:
                 if stop.is_set():
                     return
-                try:
-                    document = load_document(path, limits)
-                    chunks = chunker.split(document)
-                    if not chunks:
-                        raise LoadError("no text to index")
-                    info = path.stat()
-                    item: object = _Prepared(rel, digest, info.st_size, info.st_mtime, document.title, chunks, replaces)
-                except LoaderUnavailable as exc:
-                    ready.put(("fatal", exc))
-                    return
-                except LoadError as exc:
-                    item = ("skip", rel, str(exc), replaces)
-                except ImportError as exc:  # a library importing a helper of its own lazily
-                    ready.put(("fatal", unavailable(format_suffix(path), exc.name or "a library", exc)))
-                    return
-                except Exception as exc:  # a library choking on a malformed file must not stop the run
-                    item = ("skip", rel, f"{type(exc).__name__}: {exc}", replaces)
+                item = _prepare_file(job, chunker, limits)
                 ready.put(item)
+                if isinstance(item, _Fatal):
+                    return
         finally:
             ready.put(done)
 
     thread = threading.Thread(target=work, name="sixfold-loader", daemon=True)
     thread.start()
     try:
-        while True:
-            item = ready.get()
-            if item is done:
-                break
-            if isinstance(item, tuple) and item[0] == "fatal":
-                raise item[1]
-            if isinstance(item, tuple):
-                _, rel, reason, _replaces = item
-                reason = " ".join(reason.split())  # one line: library messages may span several
-                report.skipped.append((rel, reason))
-                progress.warn(f"skipped {rel}: {reason}")
+        while (item := ready.get()) is not done:
+            if isinstance(item, _Fatal):
+                raise item.error
+            if isinstance(item, _Skipped):
+                _skip(report, progress, item.rel, " ".join(item.reason.split()))  # one line: library messages may span several
                 yield None
             else:
                 yield item
     finally:
         stop.set()
-        while thread.is_alive():
+        while thread.is_alive():  # the loader may be blocked on a full queue: drain it until it ends
             try:
                 ready.get(timeout=0.1)
             except queue.Empty:
