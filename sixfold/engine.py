@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from sixfold.core import config
 from sixfold.core.errors import SixfoldError
-from sixfold.core.models import DEFAULT_EMBEDDER, DEFAULT_GENERATOR, model_languages, resolve_model
+from sixfold.core.models import DEFAULT_EMBEDDER, DEFAULT_GENERATOR, model_languages, resolve_model, tuned_embedder_number
 from sixfold.indexer.chunking import Chunker
 from sixfold.indexer.embedding import Embedder, load_embedder, load_index_embedder
 from sixfold.indexer.loaders import LoadError, LoadLimits, load_document
@@ -27,6 +28,13 @@ from sixfold.retriever.search import search as run_search
 from sixfold.retriever.types import Hit
 
 MAX_EMBED_TEXTS = 100_000
+# What ``ROLE@base`` is, per role: ``models`` says so rather than "packaged default" (no reader or reranker ships).
+BASE_MODELS = {
+    "embedder": "the packaged embedder",
+    "reader": "none ships: answers are generative until `sixfold tune reader` (or --reader FOLDER)",
+    "reranker": "none: the hybrid order is kept",
+    "domain": "the packaged encoder (all-MiniLM-L6-v2)",
+}
 
 
 @dataclass
@@ -47,6 +55,32 @@ class IndexStatus:
     size_bytes: int
     search_mode: str = "hybrid"  # the mode used when none is asked for (see Engine.default_mode)
     health: list[str] = field(default_factory=list)  # what is damaged and how to fix it; empty when healthy
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ModelVersion:
+    """One tuned version of a role, as the index's model registry records it."""
+
+    number: int
+    created: str
+    base: str  # the model it was trained from
+    eval_before: dict[str, float]  # the base model's scores on the held-out data
+    eval: dict[str, float]  # this version's
+    record: dict = field(default_factory=dict)  # everything recorded (data files, counts, training config)
+
+
+@dataclass
+class RoleModels:
+    """A role's versions and which is active (None: ``ROLE@base``, described by ``base``)."""
+
+    role: str
+    active: int | None
+    base: str
+    versions: list[ModelVersion] = field(default_factory=list)
+    previous: int | None = None  # what ``rollback`` returns to
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -191,8 +225,9 @@ class Engine:
         settings = (snapshot or self.snapshot()).settings
         return default_mode(settings.language, model_languages(settings.model))
 
-    def embed(self, texts: list[str] | str, batch_size: int = 64) -> np.ndarray:
-        """Embeddings with the index's model (or the default one when there is no index yet)."""
+    def embed(self, texts: list[str] | str, batch_size: int = 64, *, embedder: Embedder | None = None) -> np.ndarray:
+        """Embeddings with the index's model (or the default one when there is no index yet); ``embedder``: a copy
+        of it to embed with instead of the Engine's own (the server's pool, outside its index lock)."""
         if isinstance(texts, str):
             texts = [texts]
         if not texts:
@@ -202,7 +237,7 @@ class Engine:
         for number, text in enumerate(texts, start=1):
             if not isinstance(text, str) or not text.strip():
                 raise SixfoldError(f"text {number} is empty")
-        return self.embedder.encode(list(texts), batch_size=batch_size)
+        return (embedder or self.embedder).encode(list(texts), batch_size=batch_size)
 
     # ---- read with a model ----------------------------------------------------------------
     def passages(
@@ -243,12 +278,28 @@ class Engine:
                 pieces.append(Passage(len(pieces), chunk.text, str(doc), location))
         if not pieces:
             raise SixfoldError("the given documents hold no text")
-        scores = embedder.encode([p.text for p in pieces]) @ embedder.encode([question])[0]
-        order = np.argsort(-scores)[:k]
-        return [
-            Passage(pieces[i].id, pieces[i].text, pieces[i].path, pieces[i].location, float(scores[i]), float(scores[i]))
-            for i in order
-        ]
+        return self.rank_texts(question, [p.text for p in pieces], k, sources=[(p.path, p.location) for p in pieces])
+
+    def rank_texts(
+        self,
+        query: str,
+        texts: list[str],
+        k: int = 5,
+        *,
+        sources: list[tuple[str, str]] | None = None,
+        embedder: Embedder | None = None,
+    ) -> list[Passage]:
+        """The ``k`` of ``texts`` closest to ``query`` (cosine with the index's embedder, ties in the given order), as
+        Passages whose ``id`` is the text's position. ``sources``: each text's (path, location), default
+        (``texts[i]``, ""). ``embedder``: a copy to embed with instead of the Engine's own (the server's pool)."""
+        query = validate_query(query, k)
+        if not texts:
+            raise SixfoldError("no texts to rank")
+        sources = sources or [(f"texts[{i}]", "") for i in range(len(texts))]
+        vectors = (embedder or self.embedder).encode([query, *texts])
+        scores = vectors[1:] @ vectors[0]
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [Passage(int(i), texts[i], *sources[i], float(scores[i]), float(scores[i])) for i in order]
 
     def ask(
         self,
@@ -268,22 +319,36 @@ class Engine:
         tuned reader), ``generative`` (the local instruction LM), or ``auto`` (extractive when a reader model is
         available, else generative).
         """
-        from sixfold.reader.extractive import load_extractive
-        from sixfold.reader.llm import load_llm
-
         if mode not in ("auto", *ANSWER_MODES):
             raise SixfoldError(f"unknown answer mode '{mode}' (choose from auto, {', '.join(ANSWER_MODES)})")
         if not docs and not self.store.exists():
             raise SixfoldError(f"no index at {self.store.root} and no --docs given: nothing to answer from")
         reader = self.reader_model(reader)
+        mode = self.answer_mode(mode, reader)
+        passages = self.passages(question, k, docs=docs, where=where, rerank=rerank)
+        return self.answer(question, passages, mode=mode, reader=reader, generator=generator)
+
+    def answer_mode(self, mode: str, reader: str | None) -> str:
+        """``mode`` made concrete: ``auto`` is extractive when there is a ``reader`` model, else generative."""
+        if mode not in ("auto", *ANSWER_MODES):
+            raise SixfoldError(f"unknown answer mode '{mode}' (choose from auto, {', '.join(ANSWER_MODES)})")
         if mode == "auto":
-            mode = "extractive" if reader else "generative"
+            return "extractive" if reader else "generative"
         if mode == "extractive" and not reader:
             raise SixfoldError(
                 "extractive mode needs a question-answering model: pass --reader FOLDER (or set SIXFOLD_READER); "
                 "no PyPI package ships one, see docs/models.md"
             )
-        passages = self.passages(question, k, docs=docs, where=where, rerank=rerank)
+        return mode
+
+    def answer(
+        self, question: str, passages: list[Passage], *, mode: str, reader: str | None = None, generator: str | None = None
+    ) -> Answer:
+        """Read ``passages`` (from ``passages`` or ``rank_texts``) for ``question``, in a concrete ``mode``
+        (``answer_mode``): a span from the ``reader`` model, or the ``generator`` LM's words, citing the passages."""
+        from sixfold.reader.extractive import load_extractive
+        from sixfold.reader.llm import load_llm
+
         if mode == "extractive":
             return answer_question(question, passages, mode, extractive=load_extractive(reader))
         return answer_question(question, passages, mode, llm=load_llm(generator or DEFAULT_GENERATOR))
@@ -294,15 +359,17 @@ class Engine:
         examples: list[LabeledExample] | str | os.PathLike,
         *,
         cache: bool = True,
+        embedder: Embedder | None = None,
     ) -> list[Label]:
-        """Label each query from labeled examples (a CSV/JSONL file or a list), naming the examples that decided it."""
+        """Label each query from labeled examples (a CSV/JSONL file or a list), naming the examples that decided it.
+        ``embedder``: a copy to embed with instead of the Engine's own (the server's pool)."""
         if isinstance(queries, str):
             queries = [queries]
         if not queries:
             raise SixfoldError("no text to classify")
         if not isinstance(examples, list):
             examples = load_examples(examples)
-        return Classifier(examples, self.embedder, cache=cache).classify(list(queries))
+        return Classifier(examples, embedder or self.embedder, cache=cache).classify(list(queries))
 
     def complete(
         self,
@@ -331,11 +398,70 @@ class Engine:
         """The extractive reader to use: the one named, else ``$SIXFOLD_READER``, else the index's active tuned one."""
         return reader or config.default_reader() or self.active_model("reader")
 
+    def tune_reader(self, train: str | os.PathLike, eval: str | os.PathLike, **options):
+        """Train a new reader version into the index's registry from QA files (``sixfold.tuner.reader.tune_reader``:
+        ``config``, ``activate``, ``eval_limit``, ``callbacks``, ...); returns its ``ReaderTuneResult``."""
+        from sixfold.tuner.reader import tune_reader
+
+        self.store.read_pointer()  # the registry lives in an existing index
+        return tune_reader(self.store.root, train, eval, **options)
+
     def active_model(self, role: str) -> str | None:
         """The folder of the index's active tuned model for ``role`` (None: the packaged default)."""
         from sixfold.tuner.versions import Registry
 
         return Registry(self.store.root).active_path(role) if self.store.exists() else None
+
+    # ---- tuned model versions -----------------------------------------------------------------
+    def models(self) -> list[RoleModels]:
+        """Every role's tuned versions. The active embedder is the one the index's vectors come from (its pointer),
+        whatever the registry says; its base is the model the index was built with."""
+        from sixfold.tuner.versions import ROLES, Registry
+
+        model = self.store.read_pointer()["model"]
+        data = Registry(self.store.root).load()
+        listing = []
+        for role in (*ROLES, *(r for r in data if r not in ROLES)):
+            entry = data.get(role, {})
+            active, base = entry.get("active"), BASE_MODELS.get(role, "")
+            if role == "embedder":
+                active = tuned_embedder_number(model)
+                base = entry.get("base_model") or (base if active is not None else model)
+            recorded = sorted(entry.get("versions", {}).items(), key=lambda kv: int(kv[0]))
+            versions = [
+                ModelVersion(
+                    int(n), info.get("created", ""), info.get("base", ""), info.get("eval_before", {}), info.get("eval", {}), info
+                )
+                for n, info in recorded
+            ]
+            listing.append(RoleModels(role, active, base, versions, entry.get("previous")))
+        return listing
+
+    def use_model(self, role: str, number: int | None, on_progress: Callable[[int, int], None] | None = None) -> None:
+        """Make ``ROLE@number`` active (None: the base model). For the embedder this re-embeds the index with it
+        (``on_progress(done, total)`` follows the chunks); an unknown version is refused before any work."""
+        from sixfold.tuner.embedder import activate_embedder
+        from sixfold.tuner.versions import ROLES, Registry
+
+        if role not in ROLES:
+            raise SixfoldError(f"unknown model role '{role}' (choose from {', '.join(ROLES)})")
+        registry = Registry(self.store.root)
+        self.store.read_pointer()  # the registry lives in an existing index
+        if number is not None:
+            registry.version_dir(role, number)
+        if role == "embedder":
+            with self._lock:
+                self.close()
+                activate_embedder(self.store.root, number, on_progress)
+        else:
+            registry.use(role, number)
+
+    def rollback_model(self, role: str, on_progress: Callable[[int, int], None] | None = None) -> int | None:
+        """Make the version that was active before the current one active again; returns it (None: the base)."""
+        from sixfold.tuner.versions import Registry
+
+        self.store.read_pointer()
+        return Registry(self.store.root).rollback(role, switch=lambda r, n: self.use_model(r, n, on_progress))
 
     def status(self) -> IndexStatus:
         """What the index holds, and in ``health`` whatever ``search`` would find damaged (with the fix)."""

@@ -38,7 +38,7 @@ def browser():
 
 
 def test_search_page_ranks_highlights_and_answers(shared_index, browser, tmp_path):
-    from sixfold.server import create_app
+    from sixfold.http import create_app
 
     shots = Path(os.environ.get("SIXFOLD_SCREENSHOT_DIR") or tmp_path)
     with LiveServer(create_app(shared_index.path)) as live:

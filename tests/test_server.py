@@ -34,7 +34,7 @@ LEGACY_VERSION = "0.25.0"  # the last openai release with Search, Classification
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, shared_index):
     """The server over a private copy of the shared index (fine-tunes write to its model registry)."""
-    from sixfold.server import create_app
+    from sixfold.http import create_app
 
     index = copy_index(shared_index.path, tmp_path_factory.mktemp("server") / "idx")
     with LiveServer(create_app(index)) as live:
@@ -197,7 +197,7 @@ def test_file_ids_cannot_walk_out_of_the_index(server):
 
 
 def test_api_key_is_required_when_set(shared_index, tmp_path):
-    from sixfold.server import create_app
+    from sixfold.http import create_app
 
     with LiveServer(create_app(shared_index.path, api_key="s3cret", warm=False)) as live:
         assert httpx.get(live.url + "/v1/models", timeout=30).status_code == 401
@@ -274,7 +274,7 @@ def test_fine_tune_with_the_legacy_client(server):
 
 # ---- searches while another process re-indexes ---------------------------------------------------
 def test_fifty_concurrent_searches_while_reindexing_all_see_whole_generations(indexed, tmp_path):
-    from sixfold.server import create_app
+    from sixfold.http import create_app
 
     old_generation = current_generation(indexed.index).name
     (indexed.folder / "science" / "zorblax.md").write_text(

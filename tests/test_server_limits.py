@@ -16,9 +16,10 @@ import pytest
 from conftest import MODEL
 from live_server import LiveServer
 
-from sixfold.api_schemas import MAX_TEXT, Limits
 from sixfold.core.errors import SixfoldError
 from sixfold.core.models import DEFAULT_GENERATOR
+from sixfold.http.limits import Limits
+from sixfold.http.schemas import MAX_TEXT
 
 openai = pytest.importorskip("openai")
 GEN = DEFAULT_GENERATOR
@@ -29,7 +30,7 @@ BIG = 30 << 20  # the 30 MB upload of the issue
 @pytest.fixture(scope="module")
 def server(shared_index):
     """Default limits, no key; only reads the shared index."""
-    from sixfold.server import create_app
+    from sixfold.http import create_app
 
     with LiveServer(create_app(shared_index.path, limits=Limits())) as live:
         yield live
@@ -144,7 +145,7 @@ def test_a_seed_in_range_still_works(client):
 @pytest.fixture(scope="module")
 def hasty(shared_index):
     """A server whose requests may take 3 s."""
-    from sixfold.server import create_app
+    from sixfold.http import create_app
 
     with LiveServer(create_app(shared_index.path, warm=False, embedders=1, limits=Limits(request_timeout=3))) as live:
         yield live
@@ -207,7 +208,7 @@ def test_limits_come_from_flags_then_the_environment_then_defaults():
 @pytest.fixture(scope="module")
 def keyed(shared_index):
     """A key and the default caps: 1 MiB for JSON, 64 MiB for uploads (more than the 30 MB below)."""
-    from sixfold.server import create_app
+    from sixfold.http import create_app
 
     with LiveServer(create_app(shared_index.path, api_key=KEY, warm=False, embedders=1)) as live:
         yield live
@@ -216,7 +217,7 @@ def keyed(shared_index):
 @pytest.fixture(scope="module")
 def capped(shared_index):
     """A key and an 8 MiB upload cap (less than the 30 MB below)."""
-    from sixfold.server import create_app
+    from sixfold.http import create_app
 
     with LiveServer(create_app(shared_index.path, api_key=KEY, warm=False, embedders=1, max_upload=8 << 20)) as live:
         yield live

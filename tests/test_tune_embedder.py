@@ -366,7 +366,7 @@ def test_server_embeds_with_the_tuned_embedder(tuned):
     from sixfold.indexer.embedding import index_embedder_model
 
     from sixfold.engine import Engine
-    from sixfold.server import create_app
+    from sixfold.http import create_app
 
     root = tuned[0]
     assert index_embedder_model(root).path == str(Registry(root).root / "embedder" / "1")

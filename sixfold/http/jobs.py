@@ -1,9 +1,9 @@
-"""Uploaded files and fine-tune jobs of the HTTP server.
+"""Uploaded files and fine-tune jobs of the HTTP server (the job runner behind ``sixfold.http.files``).
 
 Files are stored under ``<index>/server-files/<id>.jsonl`` (+ ``<id>.json`` with their metadata), addressed only by
-their generated id, so no API parameter names a path. Fine-tunes run one at a time in a background thread: the
-tuner (``sixfold.tuner.reader``) trains a new reader version into the index's model registry, and a
-``TrainerCallback`` turns training progress into the job's events. Jobs live in memory (a restart forgets them;
+their generated id, so no API parameter names a path. Fine-tunes run one at a time in a background thread:
+``Engine.tune_reader`` trains a new reader version into the index's model registry, and a ``TrainerCallback``
+turns training progress into the job's events. Jobs live in memory (a restart forgets them;
 the trained versions stay in the registry).
 """
 
@@ -17,8 +17,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sixfold.core.errors import SixfoldError
+
+if TYPE_CHECKING:
+    from sixfold.engine import Engine
+    from sixfold.http.schemas import FineTuneRequest
 
 FILE_ID = re.compile(r"^file-[0-9a-f]{24}$")
 FILES_DIR = "server-files"
@@ -117,13 +122,14 @@ class FineTuneJob:
 class FineTunes:
     """Fine-tune jobs over one index; one trains at a time (a second waits its turn)."""
 
-    def __init__(self, index_root: Path, files: FileStore) -> None:
-        self.index_root = Path(index_root)
+    def __init__(self, engine: Engine, files: FileStore) -> None:
+        self.engine = engine
         self.files = files
         self.jobs: dict[str, FineTuneJob] = {}
         self._run_lock = threading.Lock()
 
-    def create(self, request) -> FineTuneJob:
+    def create(self, request: FineTuneRequest) -> FineTuneJob:
+        """Validate the request and its files, then start the job in the background."""
         role = (request.model or "reader").partition("@")[0]
         if role != "reader":
             raise SixfoldError(f"only the reader can be fine-tuned over the API, not '{request.model}'")
@@ -166,7 +172,7 @@ class FineTunes:
             raise SixfoldError(f"{param}: no uploaded file '{file_id}' (upload it with POST /v1/files)") from None
 
     def _run(self, job: FineTuneJob, training: Path, validation: Path) -> None:
-        from sixfold.tuner.reader import ReaderTrainConfig, tune_reader
+        from sixfold.tuner.reader import ReaderTrainConfig
 
         with self._run_lock:
             job.status = "running"
@@ -176,8 +182,7 @@ class FineTunes:
                 epochs=h["n_epochs"], batch_size=h["batch_size"], learning_rate=h["learning_rate"], max_steps=h["max_steps"]
             )
             try:
-                result = tune_reader(
-                    self.index_root,
+                result = self.engine.tune_reader(
                     training,
                     validation,
                     config=config,

@@ -1,29 +1,14 @@
-"""Errors and limits of the HTTP API: OpenAI's error shape, readable validation messages, the API-key gate and the
-request-body cap (both ASGI middleware, so they act before a byte of the body is read or parsed)."""
+"""The two ASGI middlewares of the HTTP API, which act before a byte of a request's body is read or parsed: the
+API-key gate (401) and the request-body cap (413)."""
 
 from __future__ import annotations
 
 import hmac
 import time
 
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from sixfold.http.errors import error_response
 
 UPLOAD_PATH = "/v1/files"
-
-
-class ApiError(Exception):
-    """An error answered in OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``."""
-
-    def __init__(
-        self, status: int, message: str, *, param: str | None = None, code: str | None = None, kind: str = "invalid_request_error"
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
-
-
-def error_response(status: int, message: str, kind: str = "invalid_request_error", param=None, code=None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}}, status_code=status)
 
 
 class ApiKeyGate:
@@ -102,30 +87,3 @@ class BodyLimit:
         response = error_response(413, f"request body too large: the limit is {limit} bytes", code="request_too_large")
         response.headers["connection"] = "close"
         await response(scope, receive, send)
-
-
-def _param_path(loc: tuple) -> str | None:
-    """('body', 'documents', 3, 'str') -> 'documents[3]' (union member tags like 'str', 'list[int]' or
-    'constrained-str' dropped: field names have neither brackets nor dashes)."""
-    tags = {"str", "int", "float", "bool"}
-    parts = [p for p in loc[1:] if not (isinstance(p, str) and (p in tags or "[" in p or "-" in p))]
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or None
-
-
-def validation_error(exc: RequestValidationError) -> JSONResponse:
-    first = exc.errors()[0]
-    param = _param_path(tuple(first.get("loc", ())))
-    if first["type"] == "json_invalid":
-        detail = (first.get("ctx") or {}).get("error", "")
-        message = f"request body is not valid JSON{': ' + detail if detail else ''}"
-        param = None
-    elif first["type"] == "missing":
-        message = f"missing required parameter '{param}'" if param else "request body is missing: send a JSON object"
-    elif param is None:
-        message = f"request body must be a JSON object ({first['msg']})"
-    else:
-        message = f"invalid value for '{param}': {first['msg']}"
-    return error_response(400, message, param=param, code="invalid_value" if param else "invalid_body")

@@ -2,67 +2,28 @@
 
 Fields the OpenAI clients may send but sixfold does not use are declared (so they are type-checked) and ignored;
 fields that would change the result in a way sixfold cannot honour (``logprobs``, ``suffix``, token arrays) are
-refused with a 400 by the server. Unknown fields are ignored, as OpenAI did.
+refused with a 400 by the routers. Unknown fields are ignored, as OpenAI did. The work a request may ask for is
+bounded in ``sixfold.http.limits``. Below the bodies, the checks of a field that pydantic cannot express.
 """
 
 from __future__ import annotations
 
-import math
-import os
-from dataclasses import dataclass, fields
+import secrets
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from sixfold.core.errors import SixfoldError
+from sixfold.http.errors import ApiError
 
 MAX_TEXT = 100_000  # characters in one text: a query, an embeddings input, a document, an example (the body cap bounds the total)
 INT64 = 2**63  # seeds outside a signed 64-bit integer are refused (torch takes no more)
+INDEX_FILE = "index"  # the value of ``file`` that means "the server's index"
 
 Text = Annotated[StrictStr, Field(max_length=MAX_TEXT)]
 
 
 def _text():
     return Field(min_length=1, max_length=MAX_TEXT)
-
-
-@dataclass(frozen=True)
-class Limits:
-    """How much work one request may ask for; every bound is a 400 naming the limit and the value asked for.
-
-    Each comes from ``sixfold serve`` flags, else the environment (``SIXFOLD_<NAME>``, e.g.
-    ``SIXFOLD_MAX_COMPLETION_TOKENS``), else the default here. ``request_timeout`` (seconds) bounds the time a
-    request may take, waits for the model included; past it the answer is a 504 and generation stops at the next token.
-    """
-
-    max_prompts: int = 16  # prompts per /v1/completions request
-    max_completion_tokens: int = 2048  # prompts x n x max_tokens per /v1/completions request
-    max_prompt_chars: int = 16_000  # characters in one prompt (about 4k tokens; the model's window is checked too)
-    max_inputs: int = 2048  # texts per /v1/embeddings request (OpenAI's limit)
-    max_documents: int = 200  # inline documents per /v1/search or /v1/answers request (OpenAI's 2021 limit)
-    max_examples: int = 1000  # labeled examples per /v1/classifications request
-    request_timeout: float = 120.0
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **given: float | None) -> Limits:
-        """Limits from ``given`` (None: not given), else ``SIXFOLD_<NAME>`` in ``environ``, else the defaults."""
-        environ = os.environ if environ is None else environ
-        values: dict = {}
-        for spec in fields(cls):
-            kind = float if spec.name == "request_timeout" else int
-            value, source = given.get(spec.name), f"--{spec.name.replace('_', '-')}"
-            if value is None and f"SIXFOLD_{spec.name.upper()}" in environ:
-                source = f"SIXFOLD_{spec.name.upper()}"
-                try:
-                    value = kind(environ[source])
-                except ValueError:
-                    raise SixfoldError(f"{source} must be a positive number, got '{environ[source]}'") from None
-            if value is None:
-                continue
-            if not 0 < value < math.inf:  # also refuses NaN
-                raise SixfoldError(f"{source} must be positive (and finite), got {value}")
-            values[spec.name] = kind(value)
-        return cls(**values)
 
 
 class _Request(BaseModel):
@@ -178,3 +139,41 @@ class FineTuneRequest(_Request):
     max_steps: int | None = Field(None, ge=1, le=1_000_000)
     eval_limit: int = Field(500, ge=1, le=1_000_000)
     activate: Literal["auto", "yes", "no"] = "auto"
+
+
+# ---- checks pydantic cannot express ----------------------------------------------------------------
+def texts_of(value: str | list, param: str) -> list[str]:
+    """A text-or-texts field as a list of texts; token arrays are refused (sixfold's models have their own tokenizers)."""
+    texts = [value] if isinstance(value, str) else list(value)
+    if not texts:
+        raise ApiError(400, f"{param} is empty", param=param)
+    if not all(isinstance(t, str) for t in texts):
+        raise ApiError(
+            400, f"token arrays are not supported in {param}: sixfold's models use their own tokenizers; send text", param=param
+        )
+    return texts
+
+
+def one_source(documents: list[str] | None, file: str | None) -> str:
+    """'documents' or 'index': which a 2021 call reads. Paths are never read."""
+    if documents is not None and file is not None:
+        raise ApiError(400, "give either documents or file, not both", param="file")
+    if file is not None and file != INDEX_FILE:
+        raise ApiError(
+            400,
+            f"file must be '{INDEX_FILE}' (the server's index); sixfold reads no files named in a request: "
+            "send documents inline instead",
+            param="file",
+        )
+    if documents is None:
+        return "index"
+    if not documents:
+        raise ApiError(400, "documents is empty", param="documents")
+    for i, doc in enumerate(documents):
+        if not doc.strip():
+            raise ApiError(400, f"documents[{i}] is empty", param=f"documents[{i}]")
+    return "documents"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(12)}"

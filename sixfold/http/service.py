@@ -1,0 +1,236 @@
+"""The state behind the HTTP API: one Engine, its locks, a pool of embedder copies, the model list, fine-tunes.
+
+Requests run in threads. The parts that share state (the index snapshot, DuckDB, FAISS, tantivy and the Engine's
+own embedder) are used under ``index_lock``; the language model and the extractive reader under ``model_lock``;
+texts are embedded outside both by copies of the embedder lent one request at a time. Each request carries a
+``Deadline``: its waits and its model work end there. Every method is one Engine call wrapped in that discipline.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import numpy as np
+from fastapi import Depends, Request
+
+from sixfold.core.errors import SixfoldError
+from sixfold.core.models import DEFAULT_GENERATOR, ResolvedModel
+from sixfold.engine import Engine
+from sixfold.http.errors import ApiError
+from sixfold.http.jobs import FileStore, FineTunes
+from sixfold.http.limits import Deadline
+from sixfold.indexer.embedding import Embedder, index_embedder_model
+from sixfold.reader.types import Answer, Completion, Label, LabeledExample, Passage
+from sixfold.retriever.search import VECTOR_MODES
+from sixfold.retriever.types import Hit
+
+
+class TimedEmbedder:
+    """An embedder that checks a request's deadline before each batch, so a big request stops within one batch."""
+
+    def __init__(self, embedder: Embedder, deadline: Deadline, batch_size: int = 64) -> None:
+        self.embedder, self.deadline, self.batch_size = embedder, deadline, batch_size
+
+    def __getattr__(self, name: str):
+        return getattr(self.embedder, name)
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        parts = []
+        for start in range(0, len(texts), self.batch_size):
+            self.deadline.check("embedding texts")
+            parts.append(self.embedder.encode(texts[start : start + self.batch_size], batch_size=batch_size))
+        return np.concatenate(parts) if parts else self.embedder.encode(texts, batch_size=batch_size)
+
+
+class EmbedderPool:
+    """Independent copies of the index's embedder, lent to one request at a time, so queries embed in parallel.
+
+    Copies, not the process-wide cached embedder: a tokenizer must not be used by two threads at once (its
+    truncation settings are mutable state), and the cached one stays with the Engine under the index lock.
+    """
+
+    def __init__(self, model: ResolvedModel, size: int) -> None:
+        self._free: queue.Queue[Embedder] = queue.Queue()
+        for _ in range(max(1, size)):
+            self._free.put(Embedder(model))
+        first = self._free.queue[0]
+        self.name, self.dim = first.name, first.dim
+
+    def warm(self) -> None:
+        for embedder in list(self._free.queue):
+            embedder.encode(["warm up"])
+
+    @contextmanager
+    def lend(self, deadline: Deadline | None = None) -> Iterator[Embedder | TimedEmbedder]:
+        """A free copy; with ``deadline``, waited for until it and wrapped so encoding checks it between batches."""
+        try:
+            embedder = self._free.get(timeout=None if deadline is None else max(deadline.left(), 0.0))
+        except queue.Empty:
+            raise deadline.error("waiting for a free embedder") from None
+        try:
+            yield embedder if deadline is None else TimedEmbedder(embedder, deadline)
+        finally:
+            self._free.put(embedder)
+
+
+class Service:
+    """The engine behind the API and the locks that make it safe to share between request threads."""
+
+    def __init__(self, index_path: str | os.PathLike, generator: str = DEFAULT_GENERATOR, embedders: int = 2) -> None:
+        self.engine = Engine.open(index_path)
+        self.engine.store.read_pointer()  # no index: the server does not start
+        self.embedders = EmbedderPool(index_embedder_model(self.engine.store.root), embedders)
+        self.index_lock = threading.Lock()  # snapshot, DuckDB connection, the Engine's own embedder
+        self.model_lock = threading.Lock()  # the language model / extractive reader
+        self.generator = generator
+        self.started = int(time.time())
+        self.files = FileStore(self.engine.store.root)
+        self.fine_tunes = FineTunes(self.engine, self.files)
+
+    # ---- shared state (call with index_lock held) ---------------------------------------
+    def snapshot(self):
+        """The newest whole generation, fully opened (a generation folder may be pruned after two more commits)."""
+        for attempt in range(3):
+            try:
+                snap = self.engine.snapshot()
+                snap.vectors, snap.lexical  # noqa: B018 - load both now, while the folder surely exists
+                return snap
+            except SixfoldError:
+                if attempt == 2:
+                    raise
+                self.engine.close()
+                time.sleep(0.05)
+
+    def warm(self) -> None:
+        with self.index_lock:
+            self.snapshot()
+            self.engine.embedder.encode(["warm up"])
+        self.embedders.warm()
+
+    # ---- the index -------------------------------------------------------------------------
+    def status(self, deadline: Deadline) -> dict:
+        with deadline.hold(self.index_lock, "the index"):
+            self.snapshot()
+            return self.engine.status().to_dict()
+
+    def search(self, query: str, k: int, mode: str | None, deadline: Deadline) -> tuple[list[Hit], str]:
+        """The index's top ``k`` and the generation they come from; the query is embedded outside the index lock."""
+        with deadline.hold(self.index_lock, "the index"):
+            mode = mode or self.engine.default_mode(self.snapshot())
+        vector = self.embed_query(query, deadline) if mode in VECTOR_MODES and query.strip() else None
+        with deadline.hold(self.index_lock, "the index"):
+            snap = self.snapshot()
+            return self.engine.search(query, k, mode=mode, query_vector=vector), snap.folder.name
+
+    def passages(self, question: str, k: int, deadline: Deadline) -> list[Passage]:
+        """The passages of the index a reader gets for ``question``."""
+        with deadline.hold(self.index_lock, "the index"):
+            self.snapshot()
+            return self.engine.passages(question, k)
+
+    # ---- embedding with the pool (no index lock) ------------------------------------------
+    def embed_query(self, query: str, deadline: Deadline) -> np.ndarray:
+        with self.embedders.lend(deadline) as embedder:
+            return embedder.encode([query.strip()])[0]
+
+    def embed(self, texts: list[str], deadline: Deadline) -> tuple[np.ndarray, int]:
+        """The vectors of ``texts`` and how many tokens they held."""
+        with self.embedders.lend(deadline) as embedder:
+            return self.engine.embed(texts, embedder=embedder), sum(embedder.token_counts(texts))
+
+    def rank_documents(self, query: str, documents: list[str], k: int, deadline: Deadline) -> list[Passage]:
+        """The top ``k`` of a request's inline ``documents`` for ``query``, named ``documents[i]``."""
+        sources = [(f"documents[{i}]", "") for i in range(len(documents))]
+        with self.embedders.lend(deadline) as embedder:
+            return self.engine.rank_texts(query, documents, k, sources=sources, embedder=embedder)
+
+    def classify(self, query: str, examples: list[LabeledExample], deadline: Deadline) -> Label:
+        with self.embedders.lend(deadline) as embedder:
+            return self.engine.classify([query], examples, cache=False, embedder=embedder)[0]
+
+    # ---- the models (under model_lock) ------------------------------------------------------
+    def answer(self, question: str, passages: list[Passage], mode: str, reader: str | None, deadline: Deadline) -> Answer:
+        with deadline.hold(self.model_lock, "the reader model"):
+            return self.engine.answer(question, passages, mode=mode, reader=reader, generator=self.generator)
+
+    def completions(
+        self,
+        prompts: list[str],
+        options: dict,
+        deadline: Deadline,
+        *,
+        echo: bool = False,
+        on_text: Callable[[int, str], None] | None = None,
+        gone: Callable[[], bool] = lambda: False,
+    ) -> Iterator[tuple[int, Completion]]:
+        """Each prompt completed in turn, under the model lock. ``on_text(index, piece)`` gets the text as it comes
+        (the prompt first when ``echo``); past the deadline (or once ``gone()``) generation stops at its next token
+        and the request is a 504."""
+        with deadline.hold(self.model_lock, "the language model"):
+            for index, prompt in enumerate(prompts):
+                doing = f"generating completion {index + 1} of {len(prompts)}"
+                deadline.check(doing)
+                if echo and on_text:
+                    on_text(index, prompt)
+                done = self.engine.complete(
+                    prompt,
+                    **options,
+                    on_text=None if on_text is None else (lambda piece, index=index: on_text(index, piece)),
+                    should_stop=lambda: gone() or deadline.passed(),
+                )
+                if done.finish_reason == "interrupted":
+                    raise deadline.error(doing)
+                yield index, done
+
+    def embedder_name(self) -> str:
+        return self.engine.store.read_pointer()["model"]
+
+    def models(self) -> list[dict]:
+        """The models this server answers with, in OpenAI's list shape (each with its sixfold ``role``)."""
+
+        def entry(model_id: str, role: str, **extra) -> dict:
+            return {"id": model_id, "object": "model", "created": self.started, "owned_by": "sixfold", "role": role, **extra}
+
+        items = [entry(self.embedder_name(), "embedder", active=True), entry(self.generator, "completion", active=True)]
+        reader = next(m for m in self.engine.models() if m.role == "reader")
+        # reader@base is "no extractive reader": none ships, so answers are generative until one is tuned
+        items.append(entry("reader@base", "reader", active=reader.active is None, ships=False))
+        for version in reader.versions:
+            stamp = int(time.mktime(time.strptime(version.created, "%Y-%m-%dT%H:%M:%S"))) if version.created else self.started
+            items.append(
+                {
+                    **entry(f"reader@{version.number}", "reader", active=reader.active == version.number),
+                    "created": stamp,
+                    "eval": version.eval or None,
+                    "eval_before": version.eval_before or None,
+                }
+            )
+        return items
+
+    def check_model(self, name: str | None, roles: tuple[str, ...] | None = None, param: str = "model") -> str | None:
+        """``name`` if it is one of this server's models (of one of ``roles``); else a 404 in OpenAI's shape."""
+        if name is None:
+            return None
+        known = [m for m in self.models() if roles is None or m["role"] in roles]
+        if name not in {m["id"] for m in known}:
+            listing = ", ".join(m["id"] for m in known)
+            raise ApiError(
+                404,
+                f"the model '{name}' does not exist on this server (available for this endpoint: {listing})",
+                param=param,
+                code="model_not_found",
+            )
+        return name
+
+
+def request_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[Service, Depends(request_service)]
