@@ -7,15 +7,13 @@ that finds it (a packaged or local model by name, or a tuned ``embedder@N`` in t
 
 from __future__ import annotations
 
-import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from sixfold.core.device import choose_device
 from sixfold.core.errors import SixfoldError
-from sixfold.core.loading import load_model
+from sixfold.core.loading import load_model, quiet_loading
 from sixfold.core.models import ResolvedModel, resolve_model, tuned_embedder_path
 
 
@@ -28,15 +26,10 @@ class Embedder:
         self.name = model.name
         self.path = model.path
         self.device = device or choose_device()
-        logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                # Half-precision checkpoints are read as float32 on a CPU, where fp16 matmuls are slow or missing.
-                kwargs = {"model_kwargs": {"dtype": "float32"}} if self.device == "cpu" else {}
-                self.model = SentenceTransformer(model.path, device=self.device, local_files_only=True, **kwargs)
-        except Exception as exc:  # any failure to load is the user's model folder being wrong
-            raise SixfoldError(f"cannot load embedding model {model.name}: {type(exc).__name__}: {exc}") from None
+        with quiet_loading("embedding model", model.name, "sentence_transformers"):
+            # Half-precision checkpoints are read as float32 on a CPU, where fp16 matmuls are slow or missing.
+            kwargs = {"model_kwargs": {"dtype": "float32"}} if self.device == "cpu" else {}
+            self.model = SentenceTransformer(model.path, device=self.device, local_files_only=True, **kwargs)
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         dim = get_dim()
         if not dim:

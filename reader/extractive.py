@@ -7,14 +7,11 @@ best score and cites every passage it came from.
 
 from __future__ import annotations
 
-import logging
 import math
-import warnings
 
 from sixfold.reader.types import Citation, Passage
 
-from sixfold.core.errors import SixfoldError
-from sixfold.core.loading import load_model
+from sixfold.core.loading import load_model, quiet_loading
 from sixfold.core.models import ResolvedModel
 from sixfold.eval.metrics import normalize_answer
 
@@ -36,18 +33,13 @@ class ExtractiveReader:
     def __init__(self, name: str, path: str, device: str) -> None:
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-        logging.getLogger("transformers").setLevel(logging.ERROR)
         self.name = name
         self.device = device
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-                # Half-precision checkpoints are read as float32 on a CPU (fp16 matmuls there are slow or missing).
-                dtype = "float32" if device == "cpu" else "auto"
-                self.model = AutoModelForQuestionAnswering.from_pretrained(path, local_files_only=True, dtype=dtype)
-        except Exception as exc:
-            raise SixfoldError(f"cannot load extractive reader {name}: {type(exc).__name__}: {exc}") from None
+        with quiet_loading("extractive reader", name, "transformers"):
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            # Half-precision checkpoints are read as float32 on a CPU (fp16 matmuls there are slow or missing).
+            dtype = "float32" if device == "cpu" else "auto"
+            self.model = AutoModelForQuestionAnswering.from_pretrained(path, local_files_only=True, dtype=dtype)
         self.model.to(device).eval()
         limit = int(getattr(self.tokenizer, "model_max_length", 384) or 384)
         self.max_length = min(limit if limit < 100_000 else 384, 384)

@@ -6,11 +6,9 @@ transformers reads GGUF by dequantising it, which takes a while; the result is s
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import threading
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from sixfold.reader.types import Completion
 
 from sixfold.core.config import cache_dir
 from sixfold.core.errors import SixfoldError
-from sixfold.core.loading import load_model
+from sixfold.core.loading import load_model, quiet_loading
 from sixfold.core.models import ResolvedModel
 
 
@@ -30,25 +28,18 @@ class CausalLM:
     def __init__(self, model: ResolvedModel, device: str) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        logging.getLogger("transformers").setLevel(logging.ERROR)
         self.name = model.name
         self.device = device
         folder, gguf = model.path, model.gguf_file
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                if gguf:
-                    cached = cache_dir() / "models" / _safe(f"{model.name}-{gguf}")
-                    if (cached / "config.json").is_file():
-                        folder, gguf = str(cached), None
-                self.tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf, local_files_only=True)
-                self.model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, local_files_only=True)
-                if gguf:
-                    self._save_dequantised(cached)
-        except SixfoldError:
-            raise
-        except Exception as exc:
-            raise SixfoldError(f"cannot load language model {model.name}: {type(exc).__name__}: {exc}") from None
+        with quiet_loading("language model", model.name, "transformers"):
+            if gguf:
+                cached = cache_dir() / "models" / _safe(f"{model.name}-{gguf}")
+                if (cached / "config.json").is_file():
+                    folder, gguf = str(cached), None
+            self.tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf, local_files_only=True)
+            self.model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, local_files_only=True)
+            if gguf:
+                self._save_dequantised(cached)
         self.model.to(device).eval()
         config = self.model.config
         self.window = int(getattr(config, "max_position_embeddings", 2048) or 2048)

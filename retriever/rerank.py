@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-import warnings
-
 import numpy as np
 
-from sixfold.core.errors import SixfoldError
-from sixfold.core.loading import load_model
+from sixfold.core.loading import load_model, quiet_loading
 from sixfold.core.models import ResolvedModel
 
 
@@ -17,13 +13,8 @@ class Reranker:
         from sentence_transformers import CrossEncoder
 
         self.name = name
-        logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self.model = CrossEncoder(path, device=device, local_files_only=True)
-        except Exception as exc:
-            raise SixfoldError(f"cannot load reranker model {name}: {type(exc).__name__}: {exc}") from None
+        with quiet_loading("reranker model", name, "sentence_transformers"):
+            self.model = CrossEncoder(path, device=device, local_files_only=True)
 
     @classmethod
     def from_model(cls, model: ResolvedModel, device: str) -> Reranker:

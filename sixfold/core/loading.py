@@ -6,12 +6,16 @@ shared; a lock keeps two threads (the HTTP server) from loading the same model t
 
 from __future__ import annotations
 
+import logging
 import threading
+import warnings
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from sixfold.core.device import choose_device
+from sixfold.core.errors import SixfoldError
 from sixfold.core.models import ResolvedModel, resolve_model
 
 T = TypeVar("T")
@@ -34,6 +38,21 @@ def load_model(role: str, spec: str | ResolvedModel, build: Callable[[ResolvedMo
         while len(_loaded) > MAX_LOADED:
             _loaded.popitem(last=False)
         return loaded
+
+
+@contextmanager
+def quiet_loading(what: str, name: str, logger: str) -> Iterator[None]:
+    """Around a model's ``from_pretrained``: the library's warnings and log lines silenced (they are not the user's
+    to act on), and any failure to load turned into one error line, ``cannot load WHAT NAME: why``."""
+    logging.getLogger(logger).setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    except SixfoldError:
+        raise
+    except Exception as exc:  # any failure to load is the model folder being wrong
+        raise SixfoldError(f"cannot load {what} {name}: {type(exc).__name__}: {exc}") from None
 
 
 def clear() -> None:

@@ -1,0 +1,64 @@
+"""Every role's model loads through one helper (``sixfold.core.loading.quiet_loading``): a model folder that does not
+load is one error line naming the role and the model, whichever role it is, and the libraries' warnings stay quiet."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS, assert_one_error_line
+from sixfold.indexer.embedding import Embedder
+from sixfold.reader.extractive import ExtractiveReader
+from sixfold.reader.llm import CausalLM
+from sixfold.retriever.rerank import Reranker
+
+from sixfold.core.errors import SixfoldError
+from sixfold.core.loading import quiet_loading
+from sixfold.core.models import ResolvedModel
+
+
+def _broken_model(tmp_path: Path) -> Path:
+    """A model folder whose config.json is not JSON (a download cut short)."""
+    folder = tmp_path / "broken-model"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "bert", "hidden_si')
+    (folder / "tokenizer_config.json").write_text("{")
+    return folder
+
+
+LOADERS = {
+    "embedding model": lambda path: Embedder(ResolvedModel("broken", str(path)), "cpu"),
+    "reranker model": lambda path: Reranker("broken", str(path), "cpu"),
+    "extractive reader": lambda path: ExtractiveReader("broken", str(path), "cpu"),
+    "language model": lambda path: CausalLM(ResolvedModel("broken", str(path)), "cpu"),
+}
+
+
+@pytest.mark.parametrize("role", list(LOADERS))
+def test_a_model_folder_that_does_not_load_is_one_error_naming_role_and_model(tmp_path, role):
+    folder = _broken_model(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(SixfoldError) as raised:
+            LOADERS[role](folder)
+    message = str(raised.value)
+    assert message.startswith(f"cannot load {role} broken: "), message
+    assert "\n" not in message.strip()
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__  # no chained traceback
+    assert not caught, [str(w.message) for w in caught]
+
+
+def test_quiet_loading_passes_a_sixfold_error_through_unchanged():
+    """A SixfoldError raised while loading already speaks to the user: it is not wrapped in 'cannot load ...'."""
+    with pytest.raises(SixfoldError) as raised:
+        with quiet_loading("language model", "m", "transformers"):
+            raise SixfoldError("the GGUF file is truncated")
+    assert str(raised.value) == "the GGUF file is truncated"
+
+
+def test_index_with_a_broken_embedding_model_is_one_error_line(tmp_path, cli):
+    folder = _broken_model(tmp_path)
+    rc, _out, err = cli("index", CORPUS, "--index", tmp_path / "index", "--model", folder)
+    assert_one_error_line(rc, err, "cannot load embedding model", str(folder))
+    assert not (tmp_path / "index" / "sixfold-index.json").exists()
