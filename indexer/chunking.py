@@ -87,14 +87,25 @@ class Chunker:
         """(start, end, text) of each piece the splitter makes of ``text[start:end]``.
 
         A piece starts after the previous piece's start and at the latest right after the whitespace that follows
-        the previous piece (it overlaps it, or the splitter dropped that whitespace): the last match in that range.
-        Searching forward from the previous start instead finds a too-early copy in repetitive text.
+        the previous piece (it overlaps it, or the splitter dropped that whitespace). In repetitive text (a log of
+        identical lines) the piece matches at several places in that range: the splitter starts it with the longest
+        tail of the previous piece that fits in ``overlap_tokens``, so the first match whose overlap fits is taken.
+        (The first match alone is too early there, the last one ignores the overlap: the offsets drift ahead until
+        the text runs out.)
         """
         block = text[start:end]
         previous_start, previous_end = -1, 0
         for piece in self._splitter.split_text(block):
-            reach = _SPACES.match(block, previous_end).end()
-            found = block.rfind(piece, previous_start + 1, reach + len(piece))
+            spaces = _SPACES.match(block, previous_end)  # matches (maybe nothing) wherever previous_end is
+            limit = (spaces.end() if spaces else previous_end) + len(piece)
+            found = block.rfind(piece, previous_start + 1, limit)
+            before = found + len(piece) - 1  # find(..., before): the matches that start before ``found``
+            candidate = block.find(piece, previous_start + 1, before) if found > previous_start + 1 else -1
+            while 0 <= candidate < previous_end:  # several matches (only then is a token count paid for)
+                if self._length(block[candidate:previous_end]) <= self.overlap_tokens:
+                    found = candidate
+                    break
+                candidate = block.find(piece, candidate + 1, before)
             if found < 0:
                 found = block.find(piece, previous_start + 1)
             if found < 0:
