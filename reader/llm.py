@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 from sixfold.reader.types import Completion
@@ -99,15 +99,11 @@ class CausalLM:
         )
 
     def _run(self, prompt, max_tokens, temperature, stop, top_p, seed, state: dict, should_stop=None) -> Iterator[str]:
+        """Generate in a thread and yield the text as it comes, cut before the first stop string; fills ``state``."""
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+        from transformers import TextIteratorStreamer
 
-        if not prompt:
-            raise SixfoldError("empty prompt")
-        if max_tokens <= 0:
-            raise SixfoldError(f"max tokens must be positive, got {max_tokens}")
-        if temperature < 0:
-            raise SixfoldError(f"temperature must be >= 0, got {temperature}")
+        _check_options(prompt, max_tokens, temperature)
         stop = [s for s in (stop or []) if s]
         inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
         prompt_tokens = state["prompt_tokens"] = int(inputs["input_ids"].shape[1])
@@ -131,43 +127,11 @@ class CausalLM:
             kwargs.update(stop_strings=stop, tokenizer=self.tokenizer)
         interrupted = threading.Event()
         if should_stop is not None:
-
-            class _Asked(StoppingCriteria):
-                def __call__(self, input_ids, scores, **_kwargs):
-                    if should_stop():
-                        interrupted.set()
-                    return torch.full((input_ids.shape[0],), interrupted.is_set(), dtype=torch.bool, device=input_ids.device)
-
-            kwargs.update(stopping_criteria=StoppingCriteriaList([_Asked()]))
+            kwargs.update(stopping_criteria=_stopping_when(should_stop, interrupted))
         output: dict = {}
-
-        def work() -> None:
-            try:
-                with torch.inference_mode():
-                    output["ids"] = self.model.generate(**kwargs)
-            except Exception as exc:  # surfaced in the caller's thread
-                output["error"] = exc
-                streamer.end()
-
-        thread = threading.Thread(target=work, daemon=True)
+        thread = threading.Thread(target=self._generate, args=(kwargs, streamer, output), daemon=True)
         thread.start()
-        text, emitted, hold = "", 0, max((len(s) for s in stop), default=1) - 1
-        stopped = False
-        for piece in streamer:
-            text += piece
-            cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
-            if cut >= 0:
-                if cut > emitted:
-                    yield text[emitted:cut]
-                emitted, stopped = cut, True
-                break
-            safe = len(text) - hold
-            if safe > emitted:
-                yield text[emitted:safe]
-                emitted = safe
-        if stopped:
-            for _ in streamer:  # drain so the generating thread can finish
-                pass
+        text, emitted, stopped = yield from _until_stop(streamer, stop)
         thread.join()
         if "error" in output:
             raise SixfoldError(f"generation failed: {output['error']}")
@@ -178,6 +142,62 @@ class CausalLM:
         eos = self.tokenizer.eos_token_id
         ended = new_tokens < max_tokens or (eos is not None and int(output["ids"][0, -1]) == eos)
         state["finish"] = "interrupted" if interrupted.is_set() and not stopped else "stop" if stopped or ended else "length"
+
+    def _generate(self, kwargs: dict, streamer, output: dict) -> None:
+        """``model.generate`` (run in a thread); its ids, or the error surfaced in the caller's thread, go to ``output``."""
+        import torch
+
+        try:
+            with torch.inference_mode():
+                output["ids"] = self.model.generate(**kwargs)
+        except Exception as exc:
+            output["error"] = exc
+            streamer.end()
+
+
+def _check_options(prompt: str, max_tokens: int, temperature: float) -> None:
+    if not prompt:
+        raise SixfoldError("empty prompt")
+    if max_tokens <= 0:
+        raise SixfoldError(f"max tokens must be positive, got {max_tokens}")
+    if temperature < 0:
+        raise SixfoldError(f"temperature must be >= 0, got {temperature}")
+
+
+def _stopping_when(should_stop: Callable[[], bool], interrupted: threading.Event):
+    """A stopping criterion asking ``should_stop()`` before each new token; once True, ``interrupted`` is set."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Asked(StoppingCriteria):
+        def __call__(self, input_ids, scores, **_kwargs):
+            if should_stop():
+                interrupted.set()
+            return torch.full((input_ids.shape[0],), interrupted.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([_Asked()])
+
+
+def _until_stop(streamer, stop: list[str]) -> Generator[str, None, tuple[str, int, bool]]:
+    """Yield the streamed text, holding back a tail that may begin a stop string, up to the first stop string.
+
+    Returns (text so far, how much of it was yielded, whether a stop string ended it); after a stop the rest of the
+    stream is drained so the generating thread can finish."""
+    text, emitted, hold = "", 0, max((len(s) for s in stop), default=1) - 1
+    for piece in streamer:
+        text += piece
+        cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+        if cut >= 0:
+            if cut > emitted:
+                yield text[emitted:cut]
+            for _ in streamer:  # drain so the generating thread can finish
+                pass
+            return text, cut, True
+        safe = len(text) - hold
+        if safe > emitted:
+            yield text[emitted:safe]
+            emitted = safe
+    return text, emitted, False
 
 
 def load_llm(spec: str) -> CausalLM:
