@@ -123,7 +123,7 @@ class LexicalIndex:
         """Drop the writer and any temporary copy."""
         self._writer = None
         if self._scratch is not None:
-            self.index = None
+            self.index = None  # type: ignore[assignment]  # tantivy lets go of the copy's files; a closed index is not used
             self._scratch.cleanup()
             self._scratch = None
 

@@ -221,11 +221,11 @@ def _decode(data: bytes) -> str:
             except UnicodeDecodeError:
                 raise LoadError(f"not valid {codec.upper()} text despite its byte-order mark") from None
     if b"\x00" in data[:8192]:
-        codec = _utf16_without_bom(data[:8192])
-        if codec is None:
+        utf16 = _utf16_without_bom(data[:8192])
+        if utf16 is None:
             raise LoadError("binary content in a text file")
         try:
-            return data[: len(data) // 2 * 2].decode(codec).replace("\x00", "")
+            return data[: len(data) // 2 * 2].decode(utf16).replace("\x00", "")
         except UnicodeDecodeError:
             raise LoadError("binary content in a text file") from None
     try:

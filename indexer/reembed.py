@@ -25,7 +25,7 @@ def reembed_index(
     """Replace all vectors with ``embedder``'s and record its name; returns the new generation's name."""
     txn = store.begin()
     try:
-        total = int(txn.con.execute("SELECT count(*) FROM chunks").fetchone()[0])
+        total = int(txn.con.execute("SELECT count(*) FROM chunks").fetchall()[0][0])
         done = 0
         if on_progress:
             on_progress(done, total)

@@ -203,7 +203,7 @@ def _lexical_rows(con: duckdb.DuckDBPyConnection, batch: int = 4096) -> Iterator
 class IndexStore:
     """An index directory on disk (it may not exist yet)."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().resolve()
         self.notes: list[str] = []  # the fallbacks this store took, each once (also logged as warnings)
         self._lock_handle = None
@@ -530,10 +530,15 @@ class Transaction:
     commit makes the repair durable.
     """
 
+    # Set by ``_open``; ``abort`` copes with a Transaction whose ``_open`` failed before setting them.
+    tmp: Path
+    con: duckdb.DuckDBPyConnection
+    settings: IndexSettings
+    vectors: faiss.Index
+    lexical: LexicalIndex
+
     def __init__(self, store: IndexStore, settings: IndexSettings | None) -> None:
         self.store = store
-        self.tmp: Path | None = None
-        self.con: duckdb.DuckDBPyConnection | None = None
         self._lock_handle = None if store.holds_lock() else _acquire_lock(store.root)
         try:
             self._open(settings)
@@ -556,14 +561,14 @@ class Transaction:
         self.repaired: list[str] = []
         # Generations newer than the current one (renamed into place by a run killed before it swapped the pointer,
         # or left when the pointer was lost) are not trusted, nor deleted before this write commits: number past them.
-        numbers = [_generation_number(p.name) for p in self.store.generations()]
+        numbers = [n for p in self.store.generations() if (n := _generation_number(p.name)) is not None]
         self.name = f"gen-{max(numbers, default=0) + 1:06d}"
         self.tmp = root / f"{self.name}.tmp"
         self.tmp.mkdir()
         self.removed_any = False
         self.lexical_deleted = False
         self.changed = False
-        if previous:
+        if pointer is not None and previous:
             prev = root / previous
             if "damage" in pointer:
                 self.repaired.append(f"{pointer['damage']}: made {previous}, the newest readable generation, current")
@@ -577,8 +582,10 @@ class Transaction:
                     raise
                 raise SixfoldError(f"index at {root} is corrupt: cannot read {DB_FILE} ({_first_line(exc)})") from None
             n_chunks = int(self.con.execute("SELECT count(*) FROM chunks").fetchall()[0][0])
-            self.vectors, why = _read_vectors(prev / FAISS_FILE, self.settings.dim, n_chunks)
-            if self.vectors is None:
+            read, why = _read_vectors(prev / FAISS_FILE, self.settings.dim, n_chunks)
+            if read is not None:
+                self.vectors = read
+            else:
                 # The vectors file is damaged but DuckDB holds every embedding: rebuild from it.
                 ids, vectors = _load_embeddings(self.con, self.settings.dim, None)
                 self.vectors = vec.build_index(
@@ -649,7 +656,7 @@ class Transaction:
             if vec.index_kind(self.vectors) == "hnsw":
                 self.removed_any = True  # HNSW cannot remove: rebuilt from DuckDB at commit
             else:
-                self.vectors.remove_ids(id_array)
+                self.vectors.remove_ids(id_array)  # type: ignore[arg-type]  # faiss wraps remove_ids to take ids
             self.lexical.delete(ids)
             self.lexical_deleted = True  # tantivy keeps deleted documents in its BM25 statistics: rebuilt at commit
             self.con.execute("DELETE FROM chunks WHERE root = ? AND path = ?", [root, path])
@@ -843,16 +850,18 @@ class Transaction:
                 shutil.rmtree(old, ignore_errors=True)
 
     def abort(self) -> None:
-        if self.con is not None:
+        con = getattr(self, "con", None)
+        if con is not None:
             try:
-                self.con.close()
+                con.close()
             except Exception:
                 pass
         lexical = getattr(self, "lexical", None)
         if lexical is not None:
             lexical.close()
-        if self.tmp is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        tmp = getattr(self, "tmp", None)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         try:
             (self.store.root / f"{POINTER}.tmp").unlink(missing_ok=True)
         except OSError:

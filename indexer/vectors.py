@@ -63,16 +63,18 @@ def empty_index(kind: str, dim: int) -> faiss.Index:
 
 def build_index(kind: str, dim: int, ids: np.ndarray, vectors: np.ndarray, seed: int = 0) -> faiss.Index:
     """A fresh index of ``kind`` holding ``vectors`` under ``ids`` (IVF is trained on a sample of them)."""
+    index: faiss.Index
     if kind == "ivf" and len(ids) >= 2 * 39:
         nlist = ivf_nlist(len(ids))
         quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(seed)
         sample = vectors if len(vectors) <= nlist * 256 else vectors[rng.choice(len(vectors), nlist * 256, replace=False)]
-        index.train(np.ascontiguousarray(sample))
-        index.nprobe = ivf_nprobe(nlist)
-        index.own_fields = True
-        quantizer.this.disown()
+        ivf.train(np.ascontiguousarray(sample))
+        ivf.nprobe = ivf_nprobe(nlist)
+        ivf.own_fields = True
+        quantizer.this.disown()  # type: ignore[attr-defined]  # SWIG's handle (not in faiss' stubs): ivf owns it now
+        index = ivf
     else:
         index = empty_index("flat" if kind == "ivf" else kind, dim)
     if len(ids):
@@ -86,9 +88,9 @@ def search_params(index: faiss.Index, selector: faiss.IDSelector | None, k: int 
     kind = index_kind(index)
     if kind == "ivf":
         inner = faiss.extract_index_ivf(index)
-        params = faiss.SearchParametersIVF(nprobe=inner.nprobe)
-    elif kind == "hnsw":
-        params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))
+        params: faiss.SearchParameters | None = faiss.SearchParametersIVF(nprobe=inner.nprobe)  # type: ignore[call-arg]
+    elif kind == "hnsw":  # faiss' stubs lack the keyword constructors of its Python wrappers, and this class
+        params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))  # type: ignore[attr-defined]
     else:
         params = faiss.SearchParameters() if selector is not None else None
     if params is not None and selector is not None:
@@ -105,7 +107,7 @@ def to_gpu_if_available(index: faiss.Index) -> faiss.Index:
     try:
         resources = faiss.StandardGpuResources()
         gpu_index = faiss.index_cpu_to_gpu(resources, 0, index)
-        gpu_index.sixfold_resources = resources  # keep the resources alive with the index
+        gpu_index.sixfold_resources = resources  # type: ignore[attr-defined]  # keep the resources alive with the index
         return gpu_index
     except Exception:  # e.g. HNSW has no GPU version: search on the CPU
         return index

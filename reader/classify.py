@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ TEXT_HEADERS = {"text", "sentence", "query", "question", "utterance"}
 LABEL_HEADERS = {"label", "labels", "category", "class", "intent", "target"}
 
 
-def load_examples(path: str | Path) -> list[LabeledExample]:
+def load_examples(path: str | os.PathLike[str]) -> list[LabeledExample]:
     """Read ``text,label`` rows from CSV (header optional) or JSONL ``{"text", "label"}``; errors name the line."""
     path = Path(path)
     if not path.is_file():
@@ -46,7 +47,7 @@ def load_examples(path: str | Path) -> list[LabeledExample]:
                 continue
             try:
                 row = json.loads(line)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise SixfoldError(f"{path} line {number}: not valid JSON ({exc.msg})") from None
             if not isinstance(row, dict):
                 raise SixfoldError(f"{path} line {number}: expected an object with text and label")

@@ -75,6 +75,7 @@ def search(
     depth = max(candidates, k, rerank_depth if reranker else 0)
     stage: dict[str, dict[int, float]] = {}
     if mode in ("dense", "hybrid"):
+        assert query_vector is not None  # checked above
         stage["dense"] = dict(dense_search(snapshot, query_vector, depth, allowed))
     if mode in ("bm25", "hybrid"):
         stage["bm25"] = dict(lexical_search(snapshot, query, depth, allowed))

@@ -7,7 +7,7 @@ import time
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 _LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f]")
@@ -41,7 +41,7 @@ class IndexProgress:
             disable=quiet,
             transient=False,
         )
-        self._task = None
+        self._task: TaskID | None = None
 
     def __enter__(self) -> IndexProgress:
         return self
@@ -61,6 +61,7 @@ class IndexProgress:
     def advance(self, files: int, chunks: int) -> None:
         self.chunks += chunks
         rate = self.chunks / max(time.perf_counter() - self.started, 1e-9)
+        assert self._task is not None, "start() comes first"
         self._bar.update(self._task, advance=files, chunks=self.chunks, rate=f"{rate:.0f}")
 
     def warn(self, message: str) -> None:
@@ -135,7 +136,7 @@ class CountProgress:
             console=console,
             disable=quiet,
         )
-        self._task = None
+        self._task: TaskID | None = None
         self._started = time.perf_counter()
 
     def __enter__(self) -> CountProgress:

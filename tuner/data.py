@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -70,7 +71,7 @@ def jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, str, object]]:
         where = f"{path} line {number}"
         try:
             row = json.loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise SixfoldError(f"{where}: not valid JSON ({exc.msg})") from None
         yield number, where, row
 
@@ -84,7 +85,7 @@ def _check_row(row: object, where: str) -> dict:
     return row
 
 
-def load_qa_file(path: str | Path, require_answers: bool = True) -> list[QAExample]:
+def load_qa_file(path: str | os.PathLike[str], require_answers: bool = True) -> list[QAExample]:
     """Read a SQuAD-format JSON file or a JSONL file of QA rows; errors name the file and line/row."""
     path = Path(path)
     if not path.is_file():
@@ -166,7 +167,7 @@ def write_pairs(pairs: list[Pair], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         for p in pairs:
-            row = {"query": p.query, "passage": p.passage}
+            row: dict[str, str | bool] = {"query": p.query, "passage": p.passage}
             if p.synthetic:
                 row["synthetic"] = True
             if p.source:

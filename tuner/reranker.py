@@ -264,8 +264,9 @@ def tune_reranker(
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         activated = should_activate(activate, RerankerTuneResult.better(before, after))
+        base_name = base or f"{DEFAULT_EMBEDDER} (encoder, new head)"
         info = {
-            "base": base or f"{DEFAULT_EMBEDDER} (encoder, new head)",
+            "base": base_name,
             "eval": {"nDCG@10": after["nDCG@10"], "MRR@10": after["MRR@10"], "hybrid nDCG@10": before["nDCG@10"]},
             "train_queries": len(train),
             "train_pairs": len(rows),
@@ -276,6 +277,6 @@ def tune_reranker(
     finally:
         snapshot.close()
     return RerankerTuneResult(
-        "reranker", number, str(path), info["base"], before, after, activated, len(train), len(dev), len(rows),
+        "reranker", number, str(path), base_name, before, after, activated, len(train), len(dev), len(rows),
         time.perf_counter() - started, notes,
     )  # fmt: skip
