@@ -106,3 +106,10 @@ def test_models_json_is_the_engine_listing(shared_index, tmp_path, cli):
     assert reader["active"] is None and reader["versions"][0]["number"] == 1
     code, out, err = cli("models", "use", "reader@1", "--index", root)
     assert code == 0 and "reader: now using reader@1" in out, err
+
+
+def test_a_bad_argument_is_exit_2_and_one_line_in_process_too(cli):
+    """main() returns argparse's status instead of raising SystemExit, so callers (and the cli fixture) get a code."""
+    code, _out, err = cli("complete", "Hello", "--max-tokens", "0")
+    assert code == 2 and "positive" in assert_one_error_line(code, err, "--max-tokens")
+    assert cli("--help")[0] == 0

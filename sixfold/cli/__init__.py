@@ -44,7 +44,11 @@ COMMANDS: dict[str, Callable[..., int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; returns its exit status (2: a bad argument, already reported in one line)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or argparse's error (2): a status to return, also when called in-process
+        return exc.code if isinstance(exc.code, int) else 0
     try:
         return COMMANDS[args.command](args)
     except SixfoldError as exc:

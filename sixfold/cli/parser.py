@@ -28,7 +28,8 @@ def _whole_number(text: str, least: int) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
     if value < least:
-        raise argparse.ArgumentTypeError(f"{value} is too small (at least {least})")
+        wanted = "must be positive (at least 1)" if least == 1 else f"must be at least {least}"
+        raise argparse.ArgumentTypeError(f"{wanted}, got {value}")
     return value
 
 
