@@ -10,6 +10,7 @@ version becomes active only if it is better on eval (or when the user says so), 
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 from dataclasses import dataclass
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import ClassVar
 
 from sixfold.reader.extractive import ExtractiveReader
-from sixfold.reader.metrics import exact_match, f1_score
 from sixfold.reader.types import Passage
 from sixfold.tuner.data import QAExample, load_qa_file, qa_overlap
 from sixfold.tuner.training import (
@@ -33,6 +33,7 @@ from sixfold.tuner.versions import Registry, TuneOutcome, parse_version, saving
 from sixfold.core.device import choose_device
 from sixfold.core.errors import SixfoldError
 from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model
+from sixfold.eval.metrics import exact_match, f1_score
 
 EVAL_LIMIT = 500  # eval questions scored before and after (the first ones of the eval file)
 
@@ -200,8 +201,8 @@ def evaluate_reader(model_path: str, examples: list[QAExample], name: str = "rea
 
 def tune_reader(
     index_root: str | Path,
-    train_file: str | Path,
-    eval_file: str | Path,
+    train_file: str | os.PathLike[str],
+    eval_file: str | os.PathLike[str],
     *,
     base: str | None = None,
     config: ReaderTrainConfig | None = None,
