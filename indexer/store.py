@@ -187,17 +187,29 @@ def _repair_hint(con: duckdb.DuckDBPyConnection, root: Path) -> str:
     return f"run `sixfold index {folder} --index {root}` to repair it"
 
 
-def _lexical_rows(con: duckdb.DuckDBPyConnection, batch: int = 4096) -> Iterator[tuple[list[int], list[str]]]:
-    """(ids, texts) batches of every chunk as BM25 reads it (see ``document_text``), in id order."""
+def _chunk_batches(con: duckdb.DuckDBPyConnection, columns: str, batch: int) -> Iterator[list[tuple]]:
+    """Rows of (chunk_id, ``columns``) of every chunk in id order, ``batch`` at a time (keyset paging, no OFFSET)."""
     last = -1
     while True:
         rows = con.execute(
-            "SELECT chunk_id, heading, text FROM chunks WHERE chunk_id > ? ORDER BY chunk_id LIMIT ?", [last, batch]
+            f"SELECT chunk_id, {columns} FROM chunks WHERE chunk_id > ? ORDER BY chunk_id LIMIT ?", [last, batch]
         ).fetchall()
         if not rows:
             return
         last = rows[-1][0]
+        yield rows
+
+
+def _lexical_rows(con: duckdb.DuckDBPyConnection, batch: int = 4096) -> Iterator[tuple[list[int], list[str]]]:
+    """(ids, texts) batches of every chunk as BM25 reads it (see ``document_text``), in id order."""
+    for rows in _chunk_batches(con, "heading, text", batch):
         yield [r[0] for r in rows], [document_text(r[2], r[1]) for r in rows]
+
+
+def _dicts(relation: duckdb.DuckDBPyConnection) -> list[dict]:
+    """A query's rows as dicts keyed by column name."""
+    names = [d[0] for d in relation.description]
+    return [dict(zip(names, row)) for row in relation.fetchall()]
 
 
 class IndexStore:
@@ -471,8 +483,7 @@ class Snapshot:
             "FROM chunks WHERE chunk_id IN (SELECT unnest($ids))",
             {"ids": [int(i) for i in ids]},
         )
-        names = [d[0] for d in rel.description]
-        return {row[0]: dict(zip(names, row)) for row in rel.fetchall()}
+        return {row["chunk_id"]: row for row in _dicts(rel)}
 
     def filter_ids(self, where: str) -> np.ndarray:
         """Chunk ids whose metadata satisfies a SQL WHERE clause over the ``chunk_meta`` view."""
@@ -481,8 +492,7 @@ class Snapshot:
         try:
             rows = self.con.execute(f"SELECT chunk_id FROM chunk_meta WHERE {where}").fetchnumpy()
         except duckdb.Error as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise SixfoldError(f"bad --where condition: {first}") from None
+            raise SixfoldError(f"bad --where condition: {_first_line(exc)}") from None
         return rows["chunk_id"].astype(np.int64)
 
     def embeddings(self, ids: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -490,9 +500,9 @@ class Snapshot:
         return _load_embeddings(self.con, self.settings.dim, ids)
 
     def files(self) -> list[dict]:
-        rel = self.con.execute("SELECT root, path, sha256, size, n_chunks, title, indexed_at FROM files ORDER BY root, path")
-        names = [d[0] for d in rel.description]
-        return [dict(zip(names, row)) for row in rel.fetchall()]
+        return _dicts(
+            self.con.execute("SELECT root, path, sha256, size, n_chunks, title, indexed_at FROM files ORDER BY root, path")
+        )
 
     def close(self) -> None:
         if self._lexical is not None:
@@ -569,51 +579,59 @@ class Transaction:
         self.lexical_deleted = False
         self.changed = False
         if pointer is not None and previous:
-            prev = root / previous
-            if "damage" in pointer:
-                self.repaired.append(f"{pointer['damage']}: made {previous}, the newest readable generation, current")
-                self.changed = True
-            shutil.copy2(prev / DB_FILE, self.tmp / DB_FILE)
-            try:
-                self.con = duckdb.connect(str(self.tmp / DB_FILE))
-                self.settings, meta = _read_settings(self.con)
-            except (duckdb.Error, KeyError, ValueError) as exc:
-                if _is_no_space(exc):
-                    raise
-                raise SixfoldError(f"index at {root} is corrupt: cannot read {DB_FILE} ({_first_line(exc)})") from None
-            n_chunks = int(self.con.execute("SELECT count(*) FROM chunks").fetchall()[0][0])
-            read, why = _read_vectors(prev / FAISS_FILE, self.settings.dim, n_chunks)
-            if read is not None:
-                self.vectors = read
-            else:
-                # The vectors file is damaged but DuckDB holds every embedding: rebuild from it.
-                ids, vectors = _load_embeddings(self.con, self.settings.dim, None)
-                self.vectors = vec.build_index(
-                    vec.resolve_type(self.settings.index_type, len(ids)), self.settings.dim, ids, vectors
-                )
-                self.repaired.append(f"rebuilt {FAISS_FILE} ({why}) from the {len(ids)} embeddings in {DB_FILE}")
-                self.changed = True  # the repair itself is worth committing
-            self.next_id = int(meta.get("next_chunk_id", "0"))
-            self.ivf_trained_on = int(meta.get("ivf_trained_on", "0"))
-            self.lexical = self._copy_lexical(prev / LEXICAL_DIR, n_chunks)
+            self._copy_previous(root / previous, pointer)
         else:
-            if settings is None:
-                raise SixfoldError(f"no index at {root}")
-            self.settings = settings
-            vec.resolve_type(settings.index_type, 0)  # validates the name
+            self._create(settings)
+
+    def _copy_previous(self, prev: Path, pointer: dict) -> None:
+        """Start from the current generation ``prev``: its DuckDB copied, its vectors and lexical index copied or rebuilt."""
+        if "damage" in pointer:
+            self.repaired.append(f"{pointer['damage']}: made {prev.name}, the newest readable generation, current")
+            self.changed = True
+        shutil.copy2(prev / DB_FILE, self.tmp / DB_FILE)
+        try:
             self.con = duckdb.connect(str(self.tmp / DB_FILE))
-            self.con.execute(SCHEMA.format(dim=int(settings.dim)))
-            for key, value in asdict(settings).items():
-                self.con.execute("INSERT INTO meta VALUES (?, ?)", [key, str(value)])
-            self.con.execute(
-                "INSERT INTO meta VALUES ('format', ?), ('created_at', ?)",
-                [str(FORMAT_VERSION), time.strftime("%Y-%m-%dT%H:%M:%S")],
-            )
-            start_kind = "hnsw" if settings.index_type == "hnsw" else "flat"
-            self.vectors = vec.empty_index(start_kind, settings.dim)
-            self.next_id = 0
-            self.ivf_trained_on = 0
-            self.lexical = LexicalIndex(self.tmp / LEXICAL_DIR, settings.language, create=True)
+            self.settings, meta = _read_settings(self.con)
+        except (duckdb.Error, KeyError, ValueError) as exc:
+            if _is_no_space(exc):
+                raise
+            raise SixfoldError(f"index at {self.store.root} is corrupt: cannot read {DB_FILE} ({_first_line(exc)})") from None
+        n_chunks = int(self.con.execute("SELECT count(*) FROM chunks").fetchall()[0][0])
+        self.vectors = self._copy_vectors(prev / FAISS_FILE, n_chunks)
+        self.next_id = int(meta.get("next_chunk_id", "0"))
+        self.ivf_trained_on = int(meta.get("ivf_trained_on", "0"))
+        self.lexical = self._copy_lexical(prev / LEXICAL_DIR, n_chunks)
+
+    def _create(self, settings: IndexSettings | None) -> None:
+        """Start a new index: the schema, its settings, empty vectors and lexical index."""
+        if settings is None:
+            raise SixfoldError(f"no index at {self.store.root}")
+        self.settings = settings
+        vec.resolve_type(settings.index_type, 0)  # validates the name
+        self.con = duckdb.connect(str(self.tmp / DB_FILE))
+        self.con.execute(SCHEMA.format(dim=int(settings.dim)))
+        for key, value in asdict(settings).items():
+            self.con.execute("INSERT INTO meta VALUES (?, ?)", [key, str(value)])
+        self.con.execute(
+            "INSERT INTO meta VALUES ('format', ?), ('created_at', ?)",
+            [str(FORMAT_VERSION), time.strftime("%Y-%m-%dT%H:%M:%S")],
+        )
+        start_kind = "hnsw" if settings.index_type == "hnsw" else "flat"
+        self.vectors = vec.empty_index(start_kind, settings.dim)
+        self.next_id = 0
+        self.ivf_trained_on = 0
+        self.lexical = LexicalIndex(self.tmp / LEXICAL_DIR, settings.language, create=True)
+
+    def _copy_vectors(self, source: Path, n_chunks: int) -> faiss.Index:
+        """The previous generation's FAISS index; rebuilt from the embeddings in DuckDB when it is missing or damaged."""
+        read, why = _read_vectors(source, self.settings.dim, n_chunks)
+        if read is not None:
+            return read
+        ids, vectors = _load_embeddings(self.con, self.settings.dim, None)
+        rebuilt = vec.build_index(vec.resolve_type(self.settings.index_type, len(ids)), self.settings.dim, ids, vectors)
+        self.repaired.append(f"rebuilt {FAISS_FILE} ({why}) from the {len(ids)} embeddings in {DB_FILE}")
+        self.changed = True  # the repair itself is worth committing
+        return rebuilt
 
     def _copy_lexical(self, source: Path, n_chunks: int) -> LexicalIndex:
         """The previous generation's tantivy index, copied; rebuilt from DuckDB when it is missing or damaged."""
@@ -724,14 +742,7 @@ class Transaction:
 
     def chunk_texts(self, batch: int = 1024):
         """(ids, texts) of every chunk in id order, ``batch`` at a time (the text the embedder read when indexing)."""
-        last = -1
-        while True:
-            rows = self.con.execute(
-                "SELECT chunk_id, text FROM chunks WHERE chunk_id > ? ORDER BY chunk_id LIMIT ?", [last, batch]
-            ).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
+        for rows in _chunk_batches(self.con, "text", batch):
             yield [r[0] for r in rows], [r[1] for r in rows]
 
     @_disk_errors
