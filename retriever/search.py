@@ -73,47 +73,60 @@ def search(
         raise SixfoldError(f"internal error: a {mode} search needs the query's vector")
     allowed = allowed_ids(snapshot, where)
     depth = max(candidates, k, rerank_depth if reranker else 0)
-    stage: dict[str, dict[int, float]] = {}
+    stage: dict[str, dict[int, float]] = {}  # each stage's scores by chunk id (Hit.scores)
+    ranked = _first_stage(snapshot, query, query_vector, mode, depth, allowed, stage)
+    if reranker is not None and ranked:
+        ranked = _rerank(snapshot, query, ranked, reranker, rerank_depth, rerank_weight, stage)
+    return _hits(snapshot, ranked[:k], stage)
+
+
+def _first_stage(
+    snapshot: Snapshot,
+    query: str,
+    query_vector: np.ndarray | None,
+    mode: str,
+    depth: int,
+    allowed: np.ndarray | None,
+    stage: dict[str, dict[int, float]],
+) -> list[tuple[int, float]]:
+    """(chunk id, score) best first from the dense and/or BM25 retriever, fused by RRF in hybrid mode."""
     if mode in ("dense", "hybrid"):
-        assert query_vector is not None  # checked above
+        assert query_vector is not None  # checked by search()
         stage["dense"] = dict(dense_search(snapshot, query_vector, depth, allowed))
     if mode in ("bm25", "hybrid"):
         stage["bm25"] = dict(lexical_search(snapshot, query, depth, allowed))
-    if mode == "hybrid":
-        ranked = reciprocal_rank_fusion([list(stage["dense"].items()), list(stage["bm25"].items())])
-        stage["rrf"] = dict(ranked)
-    else:
-        ranked = list(stage[mode].items())
-    if reranker is not None and ranked:
-        head = ranked[:rerank_depth]
-        rows = snapshot.chunks([cid for cid, _ in head])
-        texts = [rows[cid]["text"] for cid, _ in head]
-        scores = reranker.score(query, texts)
-        stage["rerank"] = {cid: float(s) for (cid, _), s in zip(head, scores)}
-        reranked = sorted(stage["rerank"].items(), key=lambda item: -item[1])
-        if rerank_weight is not None:
-            reranked = reciprocal_rank_fusion([reranked, head], [rerank_weight, 1.0])
-            stage["blend"] = dict(reranked)
-        ranked = reranked + ranked[rerank_depth:]
-    top = ranked[:k]
+    if mode != "hybrid":
+        return list(stage[mode].items())
+    ranked = reciprocal_rank_fusion([list(stage["dense"].items()), list(stage["bm25"].items())])
+    stage["rrf"] = dict(ranked)
+    return ranked
+
+
+def _rerank(
+    snapshot: Snapshot,
+    query: str,
+    ranked: list[tuple[int, float]],
+    reranker: Reranker,
+    rerank_depth: int,
+    rerank_weight: float | None,
+    stage: dict[str, dict[int, float]],
+) -> list[tuple[int, float]]:
+    """``ranked`` with its top ``rerank_depth`` reordered by the cross-encoder (blended with the first stage's order
+    by RRF unless ``rerank_weight`` is None); the rest keep their places after them."""
+    head = ranked[:rerank_depth]
+    rows = snapshot.chunks([cid for cid, _ in head])
+    scores = reranker.score(query, [rows[cid]["text"] for cid, _ in head])
+    stage["rerank"] = {cid: float(s) for (cid, _), s in zip(head, scores)}
+    reranked = sorted(stage["rerank"].items(), key=lambda item: -item[1])
+    if rerank_weight is not None:
+        reranked = reciprocal_rank_fusion([reranked, head], [rerank_weight, 1.0])
+        stage["blend"] = dict(reranked)
+    return reranked + ranked[rerank_depth:]
+
+
+def _hits(snapshot: Snapshot, top: list[tuple[int, float]], stage: dict[str, dict[int, float]]) -> list[Hit]:
     rows = snapshot.chunks([cid for cid, _ in top])
-    hits = []
-    for rank, (cid, score) in enumerate(top, start=1):
-        row = rows[cid]
-        hits.append(
-            Hit(
-                rank=rank,
-                score=float(score),
-                chunk_id=cid,
-                path=row["path"],
-                root=row["root"],
-                text=row["text"],
-                title=row["title"],
-                heading=row["heading"],
-                page=row["page"],
-                start_char=row["start_char"],
-                end_char=row["end_char"],
-                scores={name: s[cid] for name, s in stage.items() if cid in s},
-            )
-        )
-    return hits
+    return [
+        Hit.from_row(rank, float(score), rows[cid], {name: s[cid] for name, s in stage.items() if cid in s})
+        for rank, (cid, score) in enumerate(top, start=1)
+    ]

@@ -22,6 +22,24 @@ class Hit:
     end_char: int | None = None
     scores: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def from_row(cls, rank: int, score: float, row: dict, scores: dict[str, float]) -> Hit:
+        """A hit from its chunk's row (``Snapshot.chunks``)."""
+        return cls(
+            rank=rank,
+            score=score,
+            chunk_id=row["chunk_id"],
+            path=row["path"],
+            root=row["root"],
+            text=row["text"],
+            title=row["title"],
+            heading=row["heading"],
+            page=row["page"],
+            start_char=row["start_char"],
+            end_char=row["end_char"],
+            scores=scores,
+        )
+
     @property
     def location(self) -> str:
         """Human-readable place in the file: page, heading and character range."""
