@@ -386,6 +386,7 @@ def _apply_renames_and_removals(txn: Transaction, root: str, plan: _Plan, report
         report.removed += 1
 
 
+@dataclass
 class _Writer:
     """Embeds prepared files in groups, adds them to the transaction, and commits every ``commit_every`` chunks.
 
@@ -395,28 +396,17 @@ class _Writer:
     holds it reuses it). ``txn`` is always the open (or last) transaction, the one to abort on failure.
     """
 
-    def __init__(
-        self,
-        store: IndexStore,
-        txn: Transaction,
-        embedder: Embedder,
-        root: str,
-        report: IndexReport,
-        progress: Progress,
-        batch_size: int,
-        commit_every: int,
-    ) -> None:
-        self.store = store
-        self.txn = txn
-        self.embedder = embedder
-        self.root = root
-        self.report = report
-        self.progress = progress
-        self.batch_size = batch_size
-        self.commit_every = commit_every
-        self.group: list[_Prepared] = []
-        self.group_chunks = 0
-        self.uncommitted_chunks = 0
+    store: IndexStore
+    txn: Transaction
+    embedder: Embedder
+    root: str
+    report: IndexReport
+    progress: Progress
+    batch_size: int
+    commit_every: int
+    group: list[_Prepared] = field(default_factory=list)
+    group_chunks: int = 0
+    uncommitted_chunks: int = 0
 
     def add(self, item: _Prepared) -> None:
         """Queue one prepared file; embed the group once it is large enough, and commit when it is time."""
