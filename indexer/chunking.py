@@ -18,7 +18,6 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from langchain_text_splitters import RecursiveCharacterTextSplitter
 from sixfold.indexer.loaders import SECTION_SEPARATOR, LoadedDocument
 
 from sixfold.core.errors import SixfoldError
@@ -45,6 +44,10 @@ class Chunker:
             raise SixfoldError(f"chunk size must be at least 16 tokens, got {chunk_tokens}")
         if not 0 <= overlap_tokens < chunk_tokens:
             raise SixfoldError(f"chunk overlap must be between 0 and the chunk size, got {overlap_tokens}")
+        # Imported here, not at the top: langchain takes a third of a second to import, and commands that read an
+        # index without chunking (status, search) import this module through the store.
+        from langchain_text_splitters import RecursiveCharacterTextSplitter
+
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens
         # A run starts at the text's start or after a space/newline (the lookbehind keeps the scan linear).

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 
+from sixfold.reader.metrics import normalize_answer
 from sixfold.reader.types import Citation, Passage
 
 from sixfold.core.loading import load_model, quiet_loading
 from sixfold.core.models import ResolvedModel
-from sixfold.eval.metrics import normalize_answer
 
 SPANS_PER_PASSAGE = 3
 MAX_ANSWER_TOKENS = 30

@@ -16,7 +16,7 @@ from sixfold.eval.reports import ClassifyReport, Confusion, ModeScores, QAReport
 
 def test_the_metrics_module_loads_neither_the_engine_nor_the_runners(tmp_path):
     probe = (
-        "import json, sys\nimport sixfold.eval.metrics, sixfold.reader.extractive\n"
+        "import json, sys\nimport sixfold.reader.metrics, sixfold.reader.extractive\n"
         "print(json.dumps(sorted(m for m in ('sixfold.engine', 'sixfold.eval.retrieval', 'sixfold.eval.qa', 'torch')"
         " if m in sys.modules)))"
     )

@@ -6,7 +6,7 @@
 - Embedder: ``{query, passage}`` JSONL pairs. A row may carry ``"synthetic": true`` (written by ``tune embedder
   --synthesize``); the flag is kept so a report can say its eval is on synthetic pairs.
 - Reranker: queries with positive passages, JSONL ``{query, positive}`` or CSV / TSV (``RerankQuery``; BEIR qrels are
-  read by ``sixfold.eval_data``).
+  read by ``sixfold.eval.datasets``).
 
 Every bad row is one ``SixfoldError`` naming the file and its line (or SQuAD article / paragraph / question).
 """

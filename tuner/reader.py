@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from sixfold.reader.extractive import ExtractiveReader
+from sixfold.reader.metrics import exact_match, f1_score
 from sixfold.reader.types import Passage
 from sixfold.tuner.data import QAExample, load_qa_file, qa_overlap
 from sixfold.tuner.training import (
@@ -33,7 +34,6 @@ from sixfold.tuner.versions import Registry, TuneOutcome, parse_version, saving
 from sixfold.core.device import choose_device
 from sixfold.core.errors import SixfoldError
 from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model
-from sixfold.eval.metrics import exact_match, f1_score
 
 EVAL_LIMIT = 500  # eval questions scored before and after (the first ones of the eval file)
 

@@ -5,7 +5,7 @@
 - ``reports``: the typed reports (``RetrievalReport``, ``QAReport``, ``ClassifyReport``) and their atomic JSON files.
 - ``retrieval``, ``qa``, ``classify``: the runners, ``eval_retrieval``, ``eval_qa``, ``eval_classify``.
 
-Names are imported on first use (PEP 562): ``import sixfold.eval.metrics`` loads neither the runners nor the Engine.
+Names are imported on first use (PEP 562): ``import sixfold.eval.reports`` loads neither the runners nor the Engine.
 """
 
 from __future__ import annotations

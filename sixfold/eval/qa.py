@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from sixfold.core import config
 from sixfold.core.errors import SixfoldError
-from sixfold.eval.metrics import exact_match, f1_score
 from sixfold.eval.reports import QAReport
+from sixfold.reader.metrics import exact_match, f1_score
 
 if TYPE_CHECKING:
     from sixfold.engine import Engine

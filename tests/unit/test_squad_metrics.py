@@ -1,11 +1,10 @@
-"""SQuAD v1.1 EM/F1 (sixfold/eval/metrics.py, a port of the official evaluate-v1.1.py: transformers 5 dropped its copy and
+"""SQuAD v1.1 EM/F1 (reader/metrics.py, a port of the official evaluate-v1.1.py: transformers 5 dropped its copy and
 `evaluate` fetches metric scripts from the hub). Expected values worked out by the official script's rules."""
 
 from __future__ import annotations
 
 import pytest
-
-from sixfold.eval.metrics import exact_match, f1_score
+from sixfold.reader.metrics import exact_match, f1_score
 
 
 @pytest.mark.parametrize(

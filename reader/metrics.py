@@ -2,8 +2,9 @@
 the gold answers). transformers 5 dropped its copy and ``evaluate`` fetches metric scripts from the hub, so it is
 ported here.
 
-Standard library only: the extractive reader (which groups equal answers by this normalisation) and the reader
-tuner import it without pulling in the eval runners or the Engine.
+It lives with the reader, not in ``sixfold/eval``: the extractive reader groups equal answers by this normalisation and
+the reader tuner scores with it, and nothing below the top floor imports ``sixfold``'s own packages (``sixfold.eval.qa``
+imports it from here). Standard library only.
 """
 
 from __future__ import annotations
