@@ -8,6 +8,7 @@ that finds it (a packaged or local model by name, or a tuned ``embedder@N`` in t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -15,6 +16,19 @@ from sixfold.core.device import choose_device
 from sixfold.core.errors import SixfoldError
 from sixfold.core.loading import load_model, quiet_loading
 from sixfold.core.models import ResolvedModel, resolve_model, tuned_embedder_path
+
+
+class TextEmbedder(Protocol):
+    """What embeds texts for a caller: an ``Embedder``, or a stand-in for one (the server's ``TimedEmbedder``, which
+    checks a request's deadline between batches)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray: ...
 
 
 class Embedder:

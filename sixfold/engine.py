@@ -14,7 +14,7 @@ from sixfold.core import config
 from sixfold.core.errors import SixfoldError
 from sixfold.core.models import DEFAULT_EMBEDDER, DEFAULT_GENERATOR, model_languages, resolve_model, tuned_embedder_number
 from sixfold.indexer.chunking import Chunker
-from sixfold.indexer.embedding import Embedder, load_embedder, load_index_embedder
+from sixfold.indexer.embedding import Embedder, TextEmbedder, load_embedder, load_index_embedder
 from sixfold.indexer.loaders import LoadError, LoadLimits, load_document
 from sixfold.indexer.pipeline import IndexReport, Progress, index_folder
 from sixfold.indexer.store import IndexSettings, IndexStore, Snapshot
@@ -28,6 +28,10 @@ from sixfold.retriever.search import search as run_search
 from sixfold.retriever.types import Hit
 
 MAX_EMBED_TEXTS = 100_000
+NO_READER = (
+    "extractive mode needs a question-answering model: pass --reader FOLDER (or set SIXFOLD_READER); "
+    "no PyPI package ships one, see docs/models.md"
+)
 # What ``ROLE@base`` is, per role: ``models`` says so rather than "packaged default" (no reader or reranker ships).
 BASE_MODELS = {
     "embedder": "the packaged embedder",
@@ -158,7 +162,14 @@ class Engine:
                     language=language or "en",
                 )
             report = index_folder(
-                self.store, folder, embedder, settings, progress, batch_size=batch_size, limits=limits, follow_links=follow_links
+                self.store,
+                folder if isinstance(folder, (str, Path)) else Path(folder),
+                embedder,
+                settings,
+                progress,
+                batch_size=batch_size,
+                limits=limits,
+                follow_links=follow_links,
             )
         self.close()  # the next read opens the new generation
         return report
@@ -225,7 +236,7 @@ class Engine:
         settings = (snapshot or self.snapshot()).settings
         return default_mode(settings.language, model_languages(settings.model))
 
-    def embed(self, texts: list[str] | str, batch_size: int = 64, *, embedder: Embedder | None = None) -> np.ndarray:
+    def embed(self, texts: list[str] | str, batch_size: int = 64, *, embedder: TextEmbedder | None = None) -> np.ndarray:
         """Embeddings with the index's model (or the default one when there is no index yet); ``embedder``: a copy
         of it to embed with instead of the Engine's own (the server's pool, outside its index lock)."""
         if isinstance(texts, str):
@@ -287,7 +298,7 @@ class Engine:
         k: int = 5,
         *,
         sources: list[tuple[str, str]] | None = None,
-        embedder: Embedder | None = None,
+        embedder: TextEmbedder | None = None,
     ) -> list[Passage]:
         """The ``k`` of ``texts`` closest to ``query`` (cosine with the index's embedder, ties in the given order), as
         Passages whose ``id`` is the text's position. ``sources``: each text's (path, location), default
@@ -299,7 +310,10 @@ class Engine:
         vectors = (embedder or self.embedder).encode([query, *texts])
         scores = vectors[1:] @ vectors[0]
         order = np.argsort(-scores, kind="stable")[:k]
-        return [Passage(int(i), texts[i], *sources[i], float(scores[i]), float(scores[i])) for i in order]
+        return [
+            Passage(int(i), texts[i], path=sources[i][0], location=sources[i][1], score=float(scores[i]), dense=float(scores[i]))
+            for i in order
+        ]
 
     def ask(
         self,
@@ -335,10 +349,7 @@ class Engine:
         if mode == "auto":
             return "extractive" if reader else "generative"
         if mode == "extractive" and not reader:
-            raise SixfoldError(
-                "extractive mode needs a question-answering model: pass --reader FOLDER (or set SIXFOLD_READER); "
-                "no PyPI package ships one, see docs/models.md"
-            )
+            raise SixfoldError(NO_READER)
         return mode
 
     def answer(
@@ -350,6 +361,8 @@ class Engine:
         from sixfold.reader.llm import load_llm
 
         if mode == "extractive":
+            if not reader:
+                raise SixfoldError(NO_READER)
             return answer_question(question, passages, mode, extractive=load_extractive(reader))
         return answer_question(question, passages, mode, llm=load_llm(generator or DEFAULT_GENERATOR))
 
@@ -359,7 +372,7 @@ class Engine:
         examples: list[LabeledExample] | str | os.PathLike,
         *,
         cache: bool = True,
-        embedder: Embedder | None = None,
+        embedder: TextEmbedder | None = None,
     ) -> list[Label]:
         """Label each query from labeled examples (a CSV/JSONL file or a list), naming the examples that decided it.
         ``embedder``: a copy to embed with instead of the Engine's own (the server's pool)."""

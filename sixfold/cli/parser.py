@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import NoReturn, Protocol
 
 from sixfold.core import config
 
@@ -17,7 +18,7 @@ REPORT_HELP = "write the JSON report here (default: ~/.cache/sixfold/eval/report
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not usage + message
+    def error(self, message: str) -> NoReturn:  # one line, not usage + message
         sys.stderr.write(f"error: {message} (see: {self.prog} --help)\n")
         raise SystemExit(2)
 
@@ -149,17 +150,28 @@ def _add_answer(sub) -> None:
 
 
 # ---- tune ROLE: the defaults are each role's config (sixfold.tuner.<role>), written once there ----------------
-def _training(t: argparse.ArgumentParser, config: type, max_length: bool = True) -> None:
-    """The flags every trainer takes; each is named after its config field (``sixfold.cli.tune`` builds the config from them)."""
+class _TrainingDefaults(Protocol):
+    """The fields of a role's train config (``ReaderTrainConfig``, ...) that give the shared flags their defaults."""
+
+    epochs: float
+    learning_rate: float
+    batch_size: int
+    max_steps: int
+    seed: int
+
+
+def _training(t: argparse.ArgumentParser, config: type[_TrainingDefaults], max_length: int | None) -> None:
+    """The flags every trainer takes; each is named after its config field (``sixfold.cli.tune`` builds the config from them).
+    ``max_length`` is the config's default for ``--max-length``; None for a trainer without one (the embedder)."""
     t.add_argument("--epochs", type=float, default=config.epochs, help="default %(default)s")
     t.add_argument("--learning-rate", type=float, default=config.learning_rate, help="default %(default)s")
     t.add_argument("--batch-size", type=positive_int, default=config.batch_size, help="default %(default)s")
     t.add_argument("--max-steps", type=int, default=config.max_steps, help="stop after this many steps (default: epochs decide)")
-    if max_length:
-        t.add_argument("--max-length", type=positive_int, default=config.max_length, help="tokens (default %(default)s)")
+    if max_length is not None:
+        t.add_argument("--max-length", type=positive_int, default=max_length, help="tokens (default %(default)s)")
 
 
-def _outcome(t: argparse.ArgumentParser, config: type, better: str, force: bool = True) -> None:
+def _outcome(t: argparse.ArgumentParser, config: type[_TrainingDefaults], better: str, force: bool = True) -> None:
     from sixfold.tuner.training import ACTIVATE_CHOICES
 
     t.add_argument("--activate", default="auto", choices=ACTIVATE_CHOICES, help=f"auto (if {better}, default), yes or no")
@@ -186,7 +198,7 @@ def _tune_reader(tune) -> None:
     t.add_argument("--eval", required=True, help="held-out QA pairs, same formats")
     t.add_argument("--index", default=DEFAULT_INDEX, help="the index whose model registry gets the new version")
     t.add_argument("--base", help="start from this model folder (default: the active reader, else the packaged encoder)")
-    _training(t, ReaderTrainConfig)
+    _training(t, ReaderTrainConfig, max_length=ReaderTrainConfig.max_length)
     t.add_argument("--lora", action="store_true", help="train LoRA adapters instead of all weights (PEFT)")
     t.add_argument("--eval-limit", type=positive_int, default=EVAL_LIMIT, help="eval questions scored (default %(default)s)")
     _outcome(t, ReaderTrainConfig, "better on eval")
@@ -205,7 +217,7 @@ def _tune_embedder(tune) -> None:
     t.add_argument("--eval", help="held-out {query, passage} JSONL (default: hold out --holdout of the pairs by query)")
     t.add_argument("--holdout", type=float, default=HOLDOUT, help="default %(default)s")
     t.add_argument("--index", default=DEFAULT_INDEX, help="the index to tune for (and re-embed when the new model is activated)")
-    _training(t, EmbedderTrainConfig, max_length=False)
+    _training(t, EmbedderTrainConfig, max_length=None)
     _outcome(t, EmbedderTrainConfig, "nDCG@10 is better")
 
 
@@ -216,7 +228,7 @@ def _tune_domain(tune) -> None:
     t.add_argument("--corpus", required=True, help="folder of documents (any format the indexer reads)")
     t.add_argument("--index", default=DEFAULT_INDEX, help="the index whose model registry gets the new version")
     t.add_argument("--base", help="encoder to start from (default: the packaged all-MiniLM-L6-v2)")
-    _training(t, DomainTrainConfig)
+    _training(t, DomainTrainConfig, max_length=DomainTrainConfig.max_length)
     _outcome(t, DomainTrainConfig, "perplexity is lower")
 
 
@@ -234,7 +246,7 @@ def _tune_reranker(tune) -> None:
     )
     t.add_argument("--index", default=DEFAULT_INDEX, help="the index (its hybrid hits give the negatives; gets the version)")
     t.add_argument("--base", help="start from this model folder (default: the packaged MiniLM encoder with a new head)")
-    _training(t, RerankerTrainConfig)
+    _training(t, RerankerTrainConfig, max_length=RerankerTrainConfig.max_length)
     t.add_argument(
         "--negatives",
         type=positive_int,

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, OverflowMethod
     from rich.table import Table
 
     from sixfold.tuner.versions import TuneOutcome
@@ -46,7 +46,7 @@ def table(
     rows: Iterable[Iterable[Any]] = (),
     *,
     right: bool = False,
-    overflow: str | None = None,
+    overflow: OverflowMethod | None = None,
     **options: Any,
 ) -> Table:
     """A rich table of string (or rich Text) cells; ``right`` right-aligns every column but the first (numbers),

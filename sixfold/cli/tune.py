@@ -13,11 +13,12 @@ from sixfold.cli import render
 from sixfold.core.errors import SixfoldError
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
     from rich.console import Console
 
     from sixfold.tuner.versions import TuneOutcome
 
-Config = TypeVar("Config")
+Config = TypeVar("Config", bound="DataclassInstance")
 Result = TypeVar("Result", bound="TuneOutcome")
 
 
@@ -33,7 +34,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 # ---- the shape every tune run shares ----------------------------------------------------------------
 def _config(cls: type[Config], args: argparse.Namespace) -> Config:
     """The role's training config from the flags named after its fields (``parser._training``)."""
-    return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})  # type: ignore[arg-type]
+    return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
 
 
 def _train(args: argparse.Namespace, run: Callable[[list], Result]) -> Result:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sixfold.core.errors import SixfoldError
+from sixfold.core.files import iter_jsonl
 
 
 @dataclass
@@ -62,15 +63,10 @@ def _read_jsonl(path: Path, what: str) -> list[dict]:
     if not path.is_file():
         raise SixfoldError(f"BEIR {what} file {path} does not exist")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            row["_id"] = str(row["_id"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise SixfoldError(f"{path} line {number}: not a BEIR row ({exc})") from None
-        rows.append(row)
+    for _number, where, row in iter_jsonl(path, invalid="not a BEIR row"):
+        if not isinstance(row, dict) or "_id" not in row:
+            raise SixfoldError(f"{where}: not a BEIR row (expected an object with an _id)")
+        rows.append({**row, "_id": str(row["_id"])})
     if not rows:
         raise SixfoldError(f"BEIR {what} file {path} is empty")
     return rows
@@ -134,7 +130,7 @@ def _classic_files(folder: Path) -> tuple[Path, Path, Path] | None:
 
 def _read_smart(path: Path) -> list[tuple[str, int, dict[str, str]]]:
     """Records of a SMART file: (id, line of its .I, {field letter: text})."""
-    records: list[tuple[str, int, dict[str, str]]] = []
+    records: list[tuple[str, int, dict[str, list[str]]]] = []
     current: dict[str, list[str]] | None = None
     fieldname = None
     text = path.read_text(encoding="utf-8", errors="replace")
@@ -144,7 +140,7 @@ def _read_smart(path: Path) -> list[tuple[str, int, dict[str, str]]]:
             if len(parts) != 2 or not parts[1].isdigit():
                 raise SixfoldError(f"{path} line {number}: expected '.I <number>', got {line.strip()!r}")
             current = {}
-            records.append((str(int(parts[1])), number, current))  # type: ignore[arg-type]
+            records.append((str(int(parts[1])), number, current))
             fieldname = None
         elif re.match(r"^\.[A-Z]\s*$", line):
             if current is None:
@@ -163,7 +159,7 @@ def _read_smart(path: Path) -> list[tuple[str, int, dict[str, str]]]:
         if rid in seen:
             raise SixfoldError(f"{path} line {number}: record {rid} appears twice (first at line {seen[rid]})")
         seen[rid] = number
-        out.append((rid, number, {k: " ".join(v).strip() for k, v in fields.items()}))  # type: ignore[union-attr]
+        out.append((rid, number, {k: " ".join(v).strip() for k, v in fields.items()}))
     return out
 
 

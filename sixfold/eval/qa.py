@@ -99,12 +99,14 @@ def eval_qa(
     everything = load_qa_file(squad)
     examples = random.Random(seed).sample(everything, min(limit, len(everything))) if limit else everything
     reader = reader or config.default_reader()
-    if mode == "extractive" and not reader:
-        raise SixfoldError(
-            "eval qa needs --reader FOLDER or $SIXFOLD_READER (an extractive QA model; none ships with sixfold: "
-            "`sixfold tune reader` makes one)"
-        )
-    extractive = load_extractive(reader) if mode == "extractive" else None
+    extractive: ExtractiveReader | None = None
+    if mode == "extractive":
+        if not reader:
+            raise SixfoldError(
+                "eval qa needs --reader FOLDER or $SIXFOLD_READER (an extractive QA model; none ships with sixfold: "
+                "`sixfold tune reader` makes one)"
+            )
+        extractive = load_extractive(reader)
     if open_book:
         if index_dir is None:
             raise SixfoldError("open-book eval needs an index folder")

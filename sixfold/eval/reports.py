@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import Field, asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,7 +19,10 @@ from sixfold.core.errors import SixfoldError
 
 
 class _Report:
+    """The base of the report dataclasses (each subclass is one; ``asdict`` needs its fields)."""
+
     kind: ClassVar[str]
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
     @property
     def source(self) -> str:
@@ -27,7 +30,7 @@ class _Report:
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
+        return asdict(self)
 
     def __getitem__(self, key: str) -> Any:
         return self.to_dict()[key]

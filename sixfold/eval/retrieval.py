@@ -193,7 +193,7 @@ def reranker_training_queries(
 ) -> tuple[list[RerankQuery], list[RerankQuery]]:
     """(train, held-out) queries for ``sixfold tune reranker``: a BEIR split's judged queries (the corpus is indexed
     into ``index`` first, incrementally) or a pairs file (the index must exist). Without ``eval_split`` a share
-    (``RERANK_HOLDOUT``) of the training queries is held out by query; at most ``eval_limit`` are scored."""
+    (``RERANK_HOLDOUT``) of the training queries is held out by query; at most ``eval_limit`` are scored (None: all)."""
     from sixfold.tuner.data import RERANK_HOLDOUT, load_rerank_pairs, split_queries
 
     dev = None
@@ -202,11 +202,13 @@ def reranker_training_queries(
         index_retrieval_set(data, index, say)
         train = reranker_queries(data)
         dev = reranker_queries(load_beir_set(beir, eval_split)) if eval_split else None
-    else:
+    elif pairs is not None:
         from sixfold.indexer.store import IndexStore
 
         IndexStore(index).read_pointer()  # the negatives come from the index: it must exist
         train = load_rerank_pairs(pairs)
+    else:
+        raise SixfoldError("reranker training needs queries: a BEIR folder (beir) or a pairs file (pairs)")
     if dev is None:
-        train, dev = split_queries(train, RERANK_HOLDOUT, seed, cap=eval_limit)
+        train, dev = split_queries(train, RERANK_HOLDOUT, seed, cap=len(train) if eval_limit is None else eval_limit)
     return train, dev[:eval_limit]

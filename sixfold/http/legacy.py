@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from sixfold.core.errors import SixfoldError
 from sixfold.http.errors import ApiError
 from sixfold.http.limits import Deadline, DeadlineDep, Limits, LimitsDep, at_most
-from sixfold.http.schemas import AnswerRequest, ClassificationRequest, SearchRequest, new_id, one_source
+from sixfold.http.schemas import AnswerRequest, ClassificationRequest, SearchRequest, inline_documents, new_id
 from sixfold.http.service import Service, ServiceDep
 from sixfold.reader.types import Answer, Label, LabeledExample, Passage
 from sixfold.retriever.types import Hit
@@ -32,9 +32,10 @@ def search_engine(engine_id: str, body: SearchRequest, service: ServiceDep, limi
 
 def _search(body: SearchRequest, engine_id: str | None, service: Service, limits: Limits, deadline: Deadline) -> dict:
     model = service.check_model(body.model or engine_id, ("embedder",)) or service.embedder_name()
-    if one_source(body.documents, body.file) == "documents":
-        at_most(len(body.documents), limits.max_documents, "documents", "max_documents", "documents")
-        ranked = service.rank_documents(body.query, body.documents, body.max_rerank, deadline)
+    documents = inline_documents(body.documents, body.file)
+    if documents is not None:
+        at_most(len(documents), limits.max_documents, "documents", "max_documents", "documents")
+        ranked = service.rank_documents(body.query, documents, body.max_rerank, deadline)
         data = [{"object": "search_result", "document": p.id, "score": p.score} for p in ranked]
         return {"object": "list", "model": model, "data": data}
     hits, generation = service.search(body.query, body.max_rerank, body.mode, deadline)
@@ -100,18 +101,16 @@ def _classification(label: Label, model: str, search_model: str) -> dict:
 def answers(body: AnswerRequest, service: ServiceDep, limits: LimitsDep, deadline: DeadlineDep) -> dict:
     model = service.check_model(body.model) or service.generator
     service.check_model(body.search_model, ("embedder",), "search_model")
-    source = one_source(body.documents, body.file)
+    documents = inline_documents(body.documents, body.file)
     reader = service.engine.reader_model()
     try:
         mode = service.engine.answer_mode(body.mode, reader)
     except SixfoldError:
-        raise ApiError(
-            400, "extractive mode needs a tuned reader (POST /v1/fine-tunes) or SIXFOLD_READER", param="mode"
-        ) from None
+        raise ApiError(400, NO_READER, param="mode") from None
     k = min(body.k, body.max_rerank)
-    if source == "documents":
-        at_most(len(body.documents), limits.max_documents, "documents", "max_documents", "documents")
-        passages = service.rank_documents(body.question, body.documents, k, deadline)
+    if documents is not None:
+        at_most(len(documents), limits.max_documents, "documents", "max_documents", "documents")
+        passages = service.rank_documents(body.question, documents, k, deadline)
     else:
         passages = service.passages(body.question, k, deadline)
     answer = service.answer(body.question, passages, mode, reader, deadline)

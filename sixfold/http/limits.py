@@ -7,7 +7,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Annotated
@@ -36,8 +36,9 @@ class Limits:
     request_timeout: float = 120.0
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **given: float | None) -> Limits:
-        """Limits from ``given`` (None: not given), else ``SIXFOLD_<NAME>`` in ``environ``, else the defaults."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, **given: float | None) -> Limits:
+        """Limits from ``given`` (None: not given), else ``SIXFOLD_<NAME>`` in ``environ`` (default ``os.environ``),
+        else the defaults."""
         environ = os.environ if environ is None else environ
         values: dict = {}
         for spec in fields(cls):

@@ -154,8 +154,8 @@ def texts_of(value: str | list, param: str) -> list[str]:
     return texts
 
 
-def one_source(documents: list[str] | None, file: str | None) -> str:
-    """'documents' or 'index': which a 2021 call reads. Paths are never read."""
+def inline_documents(documents: list[str] | None, file: str | None) -> list[str] | None:
+    """The documents a 2021 call reads inline, checked; None when it reads the index. Paths are never read."""
     if documents is not None and file is not None:
         raise ApiError(400, "give either documents or file, not both", param="file")
     if file is not None and file != INDEX_FILE:
@@ -166,13 +166,13 @@ def one_source(documents: list[str] | None, file: str | None) -> str:
             param="file",
         )
     if documents is None:
-        return "index"
+        return None
     if not documents:
         raise ApiError(400, "documents is empty", param="documents")
     for i, doc in enumerate(documents):
         if not doc.strip():
             raise ApiError(400, f"documents[{i}] is empty", param=f"documents[{i}]")
-    return "documents"
+    return documents
 
 
 def new_id(prefix: str) -> str:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import Depends, Request
@@ -32,12 +32,26 @@ from sixfold.retriever.types import Hit
 
 
 class TimedEmbedder:
-    """An embedder that checks a request's deadline before each batch, so a big request stops within one batch."""
+    """An embedder that checks a request's deadline before each batch, so a big request stops within one batch.
+
+    It stands in for its ``Embedder`` wherever a ``TextEmbedder`` is taken (``Engine.embed``, ``rank_texts``,
+    ``classify``); other attributes are the embedder's own."""
 
     def __init__(self, embedder: Embedder, deadline: Deadline, batch_size: int = 64) -> None:
         self.embedder, self.deadline, self.batch_size = embedder, deadline, batch_size
 
-    def __getattr__(self, name: str):
+    @property
+    def name(self) -> str:
+        return self.embedder.name
+
+    @property
+    def dim(self) -> int:
+        return self.embedder.dim
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        return self.embedder.token_counts(texts)
+
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.embedder, name)
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
@@ -69,10 +83,13 @@ class EmbedderPool:
     @contextmanager
     def lend(self, deadline: Deadline | None = None) -> Iterator[Embedder | TimedEmbedder]:
         """A free copy; with ``deadline``, waited for until it and wrapped so encoding checks it between batches."""
-        try:
-            embedder = self._free.get(timeout=None if deadline is None else max(deadline.left(), 0.0))
-        except queue.Empty:
-            raise deadline.error("waiting for a free embedder") from None
+        if deadline is None:
+            embedder = self._free.get()  # waits as long as it takes
+        else:
+            try:
+                embedder = self._free.get(timeout=max(deadline.left(), 0.0))
+            except queue.Empty:
+                raise deadline.error("waiting for a free embedder") from None
         try:
             yield embedder if deadline is None else TimedEmbedder(embedder, deadline)
         finally:
