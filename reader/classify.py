@@ -10,16 +10,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import os
 from pathlib import Path
 
 import numpy as np
-from sixfold.indexer.embedding import Embedder
+from sixfold.indexer.embedding import TextEmbedder
 from sixfold.reader.types import Label, LabeledExample
 
 from sixfold.core.config import cache_dir
 from sixfold.core.errors import SixfoldError
+from sixfold.core.files import iter_jsonl
 
 TOP_PER_LABEL = 3
 # Half label centroid, half mean of the label's 3 nearest examples: the centroid wins on coarse labels (TREC,
@@ -42,15 +42,9 @@ def load_examples(path: str | os.PathLike[str]) -> list[LabeledExample]:
         raise SixfoldError(f"examples file {path} is empty")
     examples: list[LabeledExample] = []
     if path.suffix.lower() in (".jsonl", ".json") or raw.lstrip().startswith("{"):
-        for number, line in enumerate(raw.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SixfoldError(f"{path} line {number}: not valid JSON ({exc.msg})") from None
+        for number, where, row in iter_jsonl(path, raw):
             if not isinstance(row, dict):
-                raise SixfoldError(f"{path} line {number}: expected an object with text and label")
+                raise SixfoldError(f"{where}: expected an object with text and label")
             examples.append(_example(row.get("text"), row.get("label"), path, number))
     else:
         dialect = csv.Sniffer().sniff(raw[:4096], delimiters=",\t;") if "\t" in raw[:4096] else csv.excel
@@ -85,7 +79,7 @@ def _example(text: object, label: object, path: Path, number: int) -> LabeledExa
 
 
 class Classifier:
-    def __init__(self, examples: list[LabeledExample], embedder: Embedder, cache: bool = True) -> None:
+    def __init__(self, examples: list[LabeledExample], embedder: TextEmbedder, cache: bool = True) -> None:
         if len({e.label for e in examples}) < 2:
             raise SixfoldError("classification needs examples of at least two labels")
         self.examples = examples

@@ -17,11 +17,11 @@ import csv
 import json
 import os
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sixfold.core.errors import SixfoldError
+from sixfold.core.files import iter_jsonl
 
 
 def text_key(text: str) -> str:
@@ -62,20 +62,6 @@ def _answers_from_row(row: dict, where: str) -> list[dict]:
     return answers
 
 
-def jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, str, object]]:
-    """(line number, ``"<path> line N"``, parsed row) for each non-blank line of a JSONL text; bad JSON is an error
-    naming the line."""
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path} line {number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SixfoldError(f"{where}: not valid JSON ({exc.msg})") from None
-        yield number, where, row
-
-
 def _check_row(row: object, where: str) -> dict:
     if not isinstance(row, dict):
         raise SixfoldError(f"{where}: expected a JSON object")
@@ -90,7 +76,7 @@ def load_qa_file(path: str | os.PathLike[str], require_answers: bool = True) -> 
     path = Path(path)
     if not path.is_file():
         raise SixfoldError(f"QA file {path} does not exist")
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = path.read_text(encoding="utf-8-sig", errors="replace")  # -sig: a byte-order mark is not part of the JSON
     if not text.strip():
         raise SixfoldError(f"QA file {path} is empty")
     examples: list[QAExample] = []
@@ -112,7 +98,7 @@ def load_qa_file(path: str | os.PathLike[str], require_answers: bool = True) -> 
                         )
                     )
     else:
-        for number, where, raw in jsonl_rows(path, text):
+        for number, where, raw in iter_jsonl(path, text):
             row = _check_row(raw, where)
             answers = _answers_from_row(row, where) if require_answers else []
             examples.append(
@@ -149,7 +135,7 @@ def load_pairs(path: str | Path, what: str = "pairs") -> list[Pair]:
     if not text.strip():
         raise SixfoldError(f"{what} file {path} is empty")
     pairs: list[Pair] = []
-    for _number, where, row in jsonl_rows(path, text):
+    for _number, where, row in iter_jsonl(path, text):
         if not isinstance(row, dict):
             raise SixfoldError(f"{where}: expected a JSON object with 'query' and 'passage'")
         for key in ("query", "passage"):
@@ -224,15 +210,14 @@ def load_rerank_pairs(path: str | Path) -> list[RerankQuery]:
         for number, row in enumerate(reader, start=2):
             rows.append((number, row.get("query") or "", [row.get("positive") or ""]))
     else:
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
+        for number, where, row in iter_jsonl(path, text):
             try:
-                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise TypeError(f"got {type(row).__name__}")
                 positives = row["positives"] if "positives" in row else [row["positive"]]
                 rows.append((number, str(row["query"]), [str(p) for p in positives]))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise SixfoldError(f'{path} line {number}: expected {{"query": ..., "positive": ...}} ({exc})') from None
+            except (KeyError, TypeError) as exc:
+                raise SixfoldError(f'{where}: expected {{"query": ..., "positive": ...}} ({exc})') from None
     merged: dict[str, list[str]] = {}
     for number, query, positives in rows:
         if not query.strip() or not any(p.strip() for p in positives):
