@@ -3,6 +3,7 @@ load is one error line naming the role and the model, whichever role it is, and 
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -12,9 +13,12 @@ from sixfold.indexer.embedding import Embedder
 from sixfold.reader.extractive import ExtractiveReader
 from sixfold.reader.llm import CausalLM
 from sixfold.retriever.rerank import Reranker
+from sixfold.tuner.data import Pair
+from sixfold.tuner.embedder import train_embedder
+from sixfold.tuner.reranker import RerankerTrainConfig, train_reranker
 
 from sixfold.core.errors import SixfoldError
-from sixfold.core.loading import quiet_loading
+from sixfold.core.loading import quiet, quiet_loading
 from sixfold.core.models import ResolvedModel
 
 
@@ -62,3 +66,34 @@ def test_index_with_a_broken_embedding_model_is_one_error_line(tmp_path, cli):
     rc, _out, err = cli("index", CORPUS, "--index", tmp_path / "index", "--model", folder)
     assert_one_error_line(rc, err, "cannot load embedding model", str(folder))
     assert not (tmp_path / "index" / "sixfold-index.json").exists()
+
+
+TRAINERS = {
+    "embedding model": lambda path, out: train_embedder(str(path), [Pair("q", "p")], out / "work", out / "saved"),
+    "reranker model": lambda path, out: train_reranker([("q", "p", 1.0)], str(path), out / "saved", RerankerTrainConfig()),
+}
+
+
+@pytest.mark.parametrize("role", list(TRAINERS))
+def test_a_base_model_that_does_not_load_for_training_is_one_error_line(tmp_path, role):
+    """The tuners load their base model through the same helper (tuner/embedder.py, tuner/reranker.py)."""
+    folder = _broken_model(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(SixfoldError) as raised:
+            TRAINERS[role](folder, tmp_path)
+    message = str(raised.value)
+    assert message.startswith(f"cannot load {role} {folder}: "), message
+    assert "\n" not in message.strip() and raised.value.__cause__ is None
+    assert not caught, [str(w.message) for w in caught]
+    assert not (tmp_path / "saved").exists()
+
+
+def test_quiet_silences_warnings_and_the_library_logger():
+    logger = logging.getLogger("sixfold-test-quiet")
+    logger.setLevel(logging.INFO)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with quiet("sixfold-test-quiet"):
+            warnings.warn("not the user's to act on", UserWarning, stacklevel=1)
+    assert not caught and logger.level == logging.ERROR

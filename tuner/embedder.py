@@ -18,10 +18,8 @@ previous model and vectors current.
 
 from __future__ import annotations
 
-import logging
 import random
 import shutil
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +39,7 @@ from sixfold.tuner.training import (
 from sixfold.tuner.versions import Registry, TuneOutcome, saving
 
 from sixfold.core.errors import SixfoldError
+from sixfold.core.loading import quiet, quiet_loading
 from sixfold.core.models import TUNED_EMBEDDER_PREFIX, ResolvedModel, resolve_model, tuned_embedder_number
 
 HOLDOUT = 0.2  # of the pairs held out by query for the before/after eval, when no eval file is given
@@ -78,9 +77,7 @@ def train_embedder(
     set_seed(config.seed)
     work_dir, save_to = Path(work_dir), Path(save_to)
     cuda = torch.cuda.is_available()
-    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_loading("embedding model", base_model, "sentence_transformers"):
         model = SentenceTransformer(
             base_model, device="cuda" if cuda else "cpu", local_files_only=True, model_kwargs={"dtype": torch.float32}
         )
@@ -111,8 +108,7 @@ def train_embedder(
         callbacks=callbacks or [],
     )
     quiet_trainer(trainer)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet("sentence_transformers"):
         trainer.train(resume_from_checkpoint=latest_checkpoint(work_dir))
     model.save(str(save_to), create_model_card=False)
     shutil.rmtree(work_dir, ignore_errors=True)

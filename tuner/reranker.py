@@ -34,6 +34,7 @@ from sixfold.tuner.versions import Registry, TuneOutcome
 
 from sixfold.core.device import choose_device
 from sixfold.core.errors import SixfoldError
+from sixfold.core.loading import quiet, quiet_loading
 from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model
 
 
@@ -166,9 +167,6 @@ def train_reranker(
 
     Checkpoints go to ``work_dir`` (removed once the model is saved), so a killed run given the same folder resumes
     from its last one; without a ``work_dir`` nothing is checkpointed."""
-    import logging
-    import warnings
-
     import torch
     from datasets import Dataset
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
@@ -177,9 +175,7 @@ def train_reranker(
 
     set_seed(config.seed)
     device = choose_device()
-    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_loading("reranker model", base, "sentence_transformers"):
         model = CrossEncoder(
             base,
             num_labels=1,
@@ -212,8 +208,7 @@ def train_reranker(
         )
         trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=callbacks or [])
         quiet_trainer(trainer)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet("sentence_transformers"):
             trainer.train(resume_from_checkpoint=latest_checkpoint(output) if work_dir else None)
     model.save_pretrained(str(out_dir))
     if work_dir:

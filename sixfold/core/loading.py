@@ -41,13 +41,21 @@ def load_model(role: str, spec: str | ResolvedModel, build: Callable[[ResolvedMo
 
 
 @contextmanager
-def quiet_loading(what: str, name: str, logger: str) -> Iterator[None]:
-    """Around a model's ``from_pretrained``: the library's warnings and log lines silenced (they are not the user's
-    to act on), and any failure to load turned into one error line, ``cannot load WHAT NAME: why``."""
+def quiet(logger: str) -> Iterator[None]:
+    """Around a model library's loading or training: its warnings ignored and its logger (``logger``) set to ERROR.
+    The level is left at ERROR afterwards: the library's later log lines are no more the user's to act on."""
     logging.getLogger(logger).setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@contextmanager
+def quiet_loading(what: str, name: str, logger: str) -> Iterator[None]:
+    """Around a model's ``from_pretrained``: ``quiet``, and any failure to load turned into one error line,
+    ``cannot load WHAT NAME: why``."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet(logger):
             yield
     except SixfoldError:
         raise
