@@ -8,6 +8,7 @@ best score and cites every passage it came from.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 from sixfold.reader.metrics import normalize_answer
 from sixfold.reader.types import Citation, Passage
@@ -15,11 +16,34 @@ from sixfold.reader.types import Citation, Passage
 from sixfold.core.loading import load_model, quiet_loading
 from sixfold.core.models import ResolvedModel
 
+if TYPE_CHECKING:  # transformers is imported when a reader is loaded, not by every command that imports this module
+    from transformers import BatchEncoding, PreTrainedTokenizerBase
+
 SPANS_PER_PASSAGE = 3
 MAX_ANSWER_TOKENS = 30
 # On SQuAD dev (bench, 120 held-out questions, k=5) weighting spans by passage similarity raised open-book F1
 # from 16.0 (raw span probability across passages) to 32.0, near reading the top passage only (33.6).
 PASSAGE_TEMPERATURE = 0.05
+
+
+def question_windows(
+    tokenizer: PreTrainedTokenizerBase, questions: list[str], contexts: list[str], max_length: int, stride: int, **options: Any
+) -> BatchEncoding:
+    """Tokenise (question, context) pairs into the windows a span reader reads, the same for training
+    (``tuner/reader.py``) and answering: the question stripped of surrounding space, then as much of the context as
+    fits in ``max_length`` tokens; a longer context goes on in further windows that overlap by ``stride`` tokens, so
+    no answer is cut off. Each window keeps its tokens' character offsets (``offset_mapping``) and the pair it came
+    from (``overflow_to_sample_mapping``). ``options``: padding and tensor type, as the caller needs them."""
+    return tokenizer(
+        [q.strip() for q in questions],
+        contexts,
+        truncation="only_second",
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        **options,
+    )
 
 
 class ExtractiveReader:
@@ -57,14 +81,12 @@ class ExtractiveReader:
 
         if not passages:
             return []
-        enc = self.tokenizer(
-            [question.strip()] * len(passages),
+        enc = question_windows(
+            self.tokenizer,
+            [question] * len(passages),
             [p.text for p in passages],
-            truncation="only_second",
-            max_length=self.max_length,
-            stride=self.stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
+            self.max_length,
+            self.stride,
             padding=True,
             return_tensors="pt",
         )

@@ -106,6 +106,36 @@ def test_malformed_rows_name_their_line(tmp_path):
         load_qa_file(path)
 
 
+def test_training_windows_are_the_windows_the_reader_reads():
+    """tuner/reader.py trains on the windows reader/extractive.py answers from (one question_windows): a long context
+    is read in overlapping windows, the question without its surrounding space, and every answer position points at
+    the answer's characters."""
+    from sixfold.reader.extractive import question_windows
+    from sixfold.tuner.data import QAExample
+    from sixfold.tuner.reader import train_features
+    from transformers import AutoTokenizer
+
+    from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(DEFAULT_EMBEDDER).path, local_files_only=True)
+    filler = " ".join(f"Sentence {n} tells nothing about rivers." for n in range(60))
+    context = f"{filler} The longest river in the valley is the Arno. {filler}"
+    answer = {"text": "Arno", "answer_start": context.index("Arno")}
+    example = QAExample("1", "  Which river is the longest?  ", context, [answer])
+    features = train_features([example], tokenizer, max_length=128, stride=32)
+    read = question_windows(tokenizer, [example.question], [context], 128, 32)
+    trained = [[t for t, m in zip(ids, mask) if m] for ids, mask in zip(features["input_ids"], features["attention_mask"])]
+    assert trained == read["input_ids"] and len(trained) > 3, "training and answering see the same windows"
+    question = tokenizer("Which river is the longest?")["input_ids"]
+    assert all(window[: len(question)] == question for window in trained)
+    offsets = read["offset_mapping"]
+    for previous, window in zip(offsets, offsets[1:]):  # consecutive windows share context: no answer is cut off
+        assert window[len(question)][0] < previous[-2][1]
+    spans = [(w, s, e) for w, (s, e) in enumerate(zip(features["start_positions"], features["end_positions"])) if s]
+    assert spans, "some window holds the answer"
+    assert all(context[offsets[w][s][0] : offsets[w][e][1]] == "Arno" for w, s, e in spans)
+
+
 def test_empty_train_and_missing_eval_are_errors(tmp_path, shared_index, cli):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from sixfold.reader.extractive import ExtractiveReader
+from sixfold.reader.extractive import ExtractiveReader, question_windows
 from sixfold.reader.metrics import exact_match, f1_score
 from sixfold.reader.types import Passage
 from sixfold.tuner.data import QAExample, load_qa_file, qa_overlap
@@ -60,17 +60,8 @@ def train_features(examples: list[QAExample], tokenizer, max_length: int = 384, 
     Long contexts are split into overlapping windows; a window that does not contain the answer points at
     the [CLS] token, as in the original BERT fine-tuning.
     """
-    questions = [e.question.lstrip() for e in examples]
-    contexts = [e.context for e in examples]
-    enc = tokenizer(
-        questions,
-        contexts,
-        truncation="only_second",
-        max_length=max_length,
-        stride=stride,
-        return_overflowing_tokens=True,
-        return_offsets_mapping=True,
-        padding="max_length",
+    enc = question_windows(
+        tokenizer, [e.question for e in examples], [e.context for e in examples], max_length, stride, padding="max_length"
     )
     sample_map = enc.pop("overflow_to_sample_mapping")
     offsets_all = enc.pop("offset_mapping")
