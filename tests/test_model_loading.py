@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -42,15 +43,21 @@ LOADERS = {
 @pytest.mark.parametrize("role", list(LOADERS))
 def test_a_model_folder_that_does_not_load_is_one_error_naming_role_and_model(tmp_path, role):
     folder = _broken_model(tmp_path)
+    message = _quiet_error(lambda: LOADERS[role](folder))
+    assert message.startswith(f"cannot load {role} broken: "), message
+
+
+def _quiet_error(call: Callable[[], object]) -> str:
+    """The one-line SixfoldError that ``call`` raises, checked to come with no warnings and no chained traceback."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(SixfoldError) as raised:
-            LOADERS[role](folder)
+            call()
     message = str(raised.value)
-    assert message.startswith(f"cannot load {role} broken: "), message
     assert "\n" not in message.strip()
     assert raised.value.__cause__ is None and raised.value.__suppress_context__  # no chained traceback
     assert not caught, [str(w.message) for w in caught]
+    return message
 
 
 def test_quiet_loading_passes_a_sixfold_error_through_unchanged():
@@ -78,14 +85,8 @@ TRAINERS = {
 def test_a_base_model_that_does_not_load_for_training_is_one_error_line(tmp_path, role):
     """The tuners load their base model through the same helper (tuner/embedder.py, tuner/reranker.py)."""
     folder = _broken_model(tmp_path)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with pytest.raises(SixfoldError) as raised:
-            TRAINERS[role](folder, tmp_path)
-    message = str(raised.value)
+    message = _quiet_error(lambda: TRAINERS[role](folder, tmp_path))
     assert message.startswith(f"cannot load {role} {folder}: "), message
-    assert "\n" not in message.strip() and raised.value.__cause__ is None
-    assert not caught, [str(w.message) for w in caught]
     assert not (tmp_path / "saved").exists()
 
 
