@@ -210,12 +210,12 @@ def load_rerank_pairs(path: str | Path) -> list[RerankQuery]:
         for number, row in enumerate(reader, start=2):
             rows.append((number, row.get("query") or "", [row.get("positive") or ""]))
     else:
-        for number, where, row in iter_jsonl(path, text):
+        for number, where, value in iter_jsonl(path, text):
             try:
-                if not isinstance(row, dict):
-                    raise TypeError(f"got {type(row).__name__}")
-                positives = row["positives"] if "positives" in row else [row["positive"]]
-                rows.append((number, str(row["query"]), [str(p) for p in positives]))
+                if not isinstance(value, dict):
+                    raise TypeError(f"got {type(value).__name__}")
+                positives = value["positives"] if "positives" in value else [value["positive"]]
+                rows.append((number, str(value["query"]), [str(p) for p in positives]))
             except (KeyError, TypeError) as exc:
                 raise SixfoldError(f'{where}: expected {{"query": ..., "positive": ...}} ({exc})') from None
     merged: dict[str, list[str]] = {}
