@@ -3,7 +3,8 @@
 Each round starts (or resumes) indexing a folder of small SQuAD-context files in a subprocess, kills it after a delay
 spread over the whole run (model load, walk and hashing, embedding, a commit every 50 chunks), then checks that the
 index opens, is consistent (as many vectors as chunks, every chunk's file recorded) and that `sixfold status` exits 0.
-After the rounds one run finishes the job, and the result must equal a clean build row for row (chunk texts, files,
+A series that got to the end starts again from an empty index, so every kill hits
+real work. After the rounds one run finishes the job, and the result must equal a clean build row for row (chunk texts, files,
 content hashes) and rank the same for a few questions.
 
     python bench/kill9.py [--rounds 10] [--files 200] [--data DIR] [--out bench/results/kill9.json]
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -122,6 +124,8 @@ def main() -> int:
             if finished and proc.returncode != 0:  # a run that failed by itself is a failure, not a kill
                 outcome = {**outcome, "state": f"run failed by itself (exit {proc.returncode})", "ok": False}
             results.append({"round": number, "killed_after_s": round(delay, 2), "finished_first": finished, **outcome})
+            if outcome["files"] == args.files and number < args.rounds:
+                shutil.rmtree(killed)  # that series is complete: the next kills hit a new build, not a no-op run
             print(
                 f"round {number:2d}: kill after {delay:5.1f} s{' (run had ended)' if finished else ''}: "
                 f"{outcome['state']}, {outcome['files']} files, {outcome['chunks']} chunks",
