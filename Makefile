@@ -48,6 +48,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/python tools/typecheck.py
 	$(BIN)/pytest -q
 
 # The model-free layer: fusion, registry, loaders, chunking, store transactions, search, filters, the kernel.
