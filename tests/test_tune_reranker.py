@@ -109,3 +109,21 @@ def test_interrupted_reranker_training_resumes_and_tune_leaves_no_work_folder(tu
     train_reranker(rows, embedder.path, out, config, [steps], work_dir=work)
     assert steps.seen == [3, 4, 5]
     assert (out / "config.json").is_file() and not work.exists()
+
+
+def test_the_server_search_reranks_with_the_active_reranker_as_the_cli_does(tuned):
+    """/v1/search used to run its own search with no reranker; it goes through Engine.search now."""
+    import httpx
+    from live_server import LiveServer
+
+    from sixfold.http import create_app
+
+    index, queries, _ = tuned
+    query = queries[0].query
+    expected = [(h.chunk_id, round(h.score, 6)) for h in Engine.open(index).search(query, 5)]
+    with LiveServer(create_app(index, warm=False)) as live:
+        found = httpx.post(
+            live.url + "/v1/search", json={"query": query, "max_rerank": 5, "return_metadata": True}, timeout=120
+        ).json()["data"]
+    assert all("rerank" in item["metadata"]["scores"] for item in found)
+    assert [(item["document"], round(item["score"], 6)) for item in found] == expected
