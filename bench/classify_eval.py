@@ -47,10 +47,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-from benchdata import add_data_argument, check_data  # noqa: E402
+
 from sixfold.indexer.embedding import load_embedder  # noqa: E402
 from sixfold.reader.classify import TEMPERATURE, TOP_PER_LABEL, Classifier  # noqa: E402
 from sixfold.reader.types import LabeledExample  # noqa: E402
+
+from benchdata import add_data_argument, check_data  # noqa: E402
 
 SEEDS = (0, 1, 2)
 Rows = list[tuple[str, str]]

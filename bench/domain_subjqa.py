@@ -24,12 +24,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from benchdata import add_data_argument, check_data  # noqa: E402
 from reader_subjqa import CACHE, subjqa, write_jsonl  # noqa: E402
+
+from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model  # noqa: E402
 from sixfold.tuner.domain import DomainTrainConfig, tune_domain  # noqa: E402
 from sixfold.tuner.reader import ReaderTrainConfig, tune_reader  # noqa: E402
 
-from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model  # noqa: E402
+from benchdata import add_data_argument, check_data  # noqa: E402
 
 
 def main() -> None:

@@ -26,12 +26,13 @@ sys.path.insert(0, str(REPO))
 
 import ir_measures  # noqa: E402
 import numpy as np  # noqa: E402
-from benchdata import add_data_argument, check_data, default_cache_dir  # noqa: E402  (bench/ is sys.path[0])
 from ir_measures import R, nDCG  # noqa: E402
+
+from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model  # noqa: E402
 from sixfold.tuner.data import Pair  # noqa: E402
 from sixfold.tuner.embedder import EmbedderTrainConfig, load_for_eval, train_embedder  # noqa: E402
 
-from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model  # noqa: E402
+from benchdata import add_data_argument, check_data, default_cache_dir  # noqa: E402  (bench/ is sys.path[0])
 
 CACHE = default_cache_dir("tuner")
 

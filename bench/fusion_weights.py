@@ -22,9 +22,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-from benchdata import add_data_argument, check_data, default_cache_dir  # noqa: E402
 from eval_retrieval import SETS  # noqa: E402  (bench/ is on sys.path when run as a script)
 from rerank_blend import ndcg  # noqa: E402
+
+from benchdata import add_data_argument, check_data, default_cache_dir  # noqa: E402
 
 DENSE_WEIGHTS = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0]
 RRF_KS = [10, 30, 60, 100]

@@ -47,7 +47,9 @@ if str(ROOT) not in sys.path:
 
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
-from benchdata import add_data_argument, check_data  # noqa: E402  (bench/ is sys.path[0])
+
+from sixfold.core.models import DEFAULT_EMBEDDER  # noqa: E402
+from sixfold.engine import Engine  # noqa: E402
 from sixfold.indexer import pipeline as pipeline_mod  # noqa: E402
 from sixfold.indexer import store as store_mod  # noqa: E402
 from sixfold.indexer import vectors as vec  # noqa: E402
@@ -57,8 +59,7 @@ from sixfold.indexer.loaders import load_document  # noqa: E402
 from sixfold.retriever.dense import dense_search  # noqa: E402
 from sixfold.retriever.lexical import lexical_search  # noqa: E402
 
-from sixfold.core.models import DEFAULT_EMBEDDER  # noqa: E402
-from sixfold.engine import Engine  # noqa: E402
+from benchdata import add_data_argument, check_data  # noqa: E402  (bench/ is sys.path[0])
 
 # Relative to the data folder (--data).
 SQUAD = "squad_v1.1_dev/dev-v1.1.json"

@@ -29,11 +29,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import pandas as pd  # noqa: E402
-from benchdata import add_data_argument, check_data, default_cache_dir  # noqa: E402  (bench/ is sys.path[0])
+
+from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model  # noqa: E402
 from sixfold.tuner.data import QAExample, load_qa_file  # noqa: E402
 from sixfold.tuner.reader import ReaderTrainConfig, evaluate_reader, train_reader, tune_reader  # noqa: E402
 
-from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model  # noqa: E402
+from benchdata import add_data_argument, check_data, default_cache_dir  # noqa: E402  (bench/ is sys.path[0])
 
 CACHE = default_cache_dir("tuner")
 

@@ -73,11 +73,10 @@ def ndcg(runs: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> float:
 
 
 def main() -> None:
-    from sixfold.tuner.data import split_queries
-
     from sixfold.engine import Engine
     from sixfold.eval.datasets import load_beir_set
     from sixfold.eval.retrieval import _safe_name, reranker_queries
+    from sixfold.tuner.data import split_queries
 
     parser = argparse.ArgumentParser()
     add_data_argument(parser)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+
 from benchdata import default_cache_dir  # bench/ is sys.path[0]
 
 REPO = Path(__file__).resolve().parents[1]

@@ -24,14 +24,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchdata import add_data_argument, data_path  # noqa: E402  (bench/ is sys.path[0])
+from sixfold.engine import Engine  # noqa: E402
 from sixfold.reader.answer import MIN_EVIDENCE, answer_question  # noqa: E402
 from sixfold.reader.extractive import load_extractive  # noqa: E402
 from sixfold.reader.metrics import exact_match, f1_score  # noqa: E402
 from sixfold.reader.types import Passage  # noqa: E402
 from sixfold.tuner.data import load_qa_file  # noqa: E402
 
-from sixfold.engine import Engine  # noqa: E402
+from benchdata import add_data_argument, data_path  # noqa: E402  (bench/ is sys.path[0])
 
 SQUAD = "squad_v1.1_dev/dev-v1.1.json"  # relative to --data
 

@@ -18,9 +18,8 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from sixfold.indexer.loaders import SECTION_SEPARATOR, LoadedDocument
-
 from sixfold.core.errors import SixfoldError
+from sixfold.indexer.loaders import SECTION_SEPARATOR, LoadedDocument
 
 # Sections longer than this are given to the splitter in blocks of at most this many characters.
 BLOCK_CHARS = 200_000

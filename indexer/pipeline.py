@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 import numpy as np
+
+from sixfold.core.errors import SixfoldError
 from sixfold.indexer.chunking import Chunk, Chunker
 from sixfold.indexer.embedding import Embedder
 from sixfold.indexer.loaders import (
@@ -34,8 +36,6 @@ from sixfold.indexer.loaders import (
     unavailable,
 )
 from sixfold.indexer.store import IndexSettings, IndexStore, Transaction
-
-from sixfold.core.errors import SixfoldError
 
 COMMIT_EVERY = int(os.environ.get("SIXFOLD_COMMIT_EVERY", "20000"))
 EMBED_GROUP = 512  # chunks gathered across files before one encode call

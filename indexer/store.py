@@ -44,11 +44,11 @@ import duckdb
 import faiss
 import numpy as np
 import pyarrow as pa
+
+from sixfold.core.errors import SixfoldError
 from sixfold.indexer import vectors as vec
 from sixfold.indexer.chunking import Chunk
 from sixfold.indexer.lexical import LexicalIndex, document_text
-
-from sixfold.core.errors import SixfoldError
 
 FORMAT_VERSION = 1
 POINTER = "sixfold-index.json"

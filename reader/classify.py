@@ -14,12 +14,12 @@ import os
 from pathlib import Path
 
 import numpy as np
-from sixfold.indexer.embedding import TextEmbedder
-from sixfold.reader.types import Label, LabeledExample
 
 from sixfold.core.config import cache_dir
 from sixfold.core.errors import SixfoldError
 from sixfold.core.files import iter_jsonl
+from sixfold.indexer.embedding import TextEmbedder
+from sixfold.reader.types import Label, LabeledExample
 
 TOP_PER_LABEL = 3
 # Half label centroid, half mean of the label's 3 nearest examples: the centroid wins on coarse labels (TREC,

@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from sixfold.reader.metrics import normalize_answer
-from sixfold.reader.types import Citation, Passage
-
 from sixfold.core.loading import load_model, quiet_loading
 from sixfold.core.models import ResolvedModel
+from sixfold.reader.metrics import normalize_answer
+from sixfold.reader.types import Citation, Passage
 
 if TYPE_CHECKING:  # transformers is imported when a reader is loaded, not by every command that imports this module
     from transformers import BatchEncoding, PreTrainedTokenizerBase

@@ -12,12 +12,11 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
-from sixfold.reader.types import Completion
-
 from sixfold.core.config import cache_dir
 from sixfold.core.errors import SixfoldError
 from sixfold.core.loading import load_model, quiet_loading
 from sixfold.core.models import ResolvedModel
+from sixfold.reader.types import Completion
 
 
 def _safe(name: str) -> str:

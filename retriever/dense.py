@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faiss
 import numpy as np
+
 from sixfold.indexer import vectors as vec
 from sixfold.indexer.store import Snapshot
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+
+from sixfold.core.errors import SixfoldError
 from sixfold.indexer.store import Snapshot
 from sixfold.retriever.dense import dense_search
 from sixfold.retriever.filters import allowed_ids
@@ -10,8 +12,6 @@ from sixfold.retriever.fusion import reciprocal_rank_fusion
 from sixfold.retriever.lexical import lexical_search
 from sixfold.retriever.rerank import Reranker
 from sixfold.retriever.types import Hit
-
-from sixfold.core.errors import SixfoldError
 
 MODES = ("dense", "bm25", "hybrid")
 VECTOR_MODES = ("dense", "hybrid")  # the modes that need the query embedded

@@ -79,6 +79,7 @@ def test_hnsw_search_widens_its_beam_to_k():
     """An HNSW search for more results than efSearch still finds (nearly) the exact top k: faiss does not widen the
     beam by itself, so a k = 300 search with efSearch 96 would miss many of the true 300."""
     import numpy as np
+
     from sixfold.indexer import vectors as vec
     from sixfold.retriever.dense import dense_search
 

@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SQUAD_DEV, assert_one_error_line, cli_env, copy_index, current_generation, run_cli
-from sixfold.indexer.store import IndexSettings, IndexStore
 
 from sixfold import Engine
+from sixfold.indexer.store import IndexSettings, IndexStore
+
+from conftest import REPO, SQUAD_DEV, assert_one_error_line, cli_env, copy_index, current_generation, run_cli
 
 N_FILES = 200
 CHUNK_ARGS = ("--chunk-tokens", "32", "--chunk-overlap", "0")  # many small chunks: several commits, cheap to embed
@@ -199,9 +200,11 @@ def test_chunking_in_loader_thread_does_not_break_concurrent_embedding(embedder)
     import threading
 
     import numpy as np
-    from conftest import CORPUS
+
     from sixfold.indexer.chunking import Chunker
     from sixfold.indexer.loaders import load_document
+
+    from conftest import CORPUS
 
     documents = [load_document(p) for p in sorted(CORPUS.rglob("*")) if p.is_file()]
     chunker = Chunker(embedder.tokenizer, 32, 0)  # as index_folder builds it

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from live_server import LiveServer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -10,11 +10,12 @@ import json
 
 import numpy as np
 import pytest
-from conftest import assert_one_error_line, run_cli
-from sixfold.reader.classify import Classifier, load_examples
 
 from sixfold import Engine
 from sixfold.core.errors import SixfoldError
+from sixfold.reader.classify import Classifier, load_examples
+
+from conftest import assert_one_error_line, run_cli
 
 EXAMPLES = {
     "card payments": [

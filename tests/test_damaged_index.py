@@ -18,11 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SQUAD_DEV, assert_one_error_line, cli_env, copy_index, current_generation, run_cli
-from sixfold.indexer.store import IndexStore
 
 from sixfold import Engine
 from sixfold.core.errors import SixfoldError
+from sixfold.indexer.store import IndexStore
+
+from conftest import REPO, SQUAD_DEV, assert_one_error_line, cli_env, copy_index, current_generation, run_cli
 
 QUESTION = "Who were the Normans descended from?"
 ZORBLAX = "The zorblax reactor converts marmalade into quantum flapdoodle at room temperature.\n"

@@ -6,9 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import assert_one_error_line, current_generation
 
 from sixfold import Engine, SixfoldError
+
+from conftest import assert_one_error_line, current_generation
 
 
 def cosine(a, b) -> float:

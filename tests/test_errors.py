@@ -13,10 +13,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_error_line, copy_index, current_generation, run_cli
 
 from sixfold import Engine
 from sixfold.core.models import resolve_model
+
+from conftest import assert_one_error_line, copy_index, current_generation, run_cli
 
 
 def cli_error(proc, *fragments):

@@ -7,12 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_error_line
 
 from sixfold.core.errors import SixfoldError
 from sixfold.eval.classify import eval_classify
 from sixfold.eval.datasets import load_beir
 from sixfold.eval.retrieval import eval_retrieval
+
+from conftest import assert_one_error_line
 
 BEIR = Path(__file__).parent / "fixtures" / "beir_tiny"
 

@@ -8,11 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_error_line
 
 from sixfold.core.errors import SixfoldError
 from sixfold.eval.datasets import load_retrieval_set
 from sixfold.eval.retrieval import eval_retrieval
+
+from conftest import assert_one_error_line
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SMART = FIXTURES / "smart_tiny"

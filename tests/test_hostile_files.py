@@ -18,10 +18,12 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, REPO, assert_one_error_line
+
 from sixfold.indexer import loaders
 from sixfold.indexer.chunking import BLOCK_CHARS, Chunker
 from sixfold.indexer.loaders import LoadedDocument, LoadError, LoaderUnavailable, LoadLimits, Section, load_document
+
+from conftest import CORPUS, REPO, assert_one_error_line
 
 
 def _fuzz_module():

@@ -12,10 +12,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from live_server import LiveServer
 
 from sixfold.core.errors import SixfoldError
 from sixfold.engine import Engine
+
+from live_server import LiveServer
 
 HTTP = Path(__file__).resolve().parents[1] / "sixfold" / "http"
 PLANTS = "Which gas do plants give off in the light?"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from sixfold.retriever.search import default_mode
 
 from sixfold import Engine
 from sixfold.core.models import model_languages
+from sixfold.retriever.search import default_mode
 
 # Three short Spanish texts written for this test.
 SPANISH = {

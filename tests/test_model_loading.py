@@ -9,7 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, assert_one_error_line
+
+from sixfold.core.errors import SixfoldError
+from sixfold.core.loading import quiet, quiet_loading
+from sixfold.core.models import ResolvedModel
 from sixfold.indexer.embedding import Embedder
 from sixfold.reader.extractive import ExtractiveReader
 from sixfold.reader.llm import CausalLM
@@ -18,9 +21,7 @@ from sixfold.tuner.data import Pair
 from sixfold.tuner.embedder import train_embedder
 from sixfold.tuner.reranker import RerankerTrainConfig, train_reranker
 
-from sixfold.core.errors import SixfoldError
-from sixfold.core.loading import quiet, quiet_loading
-from sixfold.core.models import ResolvedModel
+from conftest import CORPUS, assert_one_error_line
 
 
 def _broken_model(tmp_path: Path) -> Path:

@@ -11,12 +11,13 @@ import json
 import re
 
 import pytest
-from conftest import assert_one_error_line, run_cli
-from sixfold.reader.answer import MIN_EVIDENCE
-from sixfold.reader.types import NOT_FOUND
 
 from sixfold import Engine
 from sixfold.core.models import DEFAULT_GENERATOR
+from sixfold.reader.answer import MIN_EVIDENCE
+from sixfold.reader.types import NOT_FOUND
+
+from conftest import assert_one_error_line, run_cli
 
 NORMANS = "Who were the Normans descended from?"
 # Nothing in the bundled corpus (Normans, Black Death, oxygen, Amazon, packet switching, steam engine) answers these.

@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import KNOWN_ANSWERS, MODES
+
 from sixfold.indexer.loaders import load_document
+
+from conftest import KNOWN_ANSWERS, MODES
 
 
 @pytest.mark.parametrize("mode", MODES)

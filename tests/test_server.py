@@ -20,10 +20,11 @@ import duckdb
 import httpx
 import numpy as np
 import pytest
-from conftest import MODEL, REPO, cli_env, copy_index, current_generation
-from live_server import LiveServer
 
 from sixfold.core.models import DEFAULT_GENERATOR
+
+from conftest import MODEL, REPO, cli_env, copy_index, current_generation
+from live_server import LiveServer
 
 openai = pytest.importorskip("openai")
 FIXTURES = Path(__file__).parent / "fixtures"

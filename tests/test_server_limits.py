@@ -13,13 +13,14 @@ import tracemalloc
 
 import httpx
 import pytest
-from conftest import MODEL
-from live_server import LiveServer
 
 from sixfold.core.errors import SixfoldError
 from sixfold.core.models import DEFAULT_GENERATOR
 from sixfold.http.limits import Limits
 from sixfold.http.schemas import MAX_TEXT
+
+from conftest import MODEL
+from live_server import LiveServer
 
 openai = pytest.importorskip("openai")
 GEN = DEFAULT_GENERATOR

@@ -9,6 +9,7 @@ import sys
 import zipfile
 
 import pytest
+
 from conftest import REPO, cli_env
 
 HEAVY = ("torch", "sentence_transformers", "transformers")

@@ -8,10 +8,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import assert_one_error_line, cli_env, copy_index
 
 from sixfold.core.errors import SixfoldError
 from sixfold.eval.reports import ClassifyReport, Confusion, ModeScores, QAReport, RetrievalReport, write_report
+
+from conftest import assert_one_error_line, cli_env, copy_index
 
 
 def test_the_metrics_module_loads_neither_the_engine_nor_the_runners(tmp_path):
@@ -75,9 +76,8 @@ def _index_with_a_reader_version(shared_index, tmp_path):
 
 
 def test_the_engine_lists_and_switches_versions(shared_index, tmp_path):
-    from sixfold.tuner.versions import Registry
-
     from sixfold.engine import Engine
+    from sixfold.tuner.versions import Registry
 
     root = _index_with_a_reader_version(shared_index, tmp_path)
     engine = Engine.open(root)

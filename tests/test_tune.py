@@ -7,14 +7,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_error_line
+
+from sixfold.core.errors import SixfoldError
 from sixfold.reader.types import Passage
 from sixfold.tuner.data import load_qa_file
 from sixfold.tuner.reader import ReaderTrainConfig, tune_reader
 from sixfold.tuner.versions import Registry
-from training_callbacks import Losses, Steps, StopAt, Stopped
 
-from sixfold.core.errors import SixfoldError
+from conftest import assert_one_error_line
+from training_callbacks import Losses, Steps, StopAt, Stopped
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -110,12 +111,12 @@ def test_training_windows_are_the_windows_the_reader_reads():
     """tuner/reader.py trains on the windows reader/extractive.py answers from (one question_windows): a long context
     is read in overlapping windows, the question without its surrounding space, and every answer position points at
     the answer's characters."""
-    from sixfold.reader.extractive import question_windows
-    from sixfold.tuner.data import QAExample
-    from sixfold.tuner.reader import train_features
     from transformers import AutoTokenizer
 
     from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model
+    from sixfold.reader.extractive import question_windows
+    from sixfold.tuner.data import QAExample
+    from sixfold.tuner.reader import train_features
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(DEFAULT_EMBEDDER).path, local_files_only=True)
     filler = " ".join(f"Sentence {n} tells nothing about rivers." for n in range(60))

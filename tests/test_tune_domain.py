@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CORPUS, assert_one_error_line, copy_index
-from sixfold.tuner.domain import DomainTrainConfig, split_documents, tune_domain
-from sixfold.tuner.reader import ReaderTrainConfig, tune_reader
-from sixfold.tuner.versions import Registry
 from transformers import AutoModel, TrainerCallback
 
 from sixfold.core.errors import SixfoldError
 from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model
+from sixfold.tuner.domain import DomainTrainConfig, split_documents, tune_domain
+from sixfold.tuner.reader import ReaderTrainConfig, tune_reader
+from sixfold.tuner.versions import Registry
+
+from conftest import CORPUS, assert_one_error_line, copy_index
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

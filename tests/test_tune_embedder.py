@@ -17,16 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, assert_one_error_line, cli_env, copy_index, current_generation
+
+from sixfold.core.errors import SixfoldError
+from sixfold.core.models import ResolvedModel
 from sixfold.indexer.embedding import Embedder
 from sixfold.indexer.store import IndexStore
 from sixfold.tuner.data import Pair, hold_out, load_pairs, pair_overlap
 from sixfold.tuner.embedder import EmbedderTrainConfig, tune_embedder
 from sixfold.tuner.versions import Registry
-from training_callbacks import Losses, Steps, StopAt, Stopped
 
-from sixfold.core.errors import SixfoldError
-from sixfold.core.models import ResolvedModel
+from conftest import REPO, assert_one_error_line, cli_env, copy_index, current_generation
+from training_callbacks import Losses, Steps, StopAt, Stopped
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -362,11 +363,12 @@ def test_server_embeds_with_the_tuned_embedder(tuned):
     """The server's pool of embedder copies loads ``embedder@1`` from the index (it used to look for a model of that
     name and refuse to start): /v1/embeddings gives the Engine's vectors, /v1/search finds by them."""
     import httpx
-    from live_server import LiveServer
-    from sixfold.indexer.embedding import index_embedder_model
 
     from sixfold.engine import Engine
     from sixfold.http import create_app
+    from sixfold.indexer.embedding import index_embedder_model
+
+    from live_server import LiveServer
 
     root = tuned[0]
     assert index_embedder_model(root).path == str(Registry(root).root / "embedder" / "1")

@@ -7,16 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_error_line
-from sixfold.tuner.data import load_rerank_pairs
-from sixfold.tuner.reranker import RerankerTrainConfig, mine_pairs, tune_reranker
-from sixfold.tuner.versions import Registry
-from training_callbacks import Steps, StopAt, Stopped
 
 from sixfold.core.errors import SixfoldError
 from sixfold.engine import Engine
 from sixfold.eval.datasets import load_beir_set
 from sixfold.eval.retrieval import eval_retrieval, index_retrieval_set, reranker_queries
+from sixfold.tuner.data import load_rerank_pairs
+from sixfold.tuner.reranker import RerankerTrainConfig, mine_pairs, tune_reranker
+from sixfold.tuner.versions import Registry
+
+from conftest import assert_one_error_line
+from training_callbacks import Steps, StopAt, Stopped
 
 BEIR = Path(__file__).parent / "fixtures" / "beir_tiny"
 
@@ -114,9 +115,10 @@ def test_interrupted_reranker_training_resumes_and_tune_leaves_no_work_folder(tu
 def test_the_server_search_reranks_with_the_active_reranker_as_the_cli_does(tuned):
     """/v1/search used to run its own search with no reranker; it goes through Engine.search now."""
     import httpx
-    from live_server import LiveServer
 
     from sixfold.http import create_app
+
+    from live_server import LiveServer
 
     index, queries, _ = tuned
     query = queries[0].query

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from sixfold.core.errors import SixfoldError
+from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model
 from sixfold.tuner.training import (
     check_activate,
     check_trainable_here,
@@ -32,9 +34,6 @@ from sixfold.tuner.training import (
     trainer_settings,
 )
 from sixfold.tuner.versions import Registry, TuneOutcome, saving
-
-from sixfold.core.errors import SixfoldError
-from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model
 
 
 @dataclass

@@ -25,6 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from sixfold.core.errors import SixfoldError
+from sixfold.core.loading import quiet, quiet_loading
+from sixfold.core.models import TUNED_EMBEDDER_PREFIX, ResolvedModel, resolve_model, tuned_embedder_number
 from sixfold.indexer.embedding import Embedder, index_embedder_model
 from sixfold.tuner.data import Pair, hold_out, load_pairs, pair_overlap, text_key
 from sixfold.tuner.training import (
@@ -37,10 +41,6 @@ from sixfold.tuner.training import (
     trainer_settings,
 )
 from sixfold.tuner.versions import Registry, TuneOutcome, saving
-
-from sixfold.core.errors import SixfoldError
-from sixfold.core.loading import quiet, quiet_loading
-from sixfold.core.models import TUNED_EMBEDDER_PREFIX, ResolvedModel, resolve_model, tuned_embedder_number
 
 HOLDOUT = 0.2  # of the pairs held out by query for the before/after eval, when no eval file is given
 
@@ -254,6 +254,7 @@ def activate_embedder(
     Returns the new generation, or None when the index already uses that model (then only the registry is updated).
     """
     import duckdb
+
     from sixfold.indexer.reembed import reembed_index
     from sixfold.indexer.store import IndexStore
 

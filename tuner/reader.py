@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from sixfold.core.device import choose_device
+from sixfold.core.errors import SixfoldError
+from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model
 from sixfold.reader.extractive import ExtractiveReader, question_windows
 from sixfold.reader.metrics import exact_match, f1_score
 from sixfold.reader.types import Passage
@@ -30,10 +33,6 @@ from sixfold.tuner.training import (
     trainer_settings,
 )
 from sixfold.tuner.versions import Registry, TuneOutcome, parse_version, saving
-
-from sixfold.core.device import choose_device
-from sixfold.core.errors import SixfoldError
-from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model
 
 EVAL_LIMIT = 500  # eval questions scored before and after (the first ones of the eval file)
 

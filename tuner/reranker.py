@@ -23,6 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sixfold.core.device import choose_device
+from sixfold.core.errors import SixfoldError
+from sixfold.core.loading import quiet, quiet_loading
+from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model
 from sixfold.indexer.embedding import Embedder, load_index_embedder
 from sixfold.indexer.store import IndexStore, Snapshot
 from sixfold.retriever.rerank import Reranker
@@ -31,11 +35,6 @@ from sixfold.retriever.types import Hit
 from sixfold.tuner.data import RerankQuery
 from sixfold.tuner.training import check_activate, latest_checkpoint, quiet_trainer, run_key, should_activate, trainer_settings
 from sixfold.tuner.versions import Registry, TuneOutcome
-
-from sixfold.core.device import choose_device
-from sixfold.core.errors import SixfoldError
-from sixfold.core.loading import quiet, quiet_loading
-from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model
 
 
 @dataclass

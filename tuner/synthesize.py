@@ -12,11 +12,10 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from sixfold.indexer.store import IndexStore
-from sixfold.tuner.data import Pair, write_pairs
-
 from sixfold.core.errors import SixfoldError
 from sixfold.core.models import DEFAULT_GENERATOR
+from sixfold.indexer.store import IndexStore
+from sixfold.tuner.data import Pair, write_pairs
 
 # A plain few-shot completion prompt: the 135M instruction model writes real questions this way, while a chat
 # prompt mostly gets "What is the answer to the question ..." back.

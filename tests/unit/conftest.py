@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from sixfold.indexer.store import IndexStore
 
 from .helpers import FILES, SmallIndex, add, settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from sixfold.indexer.chunking import Chunk
 from sixfold.indexer.store import IndexSettings, IndexStore, Transaction
 

@@ -6,12 +6,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from sixfold.indexer.chunking import Chunker
-from sixfold.indexer.loaders import LoadedDocument, Section
 from tokenizers import Tokenizer
 
 from sixfold.core.errors import SixfoldError
 from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model
+from sixfold.indexer.chunking import Chunker
+from sixfold.indexer.loaders import LoadedDocument, Section
 
 
 @pytest.fixture(scope="module")

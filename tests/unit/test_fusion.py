@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sixfold.retriever.fusion import RRF_K, reciprocal_rank_fusion
 
 

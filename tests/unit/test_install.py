@@ -8,6 +8,7 @@ from importlib.metadata import packages_distributions
 
 import pytest
 import tomllib
+
 from conftest import REPO
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())

@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from sixfold.reader.classify import load_examples
-from sixfold.tuner.data import load_pairs, load_qa_file, load_rerank_pairs
 
 from sixfold.core.errors import SixfoldError
 from sixfold.core.files import iter_jsonl
 from sixfold.eval.datasets import load_retrieval_set
+from sixfold.reader.classify import load_examples
+from sixfold.tuner.data import load_pairs, load_qa_file, load_rerank_pairs
 
 # U+2028 / U+2029 (line and paragraph separators) and U+0085 (next line) are legal unescaped in a JSON string and
 # json.dumps(ensure_ascii=False) writes them as they are, yet str.splitlines() ends a line at each of them.

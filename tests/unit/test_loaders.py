@@ -11,6 +11,8 @@ from pathlib import Path
 import docx
 import pytest
 from fpdf import FPDF
+
+from sixfold.core.errors import SixfoldError
 from sixfold.indexer import loaders
 from sixfold.indexer.loaders import (
     MAX_HEADING_CHARS,
@@ -21,8 +23,6 @@ from sixfold.indexer.loaders import (
     is_supported,
     load_document,
 )
-
-from sixfold.core.errors import SixfoldError
 
 
 def write(path: Path, data: bytes | str) -> Path:

@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from sixfold.reader.types import Passage
-from sixfold.tuner.reader import ReaderTrainConfig
 
 from sixfold.cli import build_parser
 from sixfold.core.errors import SixfoldError
@@ -16,6 +14,8 @@ from sixfold.engine import Engine
 from sixfold.eval.retrieval import reranker_training_queries
 from sixfold.http.limits import Limits
 from sixfold.http.schemas import inline_documents
+from sixfold.reader.types import Passage
+from sixfold.tuner.reader import ReaderTrainConfig
 
 from .helpers import SmallIndex
 

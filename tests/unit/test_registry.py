@@ -8,10 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sixfold.tuner import versions
-from sixfold.tuner.versions import Registry, TuneOutcome, parse_version, saving
 
 from sixfold.core.errors import SixfoldError
+from sixfold.tuner import versions
+from sixfold.tuner.versions import Registry, TuneOutcome, parse_version, saving
 
 
 def save_version(registry: Registry, role: str = "reader", activate: bool = True, weights: str = "w") -> int:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from sixfold.core.errors import SixfoldError
 from sixfold.retriever.filters import allowed_ids
 from sixfold.retriever.search import MAX_K, default_mode, search, validate_query
 from sixfold.retriever.types import Hit
-
-from sixfold.core.errors import SixfoldError
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sixfold.reader.metrics import exact_match, f1_score
 
 

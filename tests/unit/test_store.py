@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from sixfold.indexer.store import IndexStore, Snapshot
 
 from sixfold.core.errors import SixfoldError
+from sixfold.indexer.store import IndexStore, Snapshot
 
 from .helpers import DIM, FILES, ROOT, add, settings, unit_vectors
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import faiss
 import numpy as np
 import pytest
-from sixfold.indexer import vectors as vec
 
 from sixfold.core.errors import SixfoldError
+from sixfold.indexer import vectors as vec
 
 from .helpers import DIM, unit_vectors
 
