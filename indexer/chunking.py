@@ -158,3 +158,22 @@ class Chunker:
             if stop >= end:
                 return
             position = stop - overlap if stop - overlap > position else stop
+
+
+def word_window(text: str, start: int, end: int, margin: int = 120) -> str:
+    """``text[start:end]`` with about ``margin`` characters of context each side, cut at word boundaries.
+
+    The context is widened to the nearest whitespace within another ``margin // 2`` characters (then narrowed to the
+    previous one when there is none), so a snippet never starts or ends inside a word, unless the word alone is
+    longer than the margin. The span itself is always kept whole.
+    """
+    lo, hi = max(0, start - margin), min(len(text), end + margin)
+    if lo > 0 and not text[lo - 1].isspace():
+        back = max((text.rfind(c, max(0, lo - margin // 2), lo) for c in " \n\t"), default=-1)
+        ahead = next((i for i in range(lo, start) if text[i].isspace()), -1)
+        lo = back + 1 if back >= 0 else (ahead + 1 if ahead >= 0 else lo)
+    if hi < len(text) and not text[hi].isspace():
+        forward = next((i for i in range(hi, min(len(text), hi + margin // 2)) if text[i].isspace()), -1)
+        behind = next((i for i in range(hi - 1, end - 1, -1) if text[i].isspace()), -1)
+        hi = forward if forward >= 0 else (behind if behind >= 0 else hi)
+    return text[lo:hi].strip()

@@ -103,6 +103,18 @@ HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 PDF_SUFFIXES = {".pdf"}
 DOCX_SUFFIXES = {".docx"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES | DOCX_SUFFIXES
+# Known binary formats: never opened to sniff. Any other suffix (or none: ``copyright``, ``README.Debian``,
+# ``changelog.Debian.gz``) is read as plain text when its first bytes are text (``looks_like_text``).
+BINARY_SUFFIXES = set(
+    ".png .jpg .jpeg .gif .bmp .tif .tiff .ico .webp .svgz .psd .xcf .heic .avif "
+    ".mp3 .mp4 .m4a .ogg .oga .ogv .opus .flac .wav .avi .mkv .mov .webm .mid .midi "
+    ".zip .tar .tgz .tbz .tbz2 .txz .bz2 .xz .zst .lz .lz4 .lzma .7z .rar .cab .jar .war .whl .egg .deb .rpm .apk .iso "
+    ".img .dmg .so .a .o .ko .dll .exe .dylib .lib .bin .elf .pyc .pyo .pyd .class .wasm .beam .mo .gmo "
+    ".ttf .otf .woff .woff2 .eot .pfb .pfm .db .sqlite .sqlite3 .mdb .dat .pack .idx .npy .npz .pkl .pickle "
+    ".pt .pth .onnx .safetensors .gguf .h5 .hdf5 .parquet .arrow .feather .faiss .doc .xls .xlsx .ppt .pptx .odt "
+    ".ods .odp .epub .dvi .ps .eps .swf .sig .gpg .der .p12 .pfx".split()
+)
+SNIFF_BYTES = 8192
 
 # import name -> what to pip install, where they differ
 _PIP_NAMES = {"docx": "python-docx", "bs4": "beautifulsoup4", "charset_normalizer": "charset-normalizer", "lxml": "lxml"}
@@ -117,7 +129,14 @@ def format_suffix(path: Path) -> str:
 
 
 def is_supported(path: Path) -> bool:
+    """A format with its own loader, known from the name alone."""
     return format_suffix(path) in SUPPORTED_SUFFIXES
+
+
+def may_be_text(path: Path) -> bool:
+    """Not a known format nor a known binary one: read as text if ``looks_like_text`` says its content is text."""
+    suffix = format_suffix(path)
+    return suffix not in SUPPORTED_SUFFIXES and suffix not in BINARY_SUFFIXES
 
 
 def _missing_module(exc: ImportError, fallback: str) -> str:
@@ -212,6 +231,51 @@ def _utf16_without_bom(sample: bytes) -> str | None:
     return None
 
 
+def _printable(text: str) -> bool:
+    """Mostly printable: at most 1 in 100 characters a control character other than tab, newline, CR, FF."""
+    if not text.strip():
+        return False
+    controls = sum(1 for ch in text if (ch < " " and ch not in "\t\n\r\f\v\x1b") or "\x7f" <= ch < "\xa0")
+    return controls <= len(text) // 100
+
+
+def looks_like_text(path: Path) -> bool:
+    """Whether a file of unknown type holds text: its first ``SNIFF_BYTES`` (gunzipped for ``.gz``) have no NULs
+    (or are UTF-16/32), decode as UTF-8 or a detected encoding, and are mostly printable.
+
+    Only regular files are opened (without blocking: a FIFO is refused, never read), and at most a few kB are read
+    or inflated, so a gzip bomb or a huge file costs nothing here.
+    """
+    try:
+        handle = _open_regular(path)
+    except (OSError, LoadError):
+        return False
+    with handle:
+        try:
+            if path.suffix.lower() == ".gz":
+                with gzip.GzipFile(fileobj=handle) as stream:
+                    sample = stream.read(SNIFF_BYTES)
+            else:
+                sample = handle.read(SNIFF_BYTES)
+        except (gzip.BadGzipFile, EOFError, zlib.error, OSError):
+            return False
+    if not sample.strip():
+        return False
+    for bom, codec in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+                       (codecs.BOM_UTF16_BE, "utf-16")):  # fmt: skip
+        if sample.startswith(bom):
+            return _printable(codecs.getincrementaldecoder(codec)("replace").decode(sample))
+    if b"\x00" in sample:
+        utf16 = _utf16_without_bom(sample)
+        return utf16 is not None and _printable(sample[: len(sample) // 2 * 2].decode(utf16, "replace"))
+    try:
+        return _printable(codecs.getincrementaldecoder("utf-8")().decode(sample))  # a cut last character is fine
+    except UnicodeDecodeError:
+        pass
+    best = _import("charset_normalizer", "text").from_bytes(sample).best()
+    return best is not None and _printable(str(best))
+
+
 def _decode(data: bytes) -> str:
     for bom, codec in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
                        (codecs.BOM_UTF16_BE, "utf-16")):  # fmt: skip
@@ -274,6 +338,51 @@ def split_markdown(text: str) -> list[Section]:
     return group_sections(headed(line) for line in text.splitlines())
 
 
+_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>|~=])")
+# Permalink anchors that HTML generators put in headings (Sphinx "¶", "§", link symbols), alone or as a link
+_ANCHOR = re.compile(r"\s*(?:\[\s*[¶§#🔗\uf0c1⚓]\s*\]\([^)]*\)|[¶🔗\uf0c1⚓])")
+# Navigation lines of texinfo/DocBook pages: "Next: X, Previous: Y, Up: Z [Index]", "[Contents][Index]", "Anterior | Inicio"
+_NAV_WORDS = r"next|previous|prev|up|home|top|contents|index|anterior|siguiente|subir|inicio|arriba|suivant|précédent"
+_NAV_LINE = re.compile(rf"^\s*(?:(?:\\?\[\s*)?(?:{_NAV_WORDS})(?:\s*\\?\])?(?:\s*:[^,\[\]|\\]*)?[\s,|·»«]*)+$", re.IGNORECASE)
+
+
+def unescape_markdown(text: str) -> str:
+    """``\\[Index\\]`` -> ``[Index]``, ``SET\\_BINARY\\_MODE`` -> ``SET_BINARY_MODE``: trafilatura's markdown escapes."""
+    return _MD_ESCAPE.sub(r"\1", text)
+
+
+def clean_heading(heading: str) -> str:
+    """A heading without permalink glyphs (``Abstract¶`` -> ``Abstract``) nor markdown escapes."""
+    return unescape_markdown(_ANCHOR.sub("", heading)).strip()
+
+
+def split_extracted_markdown(text: str) -> list[Section]:
+    """Sections of the markdown trafilatura makes of a page, as a reader should see them.
+
+    A heading is a ``#`` line that stands alone between blank lines: trafilatura writes headings so, while the
+    ``#`` lines of a code listing (``#  define SET_BINARY_MODE(file)``, ``# comment`` in a config file) sit among
+    other lines, and made stale headings of every later chunk. Navigation lines are dropped, permalink glyphs
+    removed from headings, and the markdown escapes removed from the text.
+    """
+    lines = text.splitlines()
+
+    def blank(i: int) -> bool:
+        return not (0 <= i < len(lines)) or not lines[i].strip()
+
+    def marked() -> Iterator[tuple[str, str | None]]:
+        for i, line in enumerate(lines):
+            if _NAV_LINE.match(line) and line.strip():
+                continue
+            match = _MD_HEADING.match(line.rstrip()) if line.startswith("#") and blank(i - 1) and blank(i + 1) else None
+            if match is None:
+                yield unescape_markdown(line), None
+                continue
+            heading = clean_heading(match.group(2).rstrip("#").strip() or match.group(2))
+            yield f"{match.group(1)} {heading}", heading or None
+
+    return group_sections(marked())
+
+
 def _first_heading(sections: list[Section]) -> str | None:
     return next((s.heading for s in sections if s.heading), None)
 
@@ -313,7 +422,8 @@ def load_html(path: Path, limits: LoadLimits = DEFAULT_LIMITS) -> LoadedDocument
         raise unavailable(suffix, "trafilatura", exc) from exc
     except RecursionError:
         text = None
-    if not text or not text.strip():
+    sections = split_extracted_markdown(text) if text and text.strip() else []
+    if not sections:
         beautiful_soup = _import("bs4", suffix).BeautifulSoup
         try:
             soup = beautiful_soup(markup, "html.parser")
@@ -322,7 +432,7 @@ def load_html(path: Path, limits: LoadLimits = DEFAULT_LIMITS) -> LoadedDocument
             text = re.sub(r"\n\s*\n+", "\n\n", soup.get_text("\n")).strip()
         except RecursionError:
             raise LoadError("HTML nested too deeply to read") from None
-    sections = split_markdown(text or "")
+        sections = split_markdown(text or "")
     if not sections:
         raise LoadError("no text in the page")
     match = _TITLE.search(markup[:20000])
@@ -414,9 +524,12 @@ def load_document(path: Path, limits: LoadLimits | None = None) -> LoadedDocumen
     loaders = {**dict.fromkeys(MARKDOWN_SUFFIXES, load_markdown), **dict.fromkeys(HTML_SUFFIXES, load_html)}
     loaders |= {**dict.fromkeys(PDF_SUFFIXES, load_pdf), **dict.fromkeys(DOCX_SUFFIXES, load_docx)}
     loaders |= dict.fromkeys(TEXT_SUFFIXES, load_text)
-    if suffix not in loaders:
+    if suffix in loaders:
+        document = loaders[suffix](path, limits)
+    elif may_be_text(path) and looks_like_text(path):
+        document = load_text(path, limits)
+    else:
         raise LoadError(f"unsupported file type {suffix or '(none)'}")
-    document = loaders[suffix](path, limits)
     if document.title:
         document.title = " ".join(document.title.split())[:MAX_HEADING_CHARS]
     return document

@@ -33,6 +33,8 @@ from sixfold.indexer.loaders import (
     format_suffix,
     is_supported,
     load_document,
+    looks_like_text,
+    may_be_text,
     unavailable,
 )
 from sixfold.indexer.store import IndexSettings, IndexStore, Transaction
@@ -118,9 +120,12 @@ def _shown(name: str) -> str:
 def walk_folder(
     folder: Path, follow_links: bool = False, skipped: list[tuple[str, str]] | None = None
 ) -> tuple[list[Path], Counter]:
-    """Supported files under ``folder`` (sorted, hidden entries skipped) and a count of the others by suffix.
+    """Files to index under ``folder`` (sorted, hidden entries skipped) and a count of the others by suffix.
 
-    Nothing is opened here. A symbolic link is followed when its target lies inside ``folder`` (a file; a folder
+    A file of a known format is indexed by its name; one of another type or none (``copyright``, ``README.Debian``,
+    ``changelog.Debian.gz``) when its first few kB are text (``looks_like_text``), unless its suffix is a known
+    binary one (``.png``, ``.so``: not opened). Nothing else is opened here, and only regular files are sniffed.
+    A symbolic link is followed when its target lies inside ``folder`` (a file; a folder
     inside is walked at its own path anyway), or anywhere with ``follow_links``. What is not indexed for a reason
     the user should hear (a link out of the folder, a broken link, a link loop, a FIFO, socket or device, a name
     that is not UTF-8) is appended to ``skipped`` as (path, reason); a FIFO is never opened (it would block).
@@ -202,7 +207,7 @@ class _Walker:
             return path
         if not stat.S_ISREG(mode):
             self._skip(path, f"{_kind(mode)}, not a file")
-        elif is_supported(path):
+        elif _indexable(path):
             self.files.append(path)
         else:
             self._count_unsupported(path)
@@ -227,13 +232,21 @@ class _Walker:
             return None
         if not stat.S_ISREG(mode):
             self._skip(path, f"symbolic link to {_kind(mode)}, not a file")
-        elif not is_supported(path):
-            self._count_unsupported(path)
-        elif self._inside(target) or self.follow_links:
+        elif not (self._inside(target) or self.follow_links):
+            if is_supported(path) or may_be_text(path):
+                self._skip(path, "symbolic link to a file outside the indexed folder (--follow-links follows it)")
+            else:
+                self._count_unsupported(path)
+        elif _indexable(path):
             self.files.append(path)
         else:
-            self._skip(path, "symbolic link to a file outside the indexed folder (--follow-links follows it)")
+            self._count_unsupported(path)
         return None
+
+
+def _indexable(path: Path) -> bool:
+    """A regular file (or a link to one) that a loader reads: by its format, or as text when its content is text."""
+    return is_supported(path) or (may_be_text(path) and looks_like_text(path))
 
 
 class _Job(NamedTuple):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sixfold.core.loading import load_model, quiet_loading
 from sixfold.core.models import ResolvedModel
+from sixfold.indexer.chunking import word_window
 from sixfold.reader.metrics import normalize_answer
 from sixfold.reader.types import Citation, Passage
 
@@ -145,7 +146,7 @@ class ExtractiveReader:
         for text, _score, passage, start, end in candidates:
             if normalize_answer(text) == key and passage.id not in cited:
                 cited.add(passage.id)
-                snippet = passage.text[max(0, start - 120) : end + 120].strip()
+                snippet = word_window(passage.text, start, end, 120)
                 citations.append(Citation(passage.id, passage.path, passage.location, snippet, start, end))
         return best_text, best_score, citations
 
