@@ -45,7 +45,7 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
-from sixfold.core.errors import SixfoldError
+from sixfold.core.errors import SixfoldError, first_line
 from sixfold.indexer import vectors as vec
 from sixfold.indexer.chunking import Chunk
 from sixfold.indexer.lexical import LexicalIndex, document_text
@@ -146,13 +146,13 @@ def _probe(folder: Path) -> tuple[IndexSettings | None, str]:
     try:
         con = duckdb.connect(str(folder / DB_FILE), read_only=True)
     except duckdb.Error as exc:
-        return None, f"cannot read {DB_FILE}: {_first_line(exc)}"
+        return None, f"cannot read {DB_FILE}: {first_line(exc)}"
     try:
         settings, _meta = _read_settings(con)
         con.execute("SELECT count(*) FROM chunks").fetchall()
         return settings, ""
     except (duckdb.Error, KeyError, ValueError) as exc:
-        return None, f"cannot read {DB_FILE}: {_first_line(exc)}"
+        return None, f"cannot read {DB_FILE}: {first_line(exc)}"
     finally:
         con.close()
 
@@ -164,17 +164,12 @@ def _read_vectors(path: Path, dim: int, n_chunks: int) -> tuple[faiss.Index | No
     try:
         index = faiss.read_index(str(path))
     except RuntimeError as exc:
-        return None, f"unreadable: {_first_line(exc)}"
+        return None, f"unreadable: {first_line(exc)}"
     if index.d != dim:
         return None, f"vectors have dimension {index.d}, the index {dim}"
     if index.ntotal != n_chunks:
         return None, f"{index.ntotal} vectors for {n_chunks} chunks"
     return index, ""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _repair_hint(con: duckdb.DuckDBPyConnection, root: Path) -> str:
@@ -269,7 +264,7 @@ class IndexStore:
                 if not isinstance(generation, str) or _generation_number(generation) is None:
                     raise ValueError(f"bad generation name {generation!r}")
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                damage = f"{POINTER} is unreadable ({_first_line(exc)})"
+                damage = f"{POINTER} is unreadable ({first_line(exc)})"
                 generation = None
             else:
                 if pointer.get("format") != FORMAT_VERSION:
@@ -412,7 +407,7 @@ class Snapshot:
             self.con = duckdb.connect(str(folder / DB_FILE), read_only=True)
             self.settings, self.meta = _read_settings(self.con)
         except (duckdb.Error, KeyError, ValueError) as exc:
-            raise SixfoldError(f"index at {folder.parent} is corrupt: cannot read {DB_FILE} ({_first_line(exc)})") from None
+            raise SixfoldError(f"index at {folder.parent} is corrupt: cannot read {DB_FILE} ({first_line(exc)})") from None
         self.problems: list[str] = []  # damage found so far (worked around)
         self._vectors: faiss.Index | None = None
         self._lexical: LexicalIndex | None = None
@@ -449,7 +444,7 @@ class Snapshot:
             except SixfoldError as exc:
                 why = "missing" if not path.exists() else str(exc).split(": ", 1)[-1]
             except (ValueError, OSError) as exc:  # a segment file that fails only when searched
-                why = _first_line(exc)
+                why = first_line(exc)
             if why:
                 self._damaged(f"{LEXICAL_DIR}/", why, "searching with a BM25 index rebuilt in memory from the chunk text")
                 lexical = LexicalIndex.build(None, self.settings.language, _lexical_rows(self.con))
@@ -492,7 +487,7 @@ class Snapshot:
         try:
             rows = self.con.execute(f"SELECT chunk_id FROM chunk_meta WHERE {where}").fetchnumpy()
         except duckdb.Error as exc:
-            raise SixfoldError(f"bad --where condition: {_first_line(exc)}") from None
+            raise SixfoldError(f"bad --where condition: {first_line(exc)}") from None
         return rows["chunk_id"].astype(np.int64)
 
     def embeddings(self, ids: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -595,7 +590,7 @@ class Transaction:
         except (duckdb.Error, KeyError, ValueError) as exc:
             if _is_no_space(exc):
                 raise
-            raise SixfoldError(f"index at {self.store.root} is corrupt: cannot read {DB_FILE} ({_first_line(exc)})") from None
+            raise SixfoldError(f"index at {self.store.root} is corrupt: cannot read {DB_FILE} ({first_line(exc)})") from None
         n_chunks = int(self.con.execute("SELECT count(*) FROM chunks").fetchall()[0][0])
         self.vectors = self._copy_vectors(prev / FAISS_FILE, n_chunks)
         self.next_id = int(meta.get("next_chunk_id", "0"))
@@ -650,7 +645,7 @@ class Transaction:
         except (ValueError, OSError) as exc:
             if _is_no_space(exc):
                 raise
-            why = _first_line(exc)
+            why = first_line(exc)
         if not why:
             return lexical
         shutil.rmtree(target, ignore_errors=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sixfold.core.errors import SixfoldError
+from sixfold.core.errors import SixfoldError, first_line
 from sixfold.core.loading import quiet, quiet_loading
 from sixfold.core.models import TUNED_EMBEDDER_PREFIX, ResolvedModel, resolve_model, tuned_embedder_number
 from sixfold.indexer.embedding import Embedder, index_embedder_model
@@ -274,7 +274,6 @@ def activate_embedder(
         try:
             generation = reembed_index(store, embedder, on_progress)
         except (OSError, duckdb.Error, RuntimeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SixfoldError(f"re-embedding the index failed ({first[:200]}); it still uses {current}") from None
+            raise SixfoldError(f"re-embedding the index failed ({first_line(exc)[:200]}); it still uses {current}") from None
     registry.use("embedder", number)
     return generation

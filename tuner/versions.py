@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from sixfold.core.errors import SixfoldError
+from sixfold.core.errors import SixfoldError, first_line
 from sixfold.core.models import models_dir
 
 ROLES = ("reader", "embedder", "reranker", "domain")
@@ -161,7 +161,7 @@ def saving(role: str, tmp_folder: Path | None = None) -> Iterator[None]:
             shutil.rmtree(tmp_folder, ignore_errors=True)
         if isinstance(exc, (SixfoldError, KeyboardInterrupt, SystemExit)):
             raise
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = first_line(exc)
         if isinstance(exc, OSError) or any(w in text.lower() for w in ("no space", "too large", "write", "serializ", "i/o")):
             raise SixfoldError(
                 f"could not save the tuned {role} ({text[:200]}); nothing was added and the active {role} is unchanged"
