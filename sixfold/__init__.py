@@ -6,8 +6,9 @@ The names below are imported when first used (PEP 562), so ``import sixfold.inde
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sixfold.core.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -55,10 +56,4 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time __getattr__ impo
     from sixfold.retriever.types import Hit
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sixfold' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

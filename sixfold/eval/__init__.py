@@ -1,17 +1,18 @@
 """``sixfold eval``: public benchmarks through the normal index and query path.
 
 - ``datasets``: readers of the published formats (BEIR, SMART, XQuAD-R) with errors that name the file and line.
-- ``metrics``: SQuAD answer normalisation, EM and F1 (standard library only: the reader imports it).
 - ``reports``: the typed reports (``RetrievalReport``, ``QAReport``, ``ClassifyReport``) and their atomic JSON files.
-- ``retrieval``, ``qa``, ``classify``: the runners, ``eval_retrieval``, ``eval_qa``, ``eval_classify``.
+- ``retrieval``, ``qa``, ``classify``: the runners, ``eval_retrieval``, ``eval_qa``, ``eval_classify`` (SQuAD EM/F1
+  come from ``sixfold.reader.metrics``).
 
 Names are imported on first use (PEP 562): ``import sixfold.eval.reports`` loads neither the runners nor the Engine.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sixfold.core.lazy import lazy_exports
 
 _EXPORTS = {
     "eval_retrieval": "sixfold.eval.retrieval",
@@ -44,10 +45,4 @@ if TYPE_CHECKING:
     from sixfold.eval.retrieval import eval_retrieval
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sixfold.eval' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
