@@ -43,6 +43,9 @@ class ApiKeyGate:
         return await self.app(scope, receive, send)
 
 
+DRAIN_CAP = 64 << 20  # bytes of an oversized body read and dropped so that its sender gets the 413; past it, a reset
+
+
 class BodyLimit:
     """ASGI middleware: refuse request bodies over a size (413), by Content-Length or while reading a chunked body.
 
@@ -59,7 +62,7 @@ class BodyLimit:
         limit = self.max_upload if scope["path"].rstrip("/") == UPLOAD_PATH else self.max_body
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            return await self._too_large(scope, receive, send, limit)
+            return await self._too_large(scope, receive, send, limit, more=int(length) <= DRAIN_CAP)
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
@@ -68,7 +71,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                return await self._too_large(scope, receive, send, limit)
+                return await self._too_large(scope, receive, send, limit, more=message.get("more_body", False))
             chunks.append(chunk)
             more = message.get("more_body", False)
         body, replayed = b"".join(chunks), False
@@ -83,7 +86,16 @@ class BodyLimit:
         return await self.app(scope, replay, send)
 
     @staticmethod
-    async def _too_large(scope, receive, send, limit: int):
+    async def _too_large(scope, receive, send, limit: int, more: bool = True):
+        # Read and drop the rest of the body (up to DRAIN_CAP) before answering: a server that closes a socket with
+        # unread data makes the kernel send a reset, and the client then sees "connection reset" instead of the 413.
+        drained = 0
+        while more and drained <= DRAIN_CAP:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            drained += len(message.get("body", b""))
+            more = message.get("more_body", False)
         response = error_response(413, f"request body too large: the limit is {limit} bytes", code="request_too_large")
         response.headers["connection"] = "close"
         await response(scope, receive, send)
