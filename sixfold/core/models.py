@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sixfold.core.catalogue import CATALOGUE, NOT_PULLED, PulledModel, check_present, find_entry, pulled_dir
 from sixfold.core.errors import SixfoldError
 
 
@@ -64,9 +65,13 @@ def _alias_for(spec: str) -> str | None:
 
 
 def model_languages(spec: str) -> tuple[str, ...] | None:
-    """Languages a packaged embedder was trained on; None for a local folder or hub id (not known)."""
+    """Languages a packaged or pulled embedder was trained on; None for a multilingual one, a local folder or a hub
+    id (not known)."""
     alias = _alias_for(spec)
-    return PACKAGED_MODELS[alias].languages if alias else None
+    if alias:
+        return PACKAGED_MODELS[alias].languages
+    entry = find_entry(spec)
+    return entry.languages if entry else None
 
 
 def _package_dir(pkg: ModelPackage) -> Path | None:
@@ -99,7 +104,8 @@ def _from_hub_cache(repo_id: str) -> str | None:
 def resolve_model(spec: str, role: str = "embedder") -> ResolvedModel:
     """Turn a model spec into a local folder, or raise a SixfoldError saying what to do.
 
-    Order: an existing local folder; a packaged alias (or its hub id); a hub id in the local cache.
+    Order: an existing local folder; a packaged alias (or its hub id); a catalogue model pulled with
+    ``sixfold models pull NAME``; a hub id in the local cache.
     """
     if not spec or not spec.strip():
         raise SixfoldError(f"no {role} model given")
@@ -121,6 +127,9 @@ def resolve_model(spec: str, role: str = "embedder") -> ResolvedModel:
                 f"pip install {pkg.pip_name}"
             )
         return ResolvedModel(alias, str(folder), pkg.gguf_file)
+    entry = find_entry(spec)
+    if entry is not None:
+        return _resolve_pulled(entry, role)
     if local.exists():
         raise SixfoldError(f"{role} model path {spec} is not a folder")
     looks_like_path = spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").split("/", 1)[-1]
@@ -129,10 +138,32 @@ def resolve_model(spec: str, role: str = "embedder") -> ResolvedModel:
         if cached:
             return ResolvedModel(spec, cached)
     known = ", ".join(PACKAGED_MODELS)
+    pullable = ", ".join(CATALOGUE)
     raise SixfoldError(
-        f"{role} model '{spec}' not found: not a local folder, not a packaged model ({known}), "
-        "and not in the local Hugging Face cache (offline)"
+        f"{role} model '{spec}' not found: not a local folder, not a packaged model ({known}), not a catalogue model "
+        f"(sixfold models pull: {pullable}), and not in the local Hugging Face cache (offline)"
     )
+
+
+# Roles a catalogue entry can serve; other role names (reader, reranker, ...) take any model and fail when it loads.
+_ROLE_OF = {"embedder": "embedder", "encoder": "embedder", "language": "language", "generator": "language"}
+
+
+def _resolve_pulled(entry: PulledModel, role: str) -> ResolvedModel:
+    """A catalogue model's folder once ``sixfold models pull`` has assembled it (checked cheaply: no hashing)."""
+    wanted = _ROLE_OF.get(role)
+    if wanted and wanted != entry.role:
+        kind = "a language model" if entry.role == "language" else f"an {entry.role}"
+        used_as = "language model" if wanted == "language" else role
+        raise SixfoldError(f"model '{entry.name}' is {kind}; it cannot be used as the {used_as}")
+    problem = check_present(entry)
+    if problem == NOT_PULLED:
+        raise SixfoldError(f"model '{entry.name}' is not on this machine: run `sixfold models pull {entry.name}`")
+    if problem:
+        raise SixfoldError(
+            f"model '{entry.name}' in {pulled_dir(entry)} is damaged ({problem}): run `sixfold models pull {entry.name}`"
+        )
+    return ResolvedModel(entry.name, str(pulled_dir(entry)), entry.gguf_file)
 
 
 # ---- models an index holds -----------------------------------------------------------------------------------------
