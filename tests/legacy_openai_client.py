@@ -1,10 +1,12 @@
 """Run by tests/test_server.py with the legacy ``openai==0.25.0`` client (its own venv): the 2021 calls.
 
 0.25.0 is the last release with ``Search``, ``Classification`` and ``Answer`` (0.26 removed them; 0.28.1 has
-none). Usage: ``python legacy_openai_client.py BASE_URL MODEL [fine-tune TRAIN EVAL]`` -> one JSON object on stdout.
+none). Usage: ``python legacy_openai_client.py BASE_URL MODEL [fine-tune TRAIN EVAL | files SEARCH ANSWERS
+CLASSIFICATIONS]`` -> one JSON object on stdout.
 """
 
 import json
+import os
 import sys
 import time
 
@@ -44,6 +46,50 @@ if sys.argv[3:4] == ["fine-tune"]:
             "models": [m.id for m in openai.Model.list().data],
         }
     )
+    sys.exit(0)
+if sys.argv[3:4] == ["files"]:  # File.create / list / retrieve / download / delete and file= on the 2021 calls
+    ids = {}
+    for purpose, path in zip(("search", "answers", "classifications"), sys.argv[4:7]):
+        with open(path, "rb") as handle:
+            made = openai.File.create(file=handle, purpose=purpose, user_provided_filename=os.path.basename(path))
+        ids[purpose] = made.id
+    out = {"ids": ids, "listed": openai.File.list(), "retrieved": openai.File.retrieve(ids["answers"])}
+    out["content"] = openai.File.download(ids["classifications"]).decode()
+    out["search"] = openai.Engine(model).search(
+        file=ids["search"], query="Who were the Normans descended from?", max_rerank=5, return_metadata=True
+    )
+    out["answer"] = openai.Answer.create(
+        model="SmolLM2-135M-Instruct",
+        file=ids["answers"],
+        question="What is the atomic number of oxygen?",
+        examples_context="The Eiffel Tower is in Paris.",
+        examples=[["Where is the Eiffel Tower?", "Paris"]],
+        max_rerank=10,
+        max_tokens=16,
+        k=2,
+        return_metadata=True,
+        return_prompt=True,
+        expand=["completion", "file"],
+    )
+    out["classification"] = openai.Classification.create(
+        file=ids["classifications"], query="my card was charged twice", max_examples=4, return_metadata=True, return_prompt=True
+    )
+    out["restricted"] = openai.Classification.create(
+        file=ids["classifications"], query="my card was charged twice", labels=["account", "shipping"], expand=["file"]
+    )
+    errors = {}
+    try:
+        openai.Answer.create(file=ids["classifications"], question="What is the atomic number of oxygen?")
+    except openai.error.InvalidRequestError as exc:
+        errors["wrong_purpose"] = {"status": exc.http_status, "message": str(exc)}
+    out["deleted"] = openai.File.delete(ids["search"])
+    try:
+        openai.Engine(model).search(file=ids["search"], query="Normans")
+    except openai.error.InvalidRequestError as exc:
+        errors["deleted_file"] = {"status": exc.http_status, "message": str(exc)}
+    out["errors"] = errors
+    out["listed_after"] = [f.id for f in openai.File.list().data]
+    dump(out)
     sys.exit(0)
 documents = [
     "The Amazon rainforest covers most of the Amazon basin of South America.",

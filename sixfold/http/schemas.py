@@ -59,8 +59,13 @@ class CompletionRequest(_Request):
     user: str | None = None
 
 
+Expand = Literal["completion", "file"]
+
+
 class SearchRequest(_Request):
-    """2021 ``/v1/search`` (or ``/v1/engines/{engine}/search``): rank ``documents`` or the index (``file``)."""
+    """2021 ``/v1/search`` (or ``/v1/engines/{engine}/search``): rank ``documents``, an uploaded ``search`` file
+    (``file``: its id; a keyword pre-search picks ``max_rerank`` rows, which are reranked) or the index
+    (``file: "index"``, or neither)."""
 
     model: StrictStr | None = None
     query: StrictStr = _text()
@@ -75,7 +80,8 @@ class SearchRequest(_Request):
 
 
 class ClassificationRequest(_Request):
-    """2021 ``/v1/classifications``: label ``query`` from labeled ``examples`` ([[text, label], ...])."""
+    """2021 ``/v1/classifications``: label ``query`` from labeled ``examples`` ([[text, label], ...]) or an uploaded
+    ``classifications`` file (``file``; a keyword pre-search picks ``max_examples`` of its examples)."""
 
     model: StrictStr | None = None
     query: StrictStr = _text()
@@ -88,13 +94,15 @@ class ClassificationRequest(_Request):
     logprobs: int | None = Field(None, ge=0, le=5)
     return_prompt: bool = False
     return_metadata: bool = False
-    expand: list[str] | None = None
+    expand: list[Expand] | None = None
     logit_bias: dict[str, float] | None = None
     user: str | None = None
 
 
 class AnswerRequest(_Request):
-    """2021 ``/v1/answers``: answer ``question`` from ``documents`` or the index (``file``), citing them.
+    """2021 ``/v1/answers``: answer ``question`` from ``documents``, an uploaded ``answers`` file (``file``: its id;
+    ``max_rerank`` rows picked by a keyword pre-search are reranked and the best ``k`` read) or the index
+    (``file: "index"``, or neither), citing them.
 
     ``examples`` / ``examples_context`` are type-checked and accepted for compatibility; sixfold's reader uses its
     own prompt (extractive span reading or the local LM), not few-shot examples.
@@ -115,7 +123,7 @@ class AnswerRequest(_Request):
     logprobs: int | None = Field(None, ge=0, le=5)
     return_metadata: bool = False
     return_prompt: bool = False
-    expand: list[str] | None = None
+    expand: list[Expand] | None = None
     logit_bias: dict[str, float] | None = None
     user: str | None = None
     # sixfold's own
@@ -154,17 +162,26 @@ def texts_of(value: str | list, param: str) -> list[str]:
     return texts
 
 
-def inline_documents(documents: list[str] | None, file: str | None) -> list[str] | None:
-    """The documents a 2021 call reads inline, checked; None when it reads the index. Paths are never read."""
-    if documents is not None and file is not None:
-        raise ApiError(400, "give either documents or file, not both", param="file")
-    if file is not None and file != INDEX_FILE:
+def uploaded_file(file: str | None) -> str | None:
+    """The id of the uploaded file a 2021 call names in ``file``; None for none or the index (``"index"``). Anything
+    else that is not an id (``file-...``) is refused: paths are never read."""
+    if file is None or file == INDEX_FILE:
+        return None
+    if not file.startswith("file-"):
         raise ApiError(
             400,
-            f"file must be '{INDEX_FILE}' (the server's index); sixfold reads no files named in a request: "
-            "send documents inline instead",
+            f"file must be '{INDEX_FILE}' (the server's index) or the id of an uploaded file (file-...); sixfold reads "
+            "no files named in a request: upload it with POST /v1/files or send the documents inline",
             param="file",
         )
+    return file
+
+
+def inline_documents(documents: list[str] | None, file: str | None) -> list[str] | None:
+    """The documents a 2021 call reads inline, checked; None when it reads a file or the index."""
+    if documents is not None and file is not None:
+        raise ApiError(400, "give either documents or file, not both", param="file")
+    uploaded_file(file)
     if documents is None:
         return None
     if not documents:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Annotated, Any
 
 import numpy as np
@@ -23,8 +24,9 @@ from sixfold.core.errors import SixfoldError
 from sixfold.core.models import DEFAULT_GENERATOR, ResolvedModel
 from sixfold.engine import Engine
 from sixfold.http.errors import ApiError
-from sixfold.http.jobs import FileStore, FineTunes
+from sixfold.http.jobs import FineTunes
 from sixfold.http.limits import Deadline
+from sixfold.http.uploads import DocumentFile, UploadedFiles
 from sixfold.indexer.embedding import Embedder, index_embedder_model
 from sixfold.reader.types import Answer, Completion, Label, LabeledExample, Passage
 from sixfold.retriever.search import VECTOR_MODES
@@ -107,7 +109,8 @@ class Service:
         self.model_lock = threading.Lock()  # the language model / extractive reader
         self.generator = generator
         self.started = int(time.time())
-        self.files = FileStore(self.engine.store.root)
+        self.files = UploadedFiles(self.engine.store.root)
+        self._language: str | None = None  # the index's language: the stemmer of an uploaded file's BM25 index
         self.fine_tunes = FineTunes(self.engine, self.files)
 
     # ---- shared state (call with index_lock held) ---------------------------------------
@@ -167,9 +170,49 @@ class Service:
         with self.embedders.lend(deadline) as embedder:
             return self.engine.rank_texts(query, documents, k, sources=sources, embedder=embedder)
 
-    def classify(self, query: str, examples: list[LabeledExample], deadline: Deadline) -> Label:
+    def classify(self, query: str, examples: list[LabeledExample], deadline: Deadline, cache: bool = False) -> Label:
+        """``cache``: keep the examples' vectors on disk (for a stored file's examples; not for a request's own)."""
         with self.embedders.lend(deadline) as embedder:
-            return self.engine.classify([query], examples, cache=False, embedder=embedder)[0]
+            return self.engine.classify([query], examples, cache=cache, embedder=embedder)[0]
+
+    # ---- uploaded document files (a keyword pre-search, then the Engine ranks or classifies) ------
+    def language(self, deadline: Deadline) -> str:
+        if self._language is None:
+            with deadline.hold(self.index_lock, "the index"):
+                self._language = self.snapshot().settings.language
+        return self._language
+
+    def rank_file(self, query: str, doc: DocumentFile, max_rerank: int, k: int, deadline: Deadline) -> list[Passage]:
+        """The top ``k`` of the ``max_rerank`` rows of ``doc`` a keyword search picks for ``query``, reranked by the
+        Engine (cosine, as inline documents); each Passage's ``id`` is the row's position in the file."""
+        picked = doc.candidates(query, max_rerank, self.language(deadline))
+        if not picked:
+            return []
+        rows = [doc.rows[i] for i in picked]
+        sources = [(doc.meta["filename"], f"line {row.line}") for row in rows]
+        with self.embedders.lend(deadline) as embedder:
+            ranked = self.engine.rank_texts(query, [r.text for r in rows], k, sources=sources, embedder=embedder)
+        return [replace(p, id=picked[p.id]) for p in ranked]
+
+    def file_examples(
+        self, query: str, doc: DocumentFile, labels: list[str] | None, max_examples: int, deadline: Deadline
+    ) -> tuple[list[LabeledExample], bool]:
+        """The labeled examples of ``doc`` a classification of ``query`` compares (``DocumentFile.example_candidates``),
+        each with its row position as ``line``, and whether they are all the rows of those labels."""
+        picked = doc.example_candidates(query, max_examples, self.language(deadline), labels)
+        examples = [LabeledExample(doc.rows[i].text, doc.rows[i].label or "", line=i) for i in picked]
+        pool = sum(1 for row in doc.rows if not labels or row.label in labels)
+        return examples, len(picked) == pool  # no row left out: the same examples every time, worth caching
+
+    def answer_prompt(self, question: str, passages: list[Passage], mode: str, deadline: Deadline) -> str | None:
+        """The prompt the generative reader is given for ``passages``; None in extractive mode (no prompt)."""
+        if mode != "generative" or not passages:
+            return None
+        from sixfold.reader.generative import build_prompt
+        from sixfold.reader.llm import load_llm
+
+        with deadline.hold(self.model_lock, "the language model"):
+            return build_prompt(load_llm(self.generator), question, passages)[0]
 
     # ---- the models (under model_lock) ------------------------------------------------------
     def answer(self, question: str, passages: list[Passage], mode: str, reader: str | None, deadline: Deadline) -> Answer:
