@@ -8,6 +8,8 @@ file and line.
   ``.X`` cross references. Only judged queries are scored (CISI judges 76 of its 112).
 - XQuAD-R (LAReQA): a SQuAD-style JSON file whose paragraphs carry ``sentences`` and ``sentence_breaks``; every
   sentence is a document and a question's relevant document is the sentence that holds its answer.
+- Folder QA sets (``sixfold eval qa --folder``): questions about a folder of documents, JSONL or TSV, each with its
+  accepted answers (or an answer regex) and the file that answers it; rows without answers are unanswerable.
 
 No library reads the SMART or XQuAD-R files (ir_datasets downloads its own copies), so these few readers are
 hand-written.
@@ -280,3 +282,123 @@ def load_xquad_r(path: str | Path) -> RetrievalSet:
     return RetrievalSet(
         f"xquad-r-{path.stem}", "xquad-r", corpus, queries, qrels, language=language, notes=notes, queries_total=len(queries)
     )
+
+
+# ---- folder QA sets ----------------------------------------------------------------------------------
+@dataclass
+class FolderQuestion:
+    """One question about a folder: accepted answers and/or a regex; ``sources`` are the files (relative to the
+    folder, ``/``-separated) that answer it. No answers and no regex: the folder does not answer it."""
+
+    question: str
+    answers: list[str]
+    answer_regex: str | None
+    sources: list[str]
+    line: int
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.answers) or self.answer_regex is not None
+
+
+_TSV_HEADER = ("question", "answers", "source")
+
+
+def load_folder_questions(path: str | Path) -> list[FolderQuestion]:
+    """A folder QA set: JSONL (``{"question", "answers": [..], "answer_regex", "source"}``, ``source`` a path, a
+    list of paths or null) or TSV (``question<TAB>answers separated by |<TAB>source``; an answers cell written
+    ``/regex/`` is a regex; empty answers and source: unanswerable; an optional header row). The format is the
+    suffix's (``.jsonl``/``.json``, ``.tsv``/``.tab``), else the first line's (``{`` is JSONL). A bad row is one
+    error naming its line."""
+    path = Path(path)
+    if not path.is_file():
+        raise SixfoldError(f"questions file {path} does not exist" if not path.exists() else f"{path} is not a file")
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        jsonl = True
+    elif suffix in (".tsv", ".tab"):
+        jsonl = False
+    else:
+        jsonl = next((line.lstrip() for line in text.splitlines() if line.strip()), "").startswith("{")
+    items = _questions_jsonl(path, text) if jsonl else _questions_tsv(path, text)
+    if not items:
+        raise SixfoldError(f"questions file {path} holds no questions")
+    return items
+
+
+def _question_row(where: str, number: int, question: object, answers: object, regex: object, source: object) -> FolderQuestion:
+    if not isinstance(question, str) or not question.strip():
+        raise SixfoldError(f"{where}: no question (expected a non-empty 'question' string)")
+    if answers is None:
+        answers = []
+    if isinstance(answers, str):
+        answers = [answers]
+    if not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
+        raise SixfoldError(f"{where}: 'answers' must be a list of non-empty strings")
+    if regex is not None:
+        if not isinstance(regex, str) or not regex:
+            raise SixfoldError(f"{where}: 'answer_regex' must be a non-empty string")
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            raise SixfoldError(f"{where}: answer_regex {regex!r} is not a valid regular expression ({exc})") from None
+    if source is None:
+        sources: list[str] = []
+    elif isinstance(source, str):
+        sources = [source] if source.strip() else []
+    elif isinstance(source, list) and all(isinstance(s, str) and s.strip() for s in source):
+        sources = list(source)
+    else:
+        raise SixfoldError(f"{where}: 'source' must be a file path, a list of paths, or null")
+    sources = [s.strip().replace("\\", "/").removeprefix("./") for s in sources]
+    item = FolderQuestion(question.strip(), [a.strip() for a in answers], regex, sources, number)
+    if item.answerable and not sources:
+        raise SixfoldError(f"{where}: an answerable question needs its 'source' (the file that answers it)")
+    if not item.answerable and sources:
+        raise SixfoldError(f"{where}: a source but no 'answers' or 'answer_regex' (an unanswerable question has source null)")
+    return item
+
+
+def _questions_jsonl(path: Path, text: str) -> list[FolderQuestion]:
+    items: list[FolderQuestion] = []
+    for number, where, row in iter_jsonl(path, text, invalid="not a question row"):
+        if not isinstance(row, dict):
+            raise SixfoldError(f"{where}: not a question row (expected a JSON object)")
+        unknown = set(row) - {"question", "answers", "answer_regex", "source", "id", "note"}
+        if unknown:
+            raise SixfoldError(
+                f"{where}: unknown field(s) {', '.join(sorted(unknown))} (expected question, answers, answer_regex, source)"
+            )
+        items.append(
+            _question_row(where, number, row.get("question"), row.get("answers"), row.get("answer_regex"), row.get("source"))
+        )
+    return items
+
+
+def _questions_tsv(path: Path, text: str) -> list[FolderQuestion]:
+    items: list[FolderQuestion] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        cells = line.rstrip("\r\n").split("\t")
+        if not items and tuple(c.strip().lower() for c in cells[:3]) == _TSV_HEADER:
+            continue
+        where = f"{path} line {number}"
+        if len(cells) != 3:
+            raise SixfoldError(f"{where}: expected 3 tab-separated columns (question, answers, source), got {len(cells)}")
+        question, answers, source = (c.strip() for c in cells)
+        regex = None
+        if len(answers) > 2 and answers.startswith("/") and answers.endswith("/"):
+            regex, answers = answers[1:-1], ""
+        items.append(
+            _question_row(
+                where,
+                number,
+                question,
+                [a for a in (x.strip() for x in answers.split("|")) if a],
+                regex,
+                [s for s in (x.strip() for x in source.split("|")) if s],
+            )
+        )
+    return items
