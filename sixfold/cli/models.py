@@ -12,7 +12,7 @@ from sixfold.core.errors import SixfoldError
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
 
     from sixfold.core.catalogue import PulledModel
 
@@ -118,8 +118,8 @@ def _list(engine, args: argparse.Namespace) -> int:
         for v in entry.versions:
             evals = f"{render.scores(v.eval_before)} -> {render.scores(v.eval)}"
             rows.append((f"{entry.role}@{v.number}", "yes" if entry.active == v.number else "", v.created, evals, v.base))
-    columns = ("version", "active", "created", "eval before -> after", "base")
-    out.print(render.table(f"models of {engine.store.root}", columns, rows, overflow="fold"))
+    version_columns = ("version", "active", "created", "eval before -> after", "base")
+    out.print(render.table(f"models of {engine.store.root}", version_columns, rows, overflow="fold"))
     return 0
 
 
@@ -134,7 +134,7 @@ class _PullProgress:
         self.quiet = quiet
         self._stage: str | None = None
         self._bar: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
         self._last = 0.0
 
     def __enter__(self) -> _PullProgress:
