@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from sixfold.cli import render
+from sixfold.core.errors import SixfoldError
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
     from rich.table import Table
 
+    from sixfold.eval.qa import FolderQAReport
     from sixfold.eval.reports import ClassifyReport, QAReport, Report, RetrievalReport
 
 
@@ -20,7 +23,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     console = render.console(stderr=True)
     run = {"retrieval": _retrieval, "qa": _qa, "classify": _classify}[args.kind]
     report, table = run(args, None if args.json else console.print)
-    written = write_report(report, args.out)
+    written = write_report(cast("Report", report), args.out)  # a FolderQAReport is written the same way
     if args.json:
         render.emit_json(report.to_dict())
     else:
@@ -29,7 +32,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _retrieval(args: argparse.Namespace, say) -> tuple[Report, Table]:
+def _retrieval(args: argparse.Namespace, say) -> tuple[Report, RenderableType]:
     from sixfold.eval.reports import eval_index
     from sixfold.eval.retrieval import eval_retrieval
 
@@ -53,13 +56,27 @@ def _retrieval(args: argparse.Namespace, say) -> tuple[Report, Table]:
     return report, render.table(title, columns, rows, right=True)
 
 
-def _qa(args: argparse.Namespace, say) -> tuple[Report, Table]:
+def _qa(args: argparse.Namespace, say) -> tuple[Report | FolderQAReport, RenderableType]:
     from sixfold.eval.qa import eval_qa
     from sixfold.eval.reports import eval_index
 
+    if args.questions:
+        if args.squad or args.open:
+            raise SixfoldError("eval qa takes --squad FILE or --questions FILE, not both (--open is for --squad)")
+        return _folder_qa(args, say)
+    if not args.squad:
+        raise SixfoldError("eval qa needs --squad FILE, or --questions FILE with --folder DIR (or --index IDX)")
+    if args.folder or args.generator:
+        raise SixfoldError("--folder and --generator go with --questions FILE (a folder QA set), not --squad")
     index = eval_index(args.index, args.squad) if args.open else None
     report: QAReport = eval_qa(
-        args.squad, reader=args.reader, open_book=args.open, index_dir=index, limit=args.limit, k=args.k, mode=args.mode
+        args.squad,
+        reader=args.reader,
+        open_book=args.open,
+        index_dir=index,
+        limit=args.limit,
+        k=args.k,
+        mode=args.mode or "extractive",
     )
     values = {"EM": report.em, "F1": report.f1, "answered_pct": report.answered_pct, f"recall@{args.k}": report.recall}
     rows = [(key, f"{value:.2f}") for key, value in (*values.items(), ("p50_s", report.p50_s)) if value is not None]
@@ -67,7 +84,74 @@ def _qa(args: argparse.Namespace, say) -> tuple[Report, Table]:
     return report, render.table(title, ("metric", "value"), rows)
 
 
-def _classify(args: argparse.Namespace, say) -> tuple[Report, Table]:
+def _folder_qa(args: argparse.Namespace, say) -> tuple[FolderQAReport, RenderableType]:
+    from rich.console import Group
+
+    from sixfold.eval.qa import OUTCOMES, eval_folder_qa
+
+    report = eval_folder_qa(
+        args.questions,
+        folder=args.folder,
+        index_dir=args.index,
+        k=args.k,
+        mode=args.mode or "auto",
+        reader=args.reader,
+        generator=args.generator,
+        limit=args.limit,
+        progress=say,
+    )
+    return report, Group(*folder_qa_tables(report, OUTCOMES))
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{part}/{whole} ({100 * part / whole:.0f}%)" if whole else "-"
+
+
+def folder_qa_tables(report: FolderQAReport, outcomes: dict[str, str]) -> list[Table]:
+    """The summary of a folder QA report, its reliability bins, and the questions it did not get right."""
+    c, cal, n, u = report.counts, report.calibration, report.answerable, report.unanswerable
+    rows = [
+        ("answerable: correct, right source cited", _pct(c["right"], n)),
+        ("answerable: correct, wrong source", _pct(c["wrong_source"], n)),
+        ("answerable: wrong answer", _pct(c["wrong"], n)),
+        ("answerable: abstained", _pct(c["missed"], n)),
+        ("unanswerable: abstained", _pct(c["abstained"], u)),
+        ("unanswerable: answered", _pct(c["answered"], u)),
+        (f"wrong with confidence >= {report.confident:g}", str(report.wrong_confident)),
+        (
+            f"right among answers with confidence >= {report.confident:g}",
+            "-" if cal.confident_right_pct is None else f"{cal.confident_right_pct:.0f}% of {cal.confident_answers}",
+        ),
+        ("calibration ECE (answers given)", "-" if cal.ece is None else f"{cal.ece:.3f} over {cal.answers}"),
+        ("Brier score", "-" if cal.brier is None else f"{cal.brier:.3f}"),
+        (
+            f"source among the {report.k} passages read",
+            "-" if report.source_retrieved_pct is None else f"{report.source_retrieved_pct:.0f}%",
+        ),
+        ("latency p50 / p95", f"{report.p50_s:.1f} s / {report.p95_s:.1f} s"),
+    ]
+    title = (
+        f"folder QA: {report.questions} questions ({n} answerable, {u} not) over {report.folder or report.index}, {report.mode}"
+    )
+    summary = render.table(title, ("measure", "value"), rows)
+    bins = [
+        (f"{b.low:.1f}-{b.high:.1f}", str(b.count), f"{b.confidence:.2f}", f"{b.accuracy:.2f}")
+        for b in cal.bins
+        if b.count and b.confidence is not None and b.accuracy is not None
+    ]
+    reliability = render.table(
+        "reliability (answers given)", ("confidence", "answers", "mean confidence", "right"), bins, right=True
+    )
+    misses = [
+        (str(r.line), outcomes[r.outcome], f"{r.confidence:.2f}", r.question, r.answer if r.found else "", ", ".join(r.cited))
+        for r in report.items
+        if r.outcome not in ("right", "abstained")
+    ]
+    columns = ("line", "outcome", "conf", "question", "answer", "cited")
+    return [summary, reliability, render.table("not right", columns, misses, overflow="fold")]
+
+
+def _classify(args: argparse.Namespace, say) -> tuple[Report, RenderableType]:
     from sixfold.eval.classify import eval_classify
 
     report: ClassifyReport = eval_classify(args.train, args.test, shots=args.shots, seed=args.seed, limit=args.limit)

@@ -311,14 +311,33 @@ def _eval_retrieval(kinds) -> None:
 
 
 def _eval_qa(kinds) -> None:
-    e = kinds.add_parser("qa", help="SQuAD EM/F1 with the gold paragraph, or open-book (--open)")
-    e.add_argument("--squad", required=True)
-    e.add_argument("--open", action="store_true", help="index all paragraphs and answer from retrieved passages")
-    e.add_argument("--mode", default="extractive", choices=["extractive", "generative"])
+    e = kinds.add_parser(
+        "qa",
+        help="SQuAD EM/F1 with the gold paragraph or open-book (--squad), or a folder QA set (--questions, --folder)",
+    )
+    e.add_argument("--squad", metavar="FILE", help="SQuAD v1.1 JSON file")
+    e.add_argument(
+        "--questions",
+        metavar="FILE",
+        help="folder QA set, JSONL ({question, answers | answer_regex, source}) or TSV (question, answers|..., source); "
+        "rows without answers are unanswerable",
+    )
+    e.add_argument("--folder", metavar="DIR", help="the folder the --questions are about (indexed incrementally)")
+    e.add_argument("--open", action="store_true", help="SQuAD: index all paragraphs and answer from retrieved passages")
+    e.add_argument(
+        "--mode",
+        choices=["auto", "extractive", "generative"],
+        help="SQuAD: extractive (default) or generative; --questions: as for ask (default auto)",
+    )
     e.add_argument("--reader", metavar="MODEL", help="extractive QA model folder (default: $SIXFOLD_READER)")
-    e.add_argument("--index", help="where to keep the open-book index (default: ~/.cache/sixfold/eval/<file>)")
-    e.add_argument("-k", type=positive_int, default=5)
-    e.add_argument("--limit", type=positive_int)
+    e.add_argument("--generator", metavar="MODEL", help="--questions: generative model (default: as for ask)")
+    e.add_argument(
+        "--index",
+        help="where to keep the open-book or folder index (default: ~/.cache/sixfold/eval/<file or folder>); "
+        "--questions without --folder: an existing index of that folder",
+    )
+    e.add_argument("-k", type=positive_int, default=5, help="passages to read (default 5)")
+    e.add_argument("--limit", type=positive_int, help="score N questions (SQuAD: a seeded sample; --questions: the first N)")
     e.add_argument("--out", help=REPORT_HELP)
     e.add_argument("--json", action="store_true")
 
