@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 
 from sixfold.core.errors import SixfoldError
 from sixfold.core.models import DEFAULT_GENERATOR
-from sixfold.http import files, legacy, openai
+from sixfold.http import chat, files, legacy, openai
 from sixfold.http.errors import install_error_handlers
 from sixfold.http.limits import Limits
 from sixfold.http.middleware import ApiKeyGate, BodyLimit
@@ -60,7 +60,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_body=max_body, max_upload=max_upload)
     app.add_middleware(ApiKeyGate, api_key=api_key)  # added last: runs first, before the body is read
     install_error_handlers(app)
-    for router in (page, openai.router, legacy.router, files.router):
+    for router in (page, openai.router, chat.router, legacy.router, files.router):
         app.include_router(router)
     return app
 

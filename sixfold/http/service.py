@@ -32,6 +32,8 @@ from sixfold.reader.types import Answer, Completion, Label, LabeledExample, Pass
 from sixfold.retriever.search import VECTOR_MODES
 from sixfold.retriever.types import Hit
 
+GROUNDED_MODEL = "sixfold-answers"  # /v1/chat/completions: answers from the index, with its sources (sixfold.http.chat)
+
 
 class TimedEmbedder:
     """An embedder that checks a request's deadline before each batch, so a big request stops within one batch.
@@ -258,6 +260,7 @@ class Service:
             return {"id": model_id, "object": "model", "created": self.started, "owned_by": "sixfold", "role": role, **extra}
 
         items = [entry(self.embedder_name(), "embedder", active=True), entry(self.generator, "completion", active=True)]
+        items.append(entry(GROUNDED_MODEL, "grounded", active=True))
         reader = next(m for m in self.engine.models() if m.role == "reader")
         # reader@base is "no extractive reader": none ships, so answers are generative until one is tuned
         items.append(entry("reader@base", "reader", active=reader.active is None, ships=False))
