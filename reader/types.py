@@ -27,6 +27,10 @@ class Citation:
     snippet: str
     start: int | None = None  # answer span inside the passage text, when extractive
     end: int | None = None
+    # The sentence that states the answer, verbatim: quote == passage text[quote_start:quote_end] (checked).
+    quote: str | None = None
+    quote_start: int | None = None
+    quote_end: int | None = None
 
 
 @dataclass
@@ -39,6 +43,7 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # e.g. which passages were cut to fit the model window
+    features: dict | None = None  # what the confidence was computed from (reader.calibration.Features)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,6 +77,8 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     model: str
+    # The probability the model gave each token it generated (llama.cpp runtime; None where not recorded).
+    token_probabilities: list[float] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
