@@ -1,68 +1,171 @@
-"""Generative reader: a small instruction LM writes the answer from numbered passages and cites them.
+"""Generative reader: an instruction LM answers from numbered *sentences* of the passages and cites them.
 
-Passages are packed into the prompt in rank order until the token budget is spent; a passage that does
-not fit whole is cut and the answer says so. The model is told to answer only from the passages and to
-reply NOT FOUND otherwise; citations are the [n] markers it writes.
+On a 2-core CPU a 1.5B model reads about 40 prompt tokens a second, so five whole passages (1,000+ tokens) cost
+half a minute before the first word. The reader therefore gives the model only the sentences of the passages that
+are closest to the question (``select_sentences``: by the embedder's cosine where one is given, else by shared
+words; ``SENTENCE_BUDGET`` tokens in all), numbered and grouped under their file, in the passages' order. The
+model answers in a few words and cites sentence numbers (``ANSWER: ... [3]``) or replies NOT FOUND; a cited
+sentence is then a verbatim quote by construction, and ``reader.answer`` checks that it states the answer.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from sixfold.reader.llm import CausalLM
-from sixfold.reader.types import Citation, Passage
+from sixfold.reader.evidence import content_words, sentences
+from sixfold.reader.llm import LanguageModel
+from sixfold.reader.types import Passage
 
 SYSTEM = (
-    "You answer questions using only the numbered passages given. Answer in one short sentence and cite the "
-    "passages you used like [1]. If the passages do not contain the answer, reply exactly: NOT FOUND."
+    "You answer questions using only the numbered sentences given. Reply with a short answer, in the language of "
+    "the question, followed by the numbers of the sentences that state it, in exactly this form:\n"
+    "ANSWER: <short answer> [n]\n"
+    "If the sentences do not contain the answer, reply exactly: NOT FOUND"
 )
-PROMPT_BUDGET = 1536  # tokens of passages; small models read short prompts better and faster on a CPU
+SENTENCE_BUDGET = 384  # prompt tokens of sentences (about 10 s of prompt reading for the 1.5B model on 2 cores)
+MAX_SENTENCE_TOKENS = 96  # a longer "sentence" (a list, a table row run) is cut to this many tokens
 _CITE = re.compile(r"\[(\d+)\]")
+_ANSWER = re.compile(r"ANSWER\s*:\s*(.+)", re.IGNORECASE | re.DOTALL)
 _PREAMBLE = re.compile(r"^(the answer is|answer)\s*:?\s*", re.IGNORECASE)
+
+# (question, sentences) -> one score per sentence (higher: closer). The Engine passes its embedder's cosine.
+SentenceScorer = Callable[[str, list[str]], list[float]]
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence of a passage: ``passage.text[start:end]``; ``passage`` indexes the passages given."""
+
+    passage: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass
+class Generated:
+    """What the model wrote, parsed: the answer and the sentences it cited (indexes into ``shown``)."""
+
+    answer: str
+    used: list[Passage]
+    shown: list[Sentence] = field(default_factory=list)
+    cited: list[int] = field(default_factory=list)
+    said_not_found: bool = False
+    notes: list[str] = field(default_factory=list)
+    probability: float | None = None  # geometric mean of the answer tokens' probabilities (llama.cpp)
+    raw: str = ""
+
+
+def lexical_scores(question: str, texts: list[str]) -> list[float]:
+    """Share of the question's content words (first five letters) in each text: the scorer without an embedder."""
+    wanted = {w[:5] for w in content_words(question)}
+    if not wanted:
+        return [0.0] * len(texts)
+    return [len(wanted & {w[:5] for w in content_words(t)}) / len(wanted) for t in texts]
+
+
+def select_sentences(
+    llm: LanguageModel,
+    question: str,
+    passages: list[Passage],
+    scorer: SentenceScorer | None = None,
+    budget: int = SENTENCE_BUDGET,
+) -> list[Sentence]:
+    """The sentences closest to the question within ``budget`` tokens, in passage order (each sentence once)."""
+    candidates: list[Sentence] = []
+    seen: set[str] = set()
+    for index, passage in enumerate(passages):
+        for a, b in sentences(passage.text):
+            key = " ".join(passage.text[a:b].lower().split())
+            if len(key) < 3 or key in seen:
+                continue
+            seen.add(key)
+            candidates.append(Sentence(index, a, b, passage.text[a:b]))
+    if not candidates:
+        return []
+    scores = (scorer or lexical_scores)(question, [" ".join(s.text.split()) for s in candidates])
+    # A small prior for the passage's rank, so that ties go to the passage retrieval ranked first.
+    ranked = sorted(range(len(candidates)), key=lambda i: -(scores[i] - 0.01 * candidates[i].passage))
+    chosen, left = [], budget
+    for i in ranked:
+        tokens = min(llm.count_tokens(candidates[i].text), MAX_SENTENCE_TOKENS) + 4
+        if tokens > left:
+            continue
+        chosen.append(i)
+        left -= tokens
+        if left < 16:
+            break
+    return [candidates[i] for i in sorted(chosen)]
 
 
 def build_prompt(
-    llm: CausalLM, question: str, passages: list[Passage], budget: int = PROMPT_BUDGET
-) -> tuple[str, list[Passage], list[str]]:
-    """The chat prompt, the passages it holds (numbered from 1) and notes on passages cut or left out."""
-    used: list[Passage] = []
-    notes: list[str] = []
+    llm: LanguageModel, question: str, passages: list[Passage], scorer: SentenceScorer | None = None
+) -> tuple[str, list[Sentence], list[str]]:
+    """The chat prompt, the sentences it shows (numbered from 1) and notes."""
+    shown = select_sentences(llm, question, passages, scorer)
     blocks: list[str] = []
-    left = budget
-    for passage in passages:
-        text = " ".join(passage.text.split())
-        tokens = llm.count_tokens(text)
-        if tokens > left:
-            if left < 64:
-                notes.append(f"passage from {passage.path} left out: the model window is full")
-                continue
-            ids = llm.tokenizer(text, add_special_tokens=False)["input_ids"][:left]
-            text = llm.tokenizer.decode(ids)
-            notes.append(f"passage [{len(used) + 1}] from {passage.path} was cut to fit the model window")
-            tokens = left
-        used.append(passage)
-        blocks.append(f"[{len(used)}] {text}")
-        left -= tokens
-    user = "Passages:\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
-    return llm.chat_prompt(SYSTEM, user), used, notes
+    current = None
+    for number, sentence in enumerate(shown, 1):
+        if sentence.passage != current:
+            current = sentence.passage
+            passage = passages[current]
+            where = f"{passage.path}, {passage.location}" if passage.location else passage.path
+            blocks.append(f"\nFrom {where}:")
+        text = " ".join(sentence.text.split())
+        if llm.count_tokens(text) > MAX_SENTENCE_TOKENS:
+            text = llm.truncate(text, MAX_SENTENCE_TOKENS) + " …"
+        blocks.append(f"[{number}] {text}")
+    notes = [] if shown else ["the passages hold no sentence to read"]
+    user = "Sentences:" + "\n".join(blocks) + f"\n\nQuestion: {question}"
+    return llm.chat_prompt(SYSTEM, user), shown, notes
+
+
+def _answer_probability(probabilities: list[float] | None, raw: str, answer_at: int) -> float | None:
+    """Geometric mean probability of the answer's tokens (those after ``answer_at`` characters of ``raw``, by
+    share of characters, since the pieces are not kept per token)."""
+    if not probabilities:
+        return None
+    first = int(len(probabilities) * answer_at / max(len(raw), 1))
+    chosen = [p for p in probabilities[first:] if p > 0] or [p for p in probabilities if p > 0]
+    if not chosen:
+        return 0.0
+    return math.exp(sum(math.log(p) for p in chosen) / len(chosen))
+
+
+def parse(raw: str, shown: int) -> tuple[str, list[int], int]:
+    """(answer, cited sentence indexes, where the answer starts in ``raw``) from the model's reply."""
+    match = _ANSWER.search(raw)
+    answer, at = (match.group(1), match.start(1)) if match else (raw, 0)
+    answer = answer.strip().split("\n")[0].strip()
+    cited = list(dict.fromkeys(int(n) - 1 for n in _CITE.findall(answer) if 1 <= int(n) <= shown))
+    answer = " ".join(_CITE.sub("", answer).split())
+    answer = re.sub(r"\s+([.,;:])", r"\1", answer)
+    answer = _PREAMBLE.sub("", answer).strip().strip('"').strip()
+    return answer, cited, at
 
 
 def generate_answer(
-    llm: CausalLM, question: str, passages: list[Passage], max_tokens: int = 64
-) -> tuple[str, list[Citation], list[str], bool]:
-    """(answer text, citations, notes, said_not_found)."""
-    prompt, used, notes = build_prompt(llm, question, passages)
-    completion = llm.complete(prompt, max_tokens=max_tokens, temperature=0.0, stop=["\n\n"])
-    text = completion.text.strip()
-    if completion.finish_reason == "length":  # cut mid-sentence: keep the complete sentences
-        end = max(text.rfind(". "), text.rfind(".\n"), text.rfind(".") if text.endswith(".") else -1)
-        if end > 0:
-            text = text[: end + 1]
-    said_not_found = "NOT FOUND" in text.upper() or not text
-    numbers = [int(n) for n in _CITE.findall(text)]
-    cited = [used[n - 1] for n in dict.fromkeys(numbers) if 1 <= n <= len(used)]
-    answer = _CITE.sub("", text).strip()
-    answer = re.sub(r"\s+([.,;:])", r"\1", answer)
-    answer = _PREAMBLE.sub("", answer).strip()
-    citations = [Citation(p.id, p.path, p.location, " ".join(p.text.split())[:240]) for p in cited]
-    return answer, citations, notes, said_not_found
+    llm: LanguageModel,
+    question: str,
+    passages: list[Passage],
+    scorer: SentenceScorer | None = None,
+    max_tokens: int = 48,
+) -> Generated:
+    """Ask the model, parse its reply (``parse``); nothing is checked here (``reader.answer`` does)."""
+    prompt, shown, notes = build_prompt(llm, question, passages, scorer)
+    if not shown:
+        return Generated("", passages, shown, said_not_found=True, notes=notes)
+    completion = llm.complete(prompt, max_tokens=max_tokens, temperature=0.0, stop=["\n\n", "<|im_end|>"])
+    raw = completion.text.strip()
+    if "NOT FOUND" in raw.upper()[:40] or not raw:
+        return Generated("", passages, shown, said_not_found=True, notes=notes, raw=raw)
+    answer, cited, at = parse(raw, len(shown))
+    if not answer or "NOT FOUND" in answer.upper():
+        return Generated("", passages, shown, said_not_found=True, notes=notes, raw=raw)
+    if completion.finish_reason == "length":
+        notes.append("the model's reply was cut at the token limit")
+    probability = _answer_probability(completion.token_probabilities, raw, at)
+    return Generated(answer, passages, shown, cited, False, notes, probability, raw)

@@ -364,7 +364,15 @@ class Engine:
             if not reader:
                 raise SixfoldError(NO_READER)
             return answer_question(question, passages, mode, extractive=load_extractive(reader))
-        return answer_question(question, passages, mode, llm=load_llm(generator or DEFAULT_GENERATOR))
+        return answer_question(
+            question, passages, mode, llm=load_llm(self.generator_model(generator)), scorer=self.sentence_scorer
+        )
+
+    def sentence_scorer(self, question: str, texts: list[str]) -> list[float]:
+        """Cosine of each text to the question under the index's embedder (the generative reader picks the
+        sentences it shows the model with it)."""
+        vectors = self.embedder.encode([question, *texts])
+        return [float(v) for v in vectors[1:] @ vectors[0]]
 
     def classify(
         self,
@@ -402,10 +410,15 @@ class Engine:
 
         if not prompt or not prompt.strip():
             raise SixfoldError("empty prompt")
-        llm = load_llm(model or DEFAULT_GENERATOR)
+        llm = load_llm(self.generator_model(model))
         return llm.complete(
             prompt, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=seed, on_text=on_text, should_stop=should_stop
         )
+
+    @staticmethod
+    def generator_model(generator: str | None = None) -> str:
+        """The language model to use: the one named, else ``$SIXFOLD_GENERATOR``, else ``DEFAULT_GENERATOR``."""
+        return generator or config.default_generator() or DEFAULT_GENERATOR
 
     def reader_model(self, reader: str | None = None) -> str | None:
         """The extractive reader to use: the one named, else ``$SIXFOLD_READER``, else the index's active tuned one."""

@@ -1,8 +1,8 @@
 """The reader over real models: ``ask`` (generative answers, citations, abstention, --docs), and ``complete``.
 
-The generative model (SmolLM2-135M-Instruct, packaged GGUF) is loaded once per session by the ``llm`` fixture;
-``load_llm`` is lru-cached, so the Engine and the in-process CLI reuse it. Failures that happen before any model
-is needed run as real ``python -m sixfold`` subprocesses (cheap).
+The generative model (the default: Qwen2.5-Coder-1.5B-Instruct GGUF on llama.cpp) is loaded once per session by
+the ``llm`` fixture; ``load_llm`` is lru-cached, so the Engine and the in-process CLI reuse it. Failures that happen
+before any model is needed run as real ``python -m sixfold`` subprocesses (cheap).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from sixfold import Engine
 from sixfold.core.models import DEFAULT_GENERATOR
-from sixfold.reader.answer import MIN_EVIDENCE
+from sixfold.reader.answer import MIN_CONFIDENCE, MIN_EVIDENCE
 from sixfold.reader.types import NOT_FOUND
 
 from conftest import assert_one_error_line, run_cli
@@ -34,9 +34,9 @@ DOC_B = (
     "The Kestrel-9 drone has a maximum flight time of 47 minutes on a single battery charge. It weighs 2.3 "
     "kilograms and can carry a payload of up to 500 grams. Its camera records video at 60 frames per second.\n"
 )
-ANSWER_KEYS = {"question", "answer", "found", "confidence", "mode", "citations", "passages", "notes"}
-CITATION_KEYS = {"passage_id", "path", "location", "snippet", "start", "end"}
-COMPLETION_KEYS = {"prompt", "text", "finish_reason", "prompt_tokens", "completion_tokens", "model"}
+ANSWER_KEYS = {"question", "answer", "found", "confidence", "mode", "citations", "passages", "notes", "features"}
+CITATION_KEYS = {"passage_id", "path", "location", "snippet", "start", "end", "quote", "quote_start", "quote_end"}
+COMPLETION_KEYS = {"prompt", "text", "finish_reason", "prompt_tokens", "completion_tokens", "model", "token_probabilities"}
 
 
 @pytest.fixture(scope="session")
@@ -80,9 +80,14 @@ def test_ask_answers_from_the_corpus_and_cites_the_source(normans_answer):
     assert answer.citations[0].path == "history/normans.md"
     assert answer.citations[0].snippet
     assert answer.passages and answer.passages[0].path == "history/normans.md"
-    # the evidence gate saw a close passage (observed cosine ~0.72)
-    assert answer.confidence >= MIN_EVIDENCE
-    assert answer.confidence == pytest.approx(max(p.dense for p in answer.passages))
+    # the supporting sentence is quoted verbatim from the cited passage, and states the answer
+    citation = answer.citations[0]
+    cited = next(p for p in answer.passages if p.id == citation.passage_id)
+    assert citation.quote and cited.text[citation.quote_start : citation.quote_end] == citation.quote
+    assert re.search(r"norse|viking", citation.quote, re.IGNORECASE), citation.quote
+    # the confidence is the calibrated one, from the features recorded with the answer
+    assert MIN_CONFIDENCE <= answer.confidence <= 1
+    assert answer.features and answer.features["evidence"] >= MIN_EVIDENCE
 
 
 @pytest.mark.parametrize("question", ABSENT)

@@ -28,10 +28,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 0
     out = render.console()
     if answer.found:
-        out.print(f"[bold]{answer.answer}[/]")
+        out.print(f"[bold]{render.escape(answer.answer)}[/]")
         out.print(f"confidence {answer.confidence:.2f} ({answer.mode})")
+        for citation in answer.citations:
+            if citation.quote:
+                out.print(f'  "{render.escape(" ".join(citation.quote.split()))}"  ({render.escape(citation.path)})')
     else:
-        out.print(f"[bold]{answer.answer}[/] (evidence {answer.confidence:.2f}, {answer.mode})")
+        out.print(f"[bold]{answer.answer}[/] (confidence {answer.confidence:.2f}, {answer.mode})")
     for message in answer.notes:
         render.note(out, message)
     table = render.table("cited passages" if answer.found else "closest passages", show_lines=True)

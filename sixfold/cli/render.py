@@ -32,6 +32,13 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
+def escape(text: str) -> str:
+    """``text`` shown as it is (square brackets in it are not rich markup)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def note(out: Console, message: str) -> None:
     out.print(f"[yellow]note:[/] {message}")
 

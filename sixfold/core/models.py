@@ -43,7 +43,7 @@ PACKAGED_MODELS: dict[str, ModelPackage] = {
 }
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
-DEFAULT_GENERATOR = "SmolLM2-135M-Instruct"
+DEFAULT_GENERATOR = "qwen2.5-coder-1.5b-instruct"  # pulled by `make install`; measured in docs/models.md
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,41 @@
+"""Answer confidence: the probability that a generated answer is right, from what the reader measured.
+
+A language model's own token probabilities are over-confident and a passage's similarity alone cannot tell a right
+answer from a wrong one in the right passage, so the confidence is a logistic model over both and over how well the
+answer's sentence supports it (``Features``). ``WEIGHTS`` were fitted by ``bench/calibrate_answers.py`` on held-out
+questions (see docs/benchmarks.md for the command, the data, the reliability curve and its ECE); refit them there
+when the default model changes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+FEATURES = ("evidence", "probability", "support", "cited_sentence", "cited_rank")
+
+
+@dataclass(frozen=True)
+class Features:
+    evidence: float  # cosine of the question to the best passage
+    probability: float | None  # geometric mean probability of the answer's tokens (None: the runtime gives none)
+    support: float  # share of the answer's content words in its quoted sentence
+    cited_sentence: bool  # the model cited the sentence that states the answer (not found by sixfold after it)
+    cited_rank: int  # rank of the cited passage (0: the best)
+
+    def vector(self) -> list[float]:
+        probability = 0.5 if self.probability is None else self.probability
+        return [self.evidence, probability, self.support, float(self.cited_sentence), float(min(self.cited_rank, 5))]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# Intercept first, then one weight per FEATURES entry.
+WEIGHTS: tuple[float, ...] = (-4.0, 4.0, 3.0, 2.0, 0.5, -0.2)
+
+
+def calibrated(features: Features, weights: tuple[float, ...] = WEIGHTS) -> float:
+    """P(right | features) under the logistic model ``weights``."""
+    z = weights[0] + sum(w * x for w, x in zip(weights[1:], features.vector(), strict=True))
+    return 1.0 / (1.0 + math.exp(-z))

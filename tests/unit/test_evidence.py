@@ -1,0 +1,108 @@
+"""Answer checking without a model: quotes located verbatim, support, parsing the reader's reply, calibration."""
+
+from __future__ import annotations
+
+import pytest
+
+from sixfold.reader.answer import quoted_citation, verify
+from sixfold.reader.calibration import Features, calibrated
+from sixfold.reader.evidence import Quote, find_support, sentence_at, sentences, support
+from sixfold.reader.generative import Generated, build_prompt, parse, select_sentences
+from sixfold.reader.types import Passage
+
+TEXT = (
+    "zlib is a general purpose compression library. It was written by Jean-loup Gailly and Mark Adler.\n\n"
+    "The current version is 1.3.1, released in January 2024. Version 1.2.13 fixed a bug in inflate."
+)
+
+
+def test_sentences_cover_the_text_and_are_trimmed():
+    spans = sentences(TEXT)
+    assert [TEXT[a:b] for a, b in spans][:2] == [
+        "zlib is a general purpose compression library.",
+        "It was written by Jean-loup Gailly and Mark Adler.",
+    ]
+    assert all(not TEXT[a].isspace() and not TEXT[b - 1].isspace() for a, b in spans)
+
+
+def test_support_needs_the_answer_words_and_every_number():
+    sentence = "The current version is 1.3.1, released in January 2024."
+    assert support("1.3.1", sentence) == 1.0
+    assert support("1.3.2", sentence) == 0.0  # a number the sentence does not hold
+    assert support("January 2024", sentence) == 1.0
+    assert support("Mark Adler", sentence) == 0.0
+
+
+def test_find_support_picks_the_stating_sentence_or_none():
+    quote = find_support("Jean-loup Gailly and Mark Adler", ["unrelated text.", TEXT])
+    assert quote is not None and quote.passage == 1 and "written by" in quote.text
+    assert TEXT[quote.start : quote.end] == quote.text
+    assert find_support("Linus Torvalds", [TEXT]) is None
+
+
+def test_sentence_at_widens_a_span_to_its_sentence():
+    start = TEXT.index("1.3.1")
+    a, b = sentence_at(TEXT, start, start + 5)
+    assert TEXT[a:b] == "The current version is 1.3.1, released in January 2024."
+
+
+def test_parse_reads_answer_and_sentence_numbers():
+    answer, cited, at = parse("ANSWER: Jean-loup Gailly and Mark Adler [2][3]", shown=3)
+    assert (answer, cited) == ("Jean-loup Gailly and Mark Adler", [1, 2]) and at == len("ANSWER: ")
+    answer, cited, _ = parse("Gailly [9] wrote it.", shown=3)  # no such sentence: not cited
+    assert cited == [] and answer == "Gailly wrote it."
+
+
+class _Words:
+    """A stand-in tokenizer for the prompt budget: one token per word (the model is not what is tested here)."""
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    def truncate(self, text, tokens):
+        return " ".join(text.split()[:tokens])
+
+    def chat_prompt(self, system, user):
+        return system + "\n" + user
+
+
+def test_the_prompt_shows_the_closest_sentences_once_in_passage_order():
+    passages = [Passage(1, "Bananas are yellow. " + TEXT, "zlib.txt"), Passage(2, TEXT, "copy.txt")]
+    only = select_sentences(_Words(), "who is zlib written by? Gailly?", passages, budget=14)
+    assert [s.text for s in only] == ["It was written by Jean-loup Gailly and Mark Adler."]  # the closest fits first
+    shown = select_sentences(_Words(), "who is zlib written by?", passages, budget=200)
+    texts = [s.text for s in shown]
+    assert texts[0] == "Bananas are yellow." and "It was written by Jean-loup Gailly and Mark Adler." in texts  # text order
+    assert len(texts) == len(set(texts)), "a sentence repeated by an overlapping passage is shown once"
+    assert all(passages[s.passage].text[s.start : s.end] == s.text for s in shown)
+    prompt, numbered, _ = build_prompt(_Words(), "who wrote zlib?", passages)
+    assert "From zlib.txt:" in prompt and "[1] " in prompt and numbered
+
+
+def test_verify_quotes_the_cited_sentence_or_one_that_states_the_answer():
+    passages = [Passage(1, "Nothing here.", "a.txt"), Passage(2, TEXT, "zlib.txt")]
+    shown = select_sentences(_Words(), "who wrote zlib?", passages)
+    by = next(i for i, s in enumerate(shown) if "written by" in s.text)
+    good = Generated("Jean-loup Gailly and Mark Adler", passages, shown, [by])
+    quote, score, why = verify(good, "who wrote zlib?")
+    assert why is None and quote.exact and quote.passage == 1 and score >= 0.75
+    miscited = Generated("Jean-loup Gailly and Mark Adler", passages, shown, [0])
+    quote, _, why = verify(miscited, "who wrote zlib?")
+    assert why is None and not quote.exact and "written by" in quote.text
+    invented = Generated("Linus Torvalds", passages, shown, [by])
+    quote, _, why = verify(invented, "who wrote zlib?")
+    assert quote is None and "no sentence" in why
+
+
+def test_quoted_citation_refuses_a_quote_that_is_not_a_slice():
+    passage = Passage(2, TEXT, "zlib.txt")
+    citation = quoted_citation(passage, Quote(0, 0, 4, "zlib", True))
+    assert citation.quote == TEXT[citation.quote_start : citation.quote_end]
+    with pytest.raises(AssertionError):
+        quoted_citation(passage, Quote(0, 0, 4, "gzip", True))
+
+
+def test_confidence_rises_with_evidence_and_support():
+    low = Features(evidence=0.3, probability=0.3, support=0.75, cited_sentence=False, cited_rank=3)
+    high = Features(evidence=0.8, probability=0.95, support=1.0, cited_sentence=True, cited_rank=0)
+    assert 0.0 < calibrated(low) < calibrated(high) < 1.0
