@@ -79,7 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     random.seed(args.seed)
 
-    examples = load_qa_file(data_path(args, SQUAD))
+    examples = load_qa_file(data_path(parser, args.data, None, SQUAD))
     _, held_out = split_halves(examples)
     titles = sorted({e.title for e in held_out})
     random.shuffle(titles)
@@ -104,14 +104,15 @@ def main() -> None:
                 example.question, passages, "generative", llm=llm, min_confidence=0.0, scorer=engine.sentence_scorer
             )
             seconds = time.perf_counter() - started
-            right = answerable and answer.found and is_right(answer.answer, example.answers)
+            golds = [a["text"] for a in example.answers]
+            right = answerable and answer.found and is_right(answer.answer, golds)
             rows.append(
                 {
                     "question": example.question,
                     "answerable": answerable,
                     "found": answer.found,
                     "answer": answer.answer,
-                    "gold": example.answers,
+                    "gold": golds,
                     "right": bool(right),
                     "features": answer.features,
                     "confidence_before": answer.confidence if answer.found else None,

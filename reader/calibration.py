@@ -31,8 +31,11 @@ class Features:
         return asdict(self)
 
 
-# Intercept first, then one weight per FEATURES entry.
-WEIGHTS: tuple[float, ...] = (-4.0, 4.0, 3.0, 2.0, 0.5, -0.2)
+# Intercept first, then one weight per FEATURES entry. Fitted 2026-12-02 on 65 held-out SQuAD v1.1 dev questions
+# (45 answerable, 20 about articles not indexed) with Qwen2.5-Coder-1.5B-Instruct: 29 verified answers, 22 right;
+# cross-validated ECE 0.042. The features separate right from wrong answers only weakly there (the weights are
+# small), so the confidence stays near the measured share of right answers (~0.76) rather than claim more.
+WEIGHTS: tuple[float, ...] = (1.031, 0.051, 0.168, 0.051, -0.125, 0.0)
 
 
 def calibrated(features: Features, weights: tuple[float, ...] = WEIGHTS) -> float:

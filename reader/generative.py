@@ -143,7 +143,8 @@ def parse(raw: str, shown: int) -> tuple[str, list[int], int]:
     cited = list(dict.fromkeys(int(n) - 1 for n in _CITE.findall(answer) if 1 <= int(n) <= shown))
     answer = " ".join(_CITE.sub("", answer).split())
     answer = re.sub(r"\s+([.,;:])", r"\1", answer)
-    answer = _PREAMBLE.sub("", answer).strip().strip('"').strip()
+    answer = _PREAMBLE.sub("", answer).strip().strip('"').strip().rstrip(",;:").strip()
+    answer = re.sub(r"([,;])\1+", r"\1", answer)
     return answer, cited, at
 
 
