@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from sixfold.indexer.chunking import word_window
 from sixfold.reader.calibration import Features, calibrated
-from sixfold.reader.evidence import MIN_SUPPORT, Quote, find_support, sentence_at, support
+from sixfold.reader.evidence import MIN_SUPPORT, Quote, find_support, sentence_at, states, support
 from sixfold.reader.extractive import ExtractiveReader
 from sixfold.reader.generative import Generated, SentenceScorer, generate_answer
 from sixfold.reader.llm import LanguageModel
@@ -68,7 +68,7 @@ def verify(generated: Generated, question: str) -> tuple[Quote | None, float, st
         if together >= MIN_SUPPORT:
             best = max(cited, key=lambda s: support(answer, s.text, question))
             return Quote(best.passage, best.start, best.end, best.text, True), together, None
-    scores = [support(answer, s.text, question) for s in shown]
+    scores = [support(answer, s.text, question) if states(answer, s.text, question) else 0.0 for s in shown]
     if scores and max(scores) >= MIN_SUPPORT:
         best = shown[scores.index(max(scores))]
         return Quote(best.passage, best.start, best.end, best.text, False), max(scores), None

@@ -95,9 +95,19 @@ def support(answer: str, sentence: str, question: str = "") -> float:
     return sum(w[:5] in have for w in words) / len(words)
 
 
+def states(answer: str, sentence: str, question: str = "") -> bool:
+    """The stricter check for a sentence the model did not cite: the answer appears in it as a whole phrase (case
+    and spacing aside), not as scattered words or inside a number, so "0" is not "found" in "16.0 units"."""
+    flat = " ".join(unicodedata.normalize("NFKC", answer).lower().split()).strip(" .")
+    if not flat:
+        return False
+    text = " ".join(unicodedata.normalize("NFKC", sentence).lower().split())
+    return re.search(rf"(?<![\w.,]){re.escape(flat)}(?![\w]|[.,]\d)", text) is not None
+
+
 def find_support(answer: str, texts: list[str], question: str = "", prefer: int | None = None) -> Quote | None:
-    """The sentence among ``texts`` that best supports ``answer`` (``prefer``: the passage the model cited, tried
-    first); None when no sentence reaches ``MIN_SUPPORT``."""
+    """The sentence among ``texts`` that ``states`` the answer with the best support (``prefer``: a passage tried
+    first); None when there is none."""
     order = list(range(len(texts)))
     if prefer is not None and 0 <= prefer < len(texts):
         order.remove(prefer)
@@ -106,6 +116,8 @@ def find_support(answer: str, texts: list[str], question: str = "", prefer: int 
     for index in order:
         text = texts[index]
         for a, b in sentences(text):
+            if not states(answer, text[a:b], question):
+                continue
             score = support(answer, text[a:b], question)
             if score >= MIN_SUPPORT and (best is None or score > best[0]):
                 best = (score, index, a, b)

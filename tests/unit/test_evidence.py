@@ -106,3 +106,12 @@ def test_confidence_rises_with_evidence_and_support():
     low = Features(evidence=0.3, probability=0.3, support=0.75, cited_sentence=False, cited_rank=3)
     high = Features(evidence=0.8, probability=0.95, support=1.0, cited_sentence=True, cited_rank=0)
     assert 0.0 < calibrated(low) < calibrated(high) < 1.0
+
+
+def test_a_sentence_the_model_did_not_cite_must_state_the_answer_as_a_phrase():
+    from sixfold.reader.evidence import states
+
+    assert not states("0", "Oxygen has 8 protons and weighs 16.0 units.")  # "0" only inside 16.0
+    assert not states("Mark Gailly", "It was written by Jean-loup Gailly and Mark Adler.")  # scattered words
+    assert states("-218.79 C", "Oxygen  melts at -218.79 C.")
+    assert states("jean-loup gailly", "It was written by Jean-loup Gailly and Mark Adler.")
