@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from sixfold.indexer.chunking import word_window
 from sixfold.reader.calibration import Features, calibrated
-from sixfold.reader.evidence import MIN_SUPPORT, Quote, find_support, sentence_at, states, support
+from sixfold.reader.evidence import MIN_SUPPORT, Quote, content_words, find_support, sentence_at, states, support
 from sixfold.reader.extractive import ExtractiveReader
 from sixfold.reader.generative import Generated, SentenceScorer, generate_answer
 from sixfold.reader.llm import LanguageModel
@@ -56,11 +56,16 @@ def quoted_citation(passage: Passage, quote: Quote, start: int | None = None, en
     )
 
 
+SHORT_ANSWER = 2  # content words: an answer this short ("60%", "1912") is trusted only from a sentence the model cited
+
+
 def verify(generated: Generated, question: str) -> tuple[Quote | None, float, str | None]:
     """The verbatim sentence supporting a generated answer, its support and, when there is none, why.
 
-    First the sentences the model cited (their words together: an answer may take two); then any sentence it was
-    shown, then any sentence of the passages. ``Quote.exact`` says the model cited the sentence itself."""
+    First the sentences the model cited (their words together: an answer may take two). A model often numbers one
+    off, so a neighbour of a cited sentence that states the answer as a phrase is accepted too. A longer answer may
+    also come from any sentence it was shown, or of the passages, holding most of its words; a short one may not,
+    since a number or a name is easily found in some unrelated sentence. ``Quote.exact``: the model cited it."""
     answer, shown = generated.answer, generated.shown
     cited = [shown[i] for i in generated.cited]
     if cited:
@@ -68,7 +73,14 @@ def verify(generated: Generated, question: str) -> tuple[Quote | None, float, st
         if together >= MIN_SUPPORT:
             best = max(cited, key=lambda s: support(answer, s.text, question))
             return Quote(best.passage, best.start, best.end, best.text, True), together, None
-    scores = [support(answer, s.text, question) if states(answer, s.text, question) else 0.0 for s in shown]
+    near = sorted({j for i in generated.cited for j in (i - 1, i + 1) if 0 <= j < len(shown)} - set(generated.cited))
+    for j in near:
+        sentence = shown[j]
+        if states(answer, sentence.text) and support(answer, sentence.text, question) >= MIN_SUPPORT:
+            return Quote(sentence.passage, sentence.start, sentence.end, sentence.text, False), 1.0, None
+    if len(content_words(answer)) <= SHORT_ANSWER:
+        return None, 0.0, "no sentence the model cited states its answer"
+    scores = [support(answer, s.text, question) for s in shown]
     if scores and max(scores) >= MIN_SUPPORT:
         best = shown[scores.index(max(scores))]
         return Quote(best.passage, best.start, best.end, best.text, False), max(scores), None

@@ -106,8 +106,8 @@ def states(answer: str, sentence: str, question: str = "") -> bool:
 
 
 def find_support(answer: str, texts: list[str], question: str = "", prefer: int | None = None) -> Quote | None:
-    """The sentence among ``texts`` that ``states`` the answer with the best support (``prefer``: a passage tried
-    first); None when there is none."""
+    """The sentence among ``texts`` that best supports ``answer`` (``prefer``: a passage tried first); None when no
+    sentence reaches ``MIN_SUPPORT``."""
     order = list(range(len(texts)))
     if prefer is not None and 0 <= prefer < len(texts):
         order.remove(prefer)
@@ -116,8 +116,6 @@ def find_support(answer: str, texts: list[str], question: str = "", prefer: int 
     for index in order:
         text = texts[index]
         for a, b in sentences(text):
-            if not states(answer, text[a:b], question):
-                continue
             score = support(answer, text[a:b], question)
             if score >= MIN_SUPPORT and (best is None or score > best[0]):
                 best = (score, index, a, b)

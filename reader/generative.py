@@ -80,8 +80,8 @@ def select_sentences(
     for index, passage in enumerate(passages):
         for a, b in sentences(passage.text):
             key = " ".join(passage.text[a:b].lower().split())
-            if len(key) < 3 or key in seen:
-                continue
+            if len(key.split()) < 3 or key.startswith("#") or key in seen:
+                continue  # a heading or a fragment: it would take a number and state nothing
             seen.add(key)
             candidates.append(Sentence(index, a, b, passage.text[a:b]))
     if not candidates:

@@ -150,6 +150,10 @@ class LlamaCppLM:
         ids = self.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
         if len(ids) + max_tokens > self.window:
             raise SixfoldError(f"prompt of {len(ids)} tokens + {max_tokens} new tokens exceeds the model window of {self.window}")
+        if seed is not None:
+            # Reading the prompt again from scratch: a prompt prefix reused from the cache gives logits that differ
+            # in the last bits, and a seeded sample must not depend on what was asked before.
+            self.llama.reset()
         recorder = _TokenProbabilities(len(ids))
         stream: Any = self.llama.create_completion(
             ids,

@@ -15,6 +15,7 @@ import openai
 openai.api_base = sys.argv[1]
 openai.api_key = "sk-local"
 model = sys.argv[2]
+generator = os.environ.get("SIXFOLD_GENERATOR") or "qwen2.5-coder-1.5b-instruct"  # the server's language model
 
 
 def dump(out):
@@ -59,7 +60,7 @@ if sys.argv[3:4] == ["files"]:  # File.create / list / retrieve / download / del
         file=ids["search"], query="Who were the Normans descended from?", max_rerank=5, return_metadata=True
     )
     out["answer"] = openai.Answer.create(
-        model="SmolLM2-135M-Instruct",
+        model=generator,
         file=ids["answers"],
         question="What is the atomic number of oxygen?",
         examples_context="The Eiffel Tower is in Paris.",
@@ -113,7 +114,7 @@ out["classification"] = openai.Classification.create(
     labels=["billing", "account"],
 )
 out["answer"] = openai.Answer.create(
-    model="SmolLM2-135M-Instruct",
+    model=generator,
     question="What is the atomic number of oxygen?",
     documents=documents,
     examples_context="The Eiffel Tower is in Paris.",

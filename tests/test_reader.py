@@ -105,7 +105,7 @@ def test_ask_abstains_when_the_corpus_lacks_the_answer(shared_index, llm, questi
 
 
 # On-topic questions the corpus cannot answer: oxygen.html gives no melting point, amazon_rainforest.docx no
-# population of Brazil. Their best cosines (~0.54 and ~0.52) pass the evidence gate (MIN_EVIDENCE 0.45).
+# population of Brazil. Their best cosines (~0.54 and ~0.52) pass the evidence gate (MIN_EVIDENCE 0.35).
 ON_TOPIC_UNANSWERABLE = ["What is the melting point of oxygen?", "What is the population of Brazil?"]
 
 
@@ -118,7 +118,7 @@ def test_ask_does_not_invent_an_answer_the_corpus_does_not_hold(shared_index, ll
     Amazon document, which hold none of these numbers.
     """
     answer = shared_index.engine.ask(question, mode="generative")
-    assert answer.confidence >= MIN_EVIDENCE  # the evidence gate is not what should catch these
+    assert not any("close enough" in note for note in answer.notes), "the evidence gate is not what should catch these"
     if answer.found:
         read = " ".join(p.text for p in answer.passages)
         invented = [n for n in re.findall(r"\d+(?:[.,]\d+)*", answer.answer) if n not in read]
