@@ -57,15 +57,17 @@ def quoted_citation(passage: Passage, quote: Quote, start: int | None = None, en
 
 
 SHORT_ANSWER = 2  # content words: an answer this short ("60%", "1912") is trusted only from a sentence the model cited
+MIN_ASKED = 0.6  # ... or from one that holds this share of the question's content words
 
 
 def verify(generated: Generated, question: str) -> tuple[Quote | None, float, str | None]:
     """The verbatim sentence supporting a generated answer, its support and, when there is none, why.
 
-    First the sentences the model cited (their words together: an answer may take two). A model often numbers one
-    off, so a neighbour of a cited sentence that states the answer as a phrase is accepted too. A longer answer may
-    also come from any sentence it was shown, or of the passages, holding most of its words; a short one may not,
-    since a number or a name is easily found in some unrelated sentence. ``Quote.exact``: the model cited it."""
+    First the sentences the model cited (their words together: an answer may take two). A small model often cites
+    the sentence that names the subject rather than the one with the answer, so a longer answer may also come from
+    any sentence it was shown, or of the passages, holding most of its words; a short one (a number, a name: easily
+    found in some unrelated sentence) only from a shown sentence that states it as a phrase and holds most of the
+    question's words. ``Quote.exact``: the model cited it."""
     answer, shown = generated.answer, generated.shown
     cited = [shown[i] for i in generated.cited]
     if cited:
@@ -73,12 +75,14 @@ def verify(generated: Generated, question: str) -> tuple[Quote | None, float, st
         if together >= MIN_SUPPORT:
             best = max(cited, key=lambda s: support(answer, s.text, question))
             return Quote(best.passage, best.start, best.end, best.text, True), together, None
-    near = sorted({j for i in generated.cited for j in (i - 1, i + 1) if 0 <= j < len(shown)} - set(generated.cited))
-    for j in near:
-        sentence = shown[j]
-        if states(answer, sentence.text) and support(answer, sentence.text, question) >= MIN_SUPPORT:
-            return Quote(sentence.passage, sentence.start, sentence.end, sentence.text, False), 1.0, None
     if len(content_words(answer)) <= SHORT_ANSWER:
+        # The model cited the sentence naming the subject, not the one with the answer (common for small models):
+        # accepted only from a shown sentence that states the answer and holds most of the question's words.
+        asked = {w[:5] for w in content_words(question)}
+        for sentence in shown:
+            have = {w[:5] for w in content_words(sentence.text)}
+            if states(answer, sentence.text) and asked and len(asked & have) / len(asked) >= MIN_ASKED:
+                return Quote(sentence.passage, sentence.start, sentence.end, sentence.text, False), 1.0, None
         return None, 0.0, "no sentence the model cited states its answer"
     scores = [support(answer, s.text, question) for s in shown]
     if scores and max(scores) >= MIN_SUPPORT:

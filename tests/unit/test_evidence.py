@@ -115,3 +115,14 @@ def test_a_sentence_the_model_did_not_cite_must_state_the_answer_as_a_phrase():
     assert not states("Mark Gailly", "It was written by Jean-loup Gailly and Mark Adler.")  # scattered words
     assert states("-218.79 C", "Oxygen  melts at -218.79 C.")
     assert states("jean-loup gailly", "It was written by Jean-loup Gailly and Mark Adler.")
+
+
+def test_a_short_answer_from_an_uncited_sentence_needs_the_question_in_that_sentence():
+    text = "The Zorblat festival is held in Quillhaven. Doors are painted orange. The festival was founded by Edwina Marsh."
+    passages = [Passage(1, text, "a.txt")]
+    shown = select_sentences(_Words(), "Who founded the Zorblat festival?", passages)
+    found = verify(Generated("Edwina Marsh", passages, shown, [0]), "Who founded the Zorblat festival?")
+    assert found[0] is not None and "Edwina Marsh" in found[0].text
+    amazon = [Passage(2, "The Amazon lies mostly in Brazil, with 60% of the forest. Peru has 13%.", "amazon.txt")]
+    shown = select_sentences(_Words(), "What is the population of Brazil?", amazon)
+    assert verify(Generated("60%", amazon, shown, [1]), "What is the population of Brazil?")[0] is None
