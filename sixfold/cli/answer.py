@@ -34,7 +34,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             if citation.quote:
                 out.print(f'  "{render.escape(" ".join(citation.quote.split()))}"  ({render.escape(citation.path)})')
     else:
-        out.print(f"[bold]{answer.answer}[/] (confidence {answer.confidence:.2f}, {answer.mode})")
+        out.print(f"[bold]{answer.answer}[/] ({answer.mode}; why below)")
     for message in answer.notes:
         render.note(out, message)
     table = render.table("cited passages" if answer.found else "closest passages", show_lines=True)

@@ -123,7 +123,7 @@ def _add_answer(sub) -> None:
     p.add_argument("--docs", nargs="+", metavar="FILE", help="answer from these documents instead of an index")
     p.add_argument("--mode", default="auto", help="auto (default), extractive or generative")
     p.add_argument("--reader", metavar="MODEL", help="extractive QA model folder (default: $SIXFOLD_READER)")
-    p.add_argument("--generator", metavar="MODEL", help="generative model (default: the packaged SmolLM2-135M-Instruct)")
+    p.add_argument("--generator", metavar="MODEL", help="language model (default: $SIXFOLD_GENERATOR, else the default LM)")
     p.add_argument("-k", type=positive_int, default=5, help="passages to read (default 5)")
     p.add_argument("--where", help="SQL condition on metadata, as for search")
     p.add_argument("--rerank", metavar="MODEL", help="cross-encoder to rerank the passages (default: the index's tuned one)")

@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 
+from sixfold.core import config
 from sixfold.core.errors import SixfoldError
 from sixfold.core.models import DEFAULT_GENERATOR
 from sixfold.http import chat, files, legacy, openai
@@ -37,7 +38,7 @@ def create_app(
     *,
     max_body: int = DEFAULT_MAX_BODY,
     max_upload: int = DEFAULT_MAX_UPLOAD,
-    generator: str = DEFAULT_GENERATOR,
+    generator: str | None = None,
     embedders: int = 2,
     warm: bool = True,
     limits: Limits | None = None,
@@ -46,7 +47,7 @@ def create_app(
     ``embedders``: copies of the embedding model that embed queries in parallel; ``limits``: the work and time one
     request may take (default: ``Limits.from_env()``)."""
     limits = limits or Limits.from_env()  # a bad SIXFOLD_* value is one error before any model loads
-    service = Service(index_path, generator, embedders)
+    service = Service(index_path, generator or config.default_generator() or DEFAULT_GENERATOR, embedders)
     if warm:
         service.warm()
     app = FastAPI(
