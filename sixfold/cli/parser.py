@@ -144,7 +144,7 @@ def _add_answer(sub) -> None:
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--stop", action="append", metavar="TEXT", help="stop sequence (repeatable)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--model", help="language model (default: the packaged SmolLM2-135M-Instruct)")
+    p.add_argument("--model", help="language model (default: $SIXFOLD_GENERATOR, else the default LM)")
     p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     p.add_argument("--json", action="store_true")
 
