@@ -88,7 +88,8 @@ class LlamaCppLM:
         assert model.gguf_file, "LlamaCppLM takes a GGUF model"
         path = Path(model.path) / model.gguf_file
         self.name, self.device = model.name, device
-        threads = config.lm_threads() or max(1, len(os.sched_getaffinity(0)))
+        usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)  # not on macOS
+        threads = config.lm_threads() or max(1, len(usable))
         with quiet_loading("language model", model.name, "llama_cpp"):
             self.llama = Llama(
                 model_path=str(path),
