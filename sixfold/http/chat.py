@@ -16,9 +16,7 @@ The request bodies are declared here (they are this endpoint's alone). Work and 
 from __future__ import annotations
 
 import json
-import queue
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
@@ -32,6 +30,7 @@ from sixfold.http.errors import ApiError
 from sixfold.http.limits import Deadline, DeadlineDep, Limits, LimitsDep, setting
 from sixfold.http.schemas import INT64, MAX_TEXT, new_id
 from sixfold.http.service import GROUNDED_MODEL, Service, ServiceDep
+from sixfold.http.streaming import DONE, stream_from_thread
 from sixfold.reader.types import Answer, Completion
 
 router = APIRouter(prefix="/v1")
@@ -407,10 +406,6 @@ class _Chunks:
     def usage(self, counts: dict) -> str:
         return self.event([], usage=counts)  # stream_options.include_usage: a last chunk with no choices
 
-    @staticmethod
-    def error(error: dict) -> str:
-        return f"data: {json.dumps({'error': error})}\n\n"
-
 
 def _sse(events: Iterator[str]) -> StreamingResponse:
     return StreamingResponse(events, media_type="text/event-stream")
@@ -427,7 +422,7 @@ def _grounded_events(chunks: _Chunks, content: str, sources: dict, counts: dict 
     yield chunks.finish(0, "stop", sixfold=sources)
     if counts is not None:
         yield chunks.usage(counts)
-    yield "data: [DONE]\n\n"
+    yield DONE
 
 
 def _plain_events(service: Service, job: _Job, deadline: Deadline, chunks: _Chunks, usage_chunk: bool) -> Iterator[str]:
@@ -437,41 +432,19 @@ def _plain_events(service: Service, job: _Job, deadline: Deadline, chunks: _Chun
     generation stops at its next token; the stream then ends with an error event in OpenAI's shape (code
     ``request_timeout``), since the 200 status line is already sent.
     """
-    pieces: queue.Queue = queue.Queue()
-    gone = threading.Event()  # the response stopped iterating: the client left
 
-    def text(index: int, piece: str) -> None:
-        if piece:
-            pieces.put(chunks.text(index, piece))
+    def work(put, gone) -> None:
+        counts = _Usage()
 
-    def work() -> None:
-        try:
-            counts = _Usage()
-            choices = generate(
-                service,
-                job,
-                deadline,
-                on_start=lambda index: pieces.put(chunks.role(index)),
-                on_text=text,
-                gone=gone.is_set,
-            )
-            for index, done in choices:
-                counts.add(done)
-                pieces.put(chunks.finish(index, done.finish_reason))
-            if usage_chunk:
-                pieces.put(chunks.usage(counts.to_dict()))
-        except ApiError as exc:  # reported in the stream: the status line is already sent
-            pieces.put(chunks.error({"message": exc.message, "type": exc.kind, "param": exc.param, "code": exc.code}))
-        except Exception as exc:
-            message = str(exc) if isinstance(exc, SixfoldError) else f"internal error: {type(exc).__name__}"
-            pieces.put(chunks.error({"message": message, "type": "invalid_request_error", "param": None, "code": None}))
-        finally:
-            pieces.put(None)
+        def text(index: int, piece: str) -> None:
+            if piece:
+                put(chunks.text(index, piece))
 
-    threading.Thread(target=work, daemon=True).start()
-    try:
-        while (event := pieces.get()) is not None:
-            yield event
-        yield "data: [DONE]\n\n"
-    finally:
-        gone.set()
+        choices = generate(service, job, deadline, on_start=lambda index: put(chunks.role(index)), on_text=text, gone=gone)
+        for index, done in choices:
+            counts.add(done)
+            put(chunks.finish(index, done.finish_reason))
+        if usage_chunk:
+            put(chunks.usage(counts.to_dict()))
+
+    return stream_from_thread(work)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import queue
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +13,11 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from sixfold.core.errors import SixfoldError
 from sixfold.http.errors import ApiError
 from sixfold.http.limits import DeadlineDep, Limits, LimitsDep, at_most, check_completion_work
 from sixfold.http.schemas import CompletionRequest, EmbeddingRequest, new_id, texts_of
 from sixfold.http.service import ServiceDep
+from sixfold.http.streaming import stream_from_thread
 
 router = APIRouter(prefix="/v1")  # the API key is checked by ApiKeyGate, before the body is read
 
@@ -130,10 +128,6 @@ class _Chunks:
         choice = {"text": text, "index": index, "logprobs": None, "finish_reason": finish}
         return f"data: {json.dumps({**self.head, 'choices': [choice]})}\n\n"
 
-    @staticmethod
-    def error(error: dict) -> str:
-        return f"data: {json.dumps({'error': error})}\n\n"
-
 
 def _stream(service, prompts: list[str], options: dict, body: CompletionRequest, deadline, chunks: _Chunks) -> Iterator[str]:
     """One chunk per piece of text, a last one per choice with finish_reason, then [DONE].
@@ -142,27 +136,10 @@ def _stream(service, prompts: list[str], options: dict, body: CompletionRequest,
     generation stops at its next token; the stream then ends with an error event in OpenAI's shape (code
     ``request_timeout``), since the 200 status line is already sent.
     """
-    pieces: queue.Queue = queue.Queue()
-    gone = threading.Event()  # the response stopped iterating: the client left
 
-    def work() -> None:
-        try:
-            emit = lambda index, piece: pieces.put(chunks.text(index, piece))  # noqa: E731
-            done_each = service.completions(prompts, options, deadline, echo=bool(body.echo), on_text=emit, gone=gone.is_set)
-            for index, done in done_each:
-                pieces.put(chunks.text(index, "", done.finish_reason))
-        except ApiError as exc:  # reported in the stream: the status line is already sent
-            pieces.put(chunks.error({"message": exc.message, "type": exc.kind, "param": exc.param, "code": exc.code}))
-        except Exception as exc:
-            message = str(exc) if isinstance(exc, SixfoldError) else f"internal error: {type(exc).__name__}"
-            pieces.put(chunks.error({"message": message, "type": "invalid_request_error", "param": None, "code": None}))
-        finally:
-            pieces.put(None)
+    def work(put, gone) -> None:
+        emit = lambda index, piece: put(chunks.text(index, piece))  # noqa: E731
+        for index, done in service.completions(prompts, options, deadline, echo=bool(body.echo), on_text=emit, gone=gone):
+            put(chunks.text(index, "", done.finish_reason))
 
-    threading.Thread(target=work, daemon=True).start()
-    try:
-        while (event := pieces.get()) is not None:
-            yield event
-        yield "data: [DONE]\n\n"
-    finally:
-        gone.set()
+    return stream_from_thread(work)
