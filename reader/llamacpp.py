@@ -20,6 +20,7 @@ from sixfold.core import config
 from sixfold.core.errors import SixfoldError
 from sixfold.core.loading import quiet_loading
 from sixfold.core.models import ResolvedModel
+from sixfold.reader.llm import check_options, check_window
 from sixfold.reader.types import Completion
 
 CONTEXT = 4096  # tokens of context: passages, question and answer; more costs memory for nothing a reader needs
@@ -142,15 +143,9 @@ class LlamaCppLM:
         """Like ``CausalLM.complete``; the Completion also carries each generated token's probability."""
         from llama_cpp import LogitsProcessorList
 
-        if not prompt:
-            raise SixfoldError("empty prompt")
-        if max_tokens <= 0:
-            raise SixfoldError(f"max tokens must be positive, got {max_tokens}")
-        if temperature < 0:
-            raise SixfoldError(f"temperature must be >= 0, got {temperature}")
+        check_options(prompt, max_tokens, temperature)
         ids = self.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-        if len(ids) + max_tokens > self.window:
-            raise SixfoldError(f"prompt of {len(ids)} tokens + {max_tokens} new tokens exceeds the model window of {self.window}")
+        check_window(len(ids), max_tokens, self.window)
         if seed is not None:
             # Reading the prompt again from scratch: a prompt prefix reused from the cache gives logits that differ
             # in the last bits, and a seeded sample must not depend on what was asked before.

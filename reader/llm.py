@@ -146,14 +146,11 @@ class CausalLM:
         import torch
         from transformers import TextIteratorStreamer
 
-        _check_options(prompt, max_tokens, temperature)
+        check_options(prompt, max_tokens, temperature)
         stop = [s for s in (stop or []) if s]
         inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
         prompt_tokens = state["prompt_tokens"] = int(inputs["input_ids"].shape[1])
-        if prompt_tokens + max_tokens > self.window:
-            raise SixfoldError(
-                f"prompt of {prompt_tokens} tokens + {max_tokens} new tokens exceeds the model window of {self.window}"
-            )
+        check_window(prompt_tokens, max_tokens, self.window)
         if seed is not None:
             torch.manual_seed(seed)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
@@ -198,13 +195,19 @@ class CausalLM:
             streamer.end()
 
 
-def _check_options(prompt: str, max_tokens: int, temperature: float) -> None:
+def check_options(prompt: str, max_tokens: int, temperature: float) -> None:
+    """The generation options both runtimes refuse, as one error line each."""
     if not prompt:
         raise SixfoldError("empty prompt")
     if max_tokens <= 0:
         raise SixfoldError(f"max tokens must be positive, got {max_tokens}")
     if temperature < 0:
         raise SixfoldError(f"temperature must be >= 0, got {temperature}")
+
+
+def check_window(prompt_tokens: int, max_tokens: int, window: int) -> None:
+    if prompt_tokens + max_tokens > window:
+        raise SixfoldError(f"prompt of {prompt_tokens} tokens + {max_tokens} new tokens exceeds the model window of {window}")
 
 
 def _stopping_when(should_stop: Callable[[], bool], interrupted: threading.Event):
