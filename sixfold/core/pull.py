@@ -218,21 +218,9 @@ def _file_records(folder: Path, progress: Progress, stage: str) -> dict[str, dic
 
 
 def _record(entry: PulledModel, files: dict[str, dict], source: str) -> dict:
-    return {
-        "name": entry.name,
-        "role": entry.role,
-        "source_model": entry.source_model,
-        "format": entry.format,
-        "licence": entry.licence,
-        "uploaded_by": entry.uploaded_by,
-        "packages": [{"name": p.package, "version": p.version, "member": p.member} for p in entry.parts],
-        "sha256": entry.sha256,
-        "size": entry.size,
-        "kind": entry.kind,
+    """MODEL.json: the catalogue entry, and where and when this copy was pulled, with its files' sizes and hashes."""
+    return entry.to_dict() | {
         "gguf_file": entry.gguf_file,
-        "languages": list(entry.languages) if entry.languages else None,
-        "languages_note": entry.languages_note,
-        "speed": entry.speed,
         "pulled_from": source,
         "date_pulled": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "files": files,
