@@ -81,9 +81,9 @@ def sentence_at(text: str, start: int, end: int) -> tuple[int, int]:
     return covering[0][0], covering[-1][1]
 
 
-def support(answer: str, sentence: str, question: str = "") -> float:
+def support(answer: str, sentence: str) -> float:
     """How much of ``answer`` the ``sentence`` states: the share of the answer's content words in it (0 when a
-    number of the answer is missing from it). Words the question gave count only if the sentence has them too."""
+    number of the answer is missing from it)."""
     folded = _fold(sentence)
     for number in _NUMBER.findall(answer):
         if _fold(number) not in folded:
@@ -95,7 +95,7 @@ def support(answer: str, sentence: str, question: str = "") -> float:
     return sum(w[:5] in have for w in words) / len(words)
 
 
-def states(answer: str, sentence: str, question: str = "") -> bool:
+def states(answer: str, sentence: str) -> bool:
     """The stricter check for a sentence the model did not cite: the answer appears in it as a whole phrase (case
     and spacing aside), not as scattered words or inside a number, so "0" is not "found" in "16.0 units"."""
     flat = " ".join(unicodedata.normalize("NFKC", answer).lower().split()).strip(" .")
@@ -105,22 +105,15 @@ def states(answer: str, sentence: str, question: str = "") -> bool:
     return re.search(rf"(?<![\w.,]){re.escape(flat)}(?![\w]|[.,]\d)", text) is not None
 
 
-def find_support(answer: str, texts: list[str], question: str = "", prefer: int | None = None) -> Quote | None:
-    """The sentence among ``texts`` that best supports ``answer`` (``prefer``: a passage tried first); None when no
-    sentence reaches ``MIN_SUPPORT``."""
-    order = list(range(len(texts)))
-    if prefer is not None and 0 <= prefer < len(texts):
-        order.remove(prefer)
-        order.insert(0, prefer)
+def find_support(answer: str, texts: list[str]) -> Quote | None:
+    """The sentence among ``texts`` that best supports ``answer`` (the first, among equals); None when no sentence
+    reaches ``MIN_SUPPORT``."""
     best: tuple[float, int, int, int] | None = None
-    for index in order:
-        text = texts[index]
+    for index, text in enumerate(texts):
         for a, b in sentences(text):
-            score = support(answer, text[a:b], question)
+            score = support(answer, text[a:b])
             if score >= MIN_SUPPORT and (best is None or score > best[0]):
                 best = (score, index, a, b)
-        if best is not None and best[1] == index and best[0] >= 0.999:
-            break
     if best is None:
         return None
     _, index, a, b = best
