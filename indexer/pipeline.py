@@ -26,6 +26,7 @@ import numpy as np
 from sixfold.core.errors import SixfoldError
 from sixfold.indexer.chunking import Chunk, Chunker
 from sixfold.indexer.embedding import Embedder
+from sixfold.indexer.language import UNDETERMINED, detect
 from sixfold.indexer.loaders import (
     LoadError,
     LoaderUnavailable,
@@ -92,6 +93,7 @@ class _Prepared:
     title: str | None
     chunks: list[Chunk]
     replaces: bool
+    language: str = UNDETERMINED  # the document's detected language
 
 
 def file_sha256(path: Path) -> str:
@@ -297,7 +299,7 @@ def index_folder(
     writer = _Writer(store, txn, embedder, root, report, progress, batch_size, commit_every)
     try:
         _check_model(txn.settings, embedder)
-        chunker = Chunker(embedder.tokenizer, txn.settings.chunk_tokens, txn.settings.overlap_tokens)
+        chunker = Chunker.for_embedder(embedder, txn.settings.chunk_tokens, txn.settings.overlap_tokens)
         known = {p: h for (r, p), (h, _n) in txn.file_records().items() if r == root}
         if not paths and not known:
             raise SixfoldError(f"folder {folder} has no files to index (supported: .txt .md .html .pdf .docx, also gzipped)")
@@ -459,7 +461,9 @@ class _Writer:
             self.report.updated += 1
         else:
             self.report.added += 1
-        self.txn.add_file(self.root, item.rel, item.sha256, item.size, item.mtime, item.title, item.chunks, vectors)
+        self.txn.add_file(
+            self.root, item.rel, item.sha256, item.size, item.mtime, item.title, item.chunks, vectors, item.language
+        )
         self.report.chunks_added += len(item.chunks)
 
     def _commit_and_continue(self) -> None:
@@ -488,7 +492,8 @@ def _prepare_file(job: _Job, chunker: Chunker, limits: LoadLimits | None) -> _Pr
         if not chunks:
             raise LoadError("no text to index")
         info = job.path.stat()
-        return _Prepared(job.rel, job.sha256, info.st_size, info.st_mtime, document.title, chunks, job.replaces)
+        language = detect(document.text).language  # in the loader thread, beside the chunking
+        return _Prepared(job.rel, job.sha256, info.st_size, info.st_mtime, document.title, chunks, job.replaces, language)
     except LoaderUnavailable as exc:
         return _Fatal(exc)
     except LoadError as exc:
@@ -545,3 +550,26 @@ def _prepare_ahead(
                 ready.get(timeout=0.1)
             except queue.Empty:
                 pass
+
+
+FOLDER_SAMPLE = 40  # files read to tell a folder's languages before its index is created
+
+
+def folder_languages(folder: str | Path, sample: int = FOLDER_SAMPLE, follow_links: bool = False) -> Counter:
+    """The detected languages of up to ``sample`` files spread evenly over ``folder`` (files that cannot be read, or
+    whose language cannot be told, are not counted). Cheap next to indexing: the files are only loaded."""
+    source = Path(folder).expanduser()
+    if not source.is_dir():
+        return Counter()
+    paths, _unsupported = walk_folder(source, follow_links=follow_links)
+    step = max(1, len(paths) / sample)
+    picked = [paths[int(i * step)] for i in range(min(sample, len(paths)))]
+    found: Counter = Counter()
+    for path in picked:
+        try:
+            language = detect(load_document(path, LoadLimits(max_file_mb=5)).text).language
+        except Exception:  # a file the run itself will skip (and report)
+            continue
+        if language != UNDETERMINED:
+            found[language] += 1
+    return found

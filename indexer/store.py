@@ -48,7 +48,8 @@ import pyarrow as pa
 from sixfold.core.errors import SixfoldError, first_line
 from sixfold.indexer import vectors as vec
 from sixfold.indexer.chunking import Chunk
-from sixfold.indexer.lexical import LexicalIndex, document_text
+from sixfold.indexer.language import detect
+from sixfold.indexer.lexical import LexicalIndex, check_language, document_text
 
 FORMAT_VERSION = 1
 POINTER = "sixfold-index.json"
@@ -68,10 +69,12 @@ class IndexSettings:
     index_type: str = "auto"
     chunk_tokens: int = 200
     overlap_tokens: int = 40
-    language: str = "en"
+    language: str = "auto"  # "auto": each document's detected language; else a code (or "none") for every chunk
+    lexical: str = "per-language"  # BM25 fields: one per language (since 0.4); "single" in older indexes
 
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE files (
     root VARCHAR, path VARCHAR, sha256 VARCHAR, size BIGINT, mtime DOUBLE, title VARCHAR,
@@ -79,12 +82,16 @@ CREATE TABLE files (
 CREATE TABLE chunks (
     chunk_id BIGINT PRIMARY KEY, root VARCHAR, path VARCHAR, ext VARCHAR, chunk_index INTEGER,
     title VARCHAR, heading VARCHAR, page INTEGER, start_char INTEGER, end_char INTEGER, text VARCHAR,
-    embedding FLOAT[{dim}]);
-CREATE VIEW chunk_meta AS
-    SELECT c.chunk_id, c.root, c.path, c.ext, c.chunk_index, c.title, c.heading, c.page, c.start_char,
-           c.end_char, c.text, f.sha256, f.size, f.mtime, f.indexed_at
-    FROM chunks c JOIN files f USING (root, path);
+    embedding FLOAT[{dim}], language VARCHAR);
 """
+    + "CREATE VIEW chunk_meta AS {view};"
+)
+# What --where reads. ``language`` is the chunk's (its document's detected language, or the index's --language).
+CHUNK_META = """
+    SELECT c.chunk_id, c.root, c.path, c.ext, c.chunk_index, c.title, c.heading, c.page, c.start_char,
+           c.end_char, c.text, c.language, f.sha256, f.size, f.mtime, f.indexed_at
+    FROM chunks c JOIN files f USING (root, path)"""
+SCHEMA = SCHEMA.replace("{view}", CHUNK_META)
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -195,10 +202,36 @@ def _chunk_batches(con: duckdb.DuckDBPyConnection, columns: str, batch: int) -> 
         yield rows
 
 
-def _lexical_rows(con: duckdb.DuckDBPyConnection, batch: int = 4096) -> Iterator[tuple[list[int], list[str]]]:
-    """(ids, texts) batches of every chunk as BM25 reads it (see ``document_text``), in id order."""
-    for rows in _chunk_batches(con, "heading, text", batch):
-        yield [r[0] for r in rows], [document_text(r[2], r[1]) for r in rows]
+def _language_column(con: duckdb.DuckDBPyConnection, settings: IndexSettings) -> str:
+    """How to select a chunk's language: its column, or (an index made before there was one) the index's language."""
+    columns = {row[0] for row in con.execute("DESCRIBE chunks").fetchall()}
+    return "language" if "language" in columns else f"'{settings.language}' AS language"
+
+
+def _lexical_rows(
+    con: duckdb.DuckDBPyConnection, settings: IndexSettings, batch: int = 4096
+) -> Iterator[tuple[list[int], list[str], list[str | None]]]:
+    """(ids, texts, languages) batches of every chunk as BM25 reads it (see ``document_text``), in id order."""
+    for rows in _chunk_batches(con, f"heading, text, {_language_column(con, settings)}", batch):
+        yield [r[0] for r in rows], [document_text(r[2], r[1]) for r in rows], [r[3] for r in rows]
+
+
+def _open_lexical(path: Path | None, settings: IndexSettings, create: bool = False) -> LexicalIndex:
+    return LexicalIndex(path, settings.language, create=create, per_language=settings.lexical == "per-language")
+
+
+def _build_lexical(path: Path | None, settings: IndexSettings, con: duckdb.DuckDBPyConnection) -> LexicalIndex:
+    """The lexical index of every chunk in ``con``, built afresh (a repair, or after deletions)."""
+    rows = _lexical_rows(con, settings)
+    return LexicalIndex.build(path, settings.language, rows, per_language=settings.lexical == "per-language")
+
+
+def _add_language_column(con: duckdb.DuckDBPyConnection, settings: IndexSettings) -> None:
+    """An index made before per-chunk languages gains the column (its one language) when it is next written."""
+    if _language_column(con, settings) == "language":
+        return
+    con.execute(f"ALTER TABLE chunks ADD COLUMN language VARCHAR DEFAULT '{settings.language}'")
+    con.execute(f"CREATE OR REPLACE VIEW chunk_meta AS {CHUNK_META}")
 
 
 def _dicts(relation: duckdb.DuckDBPyConnection) -> list[dict]:
@@ -390,6 +423,7 @@ def _read_settings(con: duckdb.DuckDBPyConnection) -> tuple[IndexSettings, dict[
         chunk_tokens=int(meta["chunk_tokens"]),
         overlap_tokens=int(meta["overlap_tokens"]),
         language=meta["language"],
+        lexical=meta.get("lexical", "single"),
     )
     return settings, meta
 
@@ -409,6 +443,8 @@ class Snapshot:
         except (duckdb.Error, KeyError, ValueError) as exc:
             raise SixfoldError(f"index at {folder.parent} is corrupt: cannot read {DB_FILE} ({first_line(exc)})") from None
         self.problems: list[str] = []  # damage found so far (worked around)
+        self._language = ", " + _language_column(self.con, self.settings)
+        self._languages: list[str] | None = None
         self._vectors: faiss.Index | None = None
         self._lexical: LexicalIndex | None = None
 
@@ -437,7 +473,7 @@ class Snapshot:
             path = self.folder / LEXICAL_DIR
             why = ""
             try:
-                lexical = LexicalIndex(path, self.settings.language)
+                lexical = _open_lexical(path, self.settings)
                 if lexical.count() != self.count_chunks():
                     why = f"{lexical.count()} documents for {self.count_chunks()} chunks"
                     lexical.close()
@@ -447,7 +483,7 @@ class Snapshot:
                 why = first_line(exc)
             if why:
                 self._damaged(f"{LEXICAL_DIR}/", why, "searching with a BM25 index rebuilt in memory from the chunk text")
-                lexical = LexicalIndex.build(None, self.settings.language, _lexical_rows(self.con))
+                lexical = _build_lexical(None, self.settings, self.con)
             self._lexical = lexical
         return self._lexical
 
@@ -469,12 +505,30 @@ class Snapshot:
     def count_files(self) -> int:
         return int(self.con.execute("SELECT count(*) FROM files").fetchall()[0][0])
 
+    @property
+    def languages(self) -> list[str]:
+        """The languages of the chunks, most chunks first (what a query is analysed in, what status shows)."""
+        if self._languages is None:
+            rows = self.con.execute(
+                f"SELECT language, count(*) AS n FROM (SELECT chunk_id{self._language} FROM chunks) "
+                "GROUP BY language ORDER BY n DESC, language"
+            ).fetchall()
+            self._languages = [str(r[0]) for r in rows if r[0] is not None]
+        return self._languages
+
+    def language_counts(self) -> dict[str, int]:
+        """Chunks per language."""
+        rows = self.con.execute(
+            f"SELECT language, count(*) FROM (SELECT chunk_id{self._language} FROM chunks) GROUP BY language"
+        ).fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
     def chunks(self, ids: list[int]) -> dict[int, dict]:
         """Chunk rows (without embeddings) by id."""
         if not ids:
             return {}
         rel = self.con.execute(
-            "SELECT chunk_id, root, path, ext, chunk_index, title, heading, page, start_char, end_char, text "
+            f"SELECT chunk_id, root, path, ext, chunk_index, title, heading, page, start_char, end_char, text{self._language} "
             "FROM chunks WHERE chunk_id IN (SELECT unnest($ids))",
             {"ids": [int(i) for i in ids]},
         )
@@ -587,6 +641,7 @@ class Transaction:
         try:
             self.con = duckdb.connect(str(self.tmp / DB_FILE))
             self.settings, meta = _read_settings(self.con)
+            _add_language_column(self.con, self.settings)
         except (duckdb.Error, KeyError, ValueError) as exc:
             if _is_no_space(exc):
                 raise
@@ -603,6 +658,7 @@ class Transaction:
             raise SixfoldError(f"no index at {self.store.root}")
         self.settings = settings
         vec.resolve_type(settings.index_type, 0)  # validates the name
+        check_language(settings.language)
         self.con = duckdb.connect(str(self.tmp / DB_FILE))
         self.con.execute(SCHEMA.format(dim=int(settings.dim)))
         for key, value in asdict(settings).items():
@@ -615,7 +671,7 @@ class Transaction:
         self.vectors = vec.empty_index(start_kind, settings.dim)
         self.next_id = 0
         self.ivf_trained_on = 0
-        self.lexical = LexicalIndex(self.tmp / LEXICAL_DIR, settings.language, create=True)
+        self.lexical = _open_lexical(self.tmp / LEXICAL_DIR, settings, create=True)
 
     def _copy_vectors(self, source: Path, n_chunks: int) -> faiss.Index:
         """The previous generation's FAISS index; rebuilt from the embeddings in DuckDB when it is missing or damaged."""
@@ -634,7 +690,7 @@ class Transaction:
         why = ""
         try:
             shutil.copytree(source, target, ignore=shutil.ignore_patterns(".tantivy-*.lock"))
-            lexical = LexicalIndex(target, self.settings.language)
+            lexical = _open_lexical(target, self.settings)
             if lexical.count() != n_chunks:
                 why = f"{lexical.count()} documents for {n_chunks} chunks"
                 lexical.close()
@@ -649,7 +705,7 @@ class Transaction:
         if not why:
             return lexical
         shutil.rmtree(target, ignore_errors=True)
-        lexical = LexicalIndex.build(target, self.settings.language, _lexical_rows(self.con))
+        lexical = _build_lexical(target, self.settings, self.con)
         self.repaired.append(f"rebuilt {LEXICAL_DIR}/ ({why}) from the {n_chunks} chunks in {DB_FILE}")
         self.changed = True
         return lexical
@@ -698,7 +754,14 @@ class Transaction:
         title: str | None,
         chunks: list[Chunk],
         embeddings: np.ndarray,
+        language: str | None = None,
     ) -> None:
+        """One file's chunks and their vectors. ``language``: the document's detected language; an index with a
+        fixed ``--language`` records that instead."""
+        if self.settings.language != "auto":
+            language = self.settings.language
+        elif not language:  # a caller that did not detect it (the pipeline does, in its loader thread)
+            language = detect(" ".join(c.text for c in chunks[:20])).language
         if embeddings.shape != (len(chunks), self.settings.dim):
             raise SixfoldError(
                 f"embedding shape {embeddings.shape} does not match {len(chunks)} chunks of dimension {self.settings.dim}"
@@ -722,13 +785,14 @@ class Transaction:
                     "end_char": pa.array([c.end_char for c in chunks], pa.int32()),
                     "text": [c.text for c in chunks],
                     "embedding": pa.FixedSizeListArray.from_arrays(pa.array(embeddings.reshape(-1), pa.float32()), dim),
+                    "language": [language] * len(chunks),
                 }
             )
             self.con.register("new_chunks", table)
             self.con.execute("INSERT INTO chunks SELECT * FROM new_chunks")
             self.con.unregister("new_chunks")
             self.vectors.add_with_ids(embeddings, np.asarray(ids, dtype=np.int64))
-            self.lexical.add(ids, [document_text(c.text, c.heading) for c in chunks])
+            self.lexical.add(ids, [document_text(c.text, c.heading) for c in chunks], [language] * len(chunks))
         self.con.execute(
             "INSERT INTO files (root, path, sha256, size, mtime, title, n_chunks) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [root, path, sha256, size, mtime, title, len(chunks)],
@@ -801,10 +865,10 @@ class Transaction:
         self.lexical.close()
         target = self.tmp / LEXICAL_DIR
         fresh = self.tmp / f"{LEXICAL_DIR}.new"
-        LexicalIndex.build(fresh, self.settings.language, _lexical_rows(self.con)).close()
+        _build_lexical(fresh, self.settings, self.con).close()
         shutil.rmtree(target)
         os.replace(fresh, target)
-        self.lexical = LexicalIndex(target, self.settings.language)
+        self.lexical = _open_lexical(target, self.settings)
 
     @_disk_errors
     def commit(self) -> str:

@@ -12,11 +12,18 @@ import numpy as np
 
 from sixfold.core import config
 from sixfold.core.errors import SixfoldError
-from sixfold.core.models import DEFAULT_EMBEDDER, DEFAULT_GENERATOR, model_languages, resolve_model, tuned_embedder_number
+from sixfold.core.models import (
+    DEFAULT_EMBEDDER,
+    DEFAULT_GENERATOR,
+    default_embedder,
+    model_languages,
+    resolve_model,
+    tuned_embedder_number,
+)
 from sixfold.indexer.chunking import Chunker
 from sixfold.indexer.embedding import Embedder, TextEmbedder, load_embedder, load_index_embedder
 from sixfold.indexer.loaders import LoadError, LoadLimits, load_document
-from sixfold.indexer.pipeline import IndexReport, Progress, index_folder
+from sixfold.indexer.pipeline import IndexReport, Progress, folder_languages, index_folder
 from sixfold.indexer.store import IndexSettings, IndexStore, Snapshot
 from sixfold.reader.answer import MODES as ANSWER_MODES
 from sixfold.reader.answer import answer_question
@@ -58,6 +65,7 @@ class IndexStatus:
     updated_at: str | None
     size_bytes: int
     search_mode: str = "hybrid"  # the mode used when none is asked for (see Engine.default_mode)
+    languages: dict[str, int] = field(default_factory=dict)  # chunks per language ("und": not told)
     health: list[str] = field(default_factory=list)  # what is damaged and how to fix it; empty when healthy
 
     def to_dict(self) -> dict:
@@ -96,6 +104,7 @@ class Engine:
     def __init__(self, path: str | os.PathLike, model: str | None = None) -> None:
         self.store = IndexStore(path)
         self.requested_model = model
+        self.folder_languages: dict[str, int] = {}  # what the last new index's folder sample found (files by language)
         self._snapshot: Snapshot | None = None
         self._generation: str | None = None  # the generation the snapshot reads
         self._pointer_generation: str | None = None  # what the pointer said when it was opened (it may be damaged)
@@ -151,6 +160,10 @@ class Engine:
         if not self.store.exists():
             self.store.check_usable_for_new()
         with self.store.writer_lock():  # before the model loads: a second writer is refused at once
+            if not self.store.exists() and not self.requested_model:
+                # A new index whose model is not named gets one for its folder's languages (files sampled).
+                self.folder_languages = dict(folder_languages(folder, follow_links=follow_links))
+                self.requested_model = default_embedder(self.folder_languages)
             embedder = self.embedder
             if not self.store.exists():
                 settings = IndexSettings(
@@ -159,7 +172,7 @@ class Engine:
                     index_type=index_type or "auto",
                     chunk_tokens=min(chunk_tokens or 200, embedder.max_tokens - 2),
                     overlap_tokens=overlap_tokens if overlap_tokens is not None else 40,
-                    language=language or "en",
+                    language=language or "auto",
                 )
             report = index_folder(
                 self.store,
@@ -224,7 +237,7 @@ class Engine:
         snapshot = self.snapshot()
         mode = mode or self.default_mode(snapshot)
         if query_vector is None and mode in VECTOR_MODES:
-            query_vector = self.embedder.encode([query])[0]
+            query_vector = self.embedder.encode_queries([query])[0]
         if rerank == "auto":
             rerank = self.active_model("reranker")
         reranker = load_reranker(rerank) if rerank else None
@@ -233,8 +246,16 @@ class Engine:
     def default_mode(self, snapshot: Snapshot | None = None) -> str:
         """The index's search mode when none is asked for: hybrid, or bm25 when the embedder does not read the
         index's language (e.g. the packaged English-only MiniLM over a ``--language es`` index)."""
-        settings = (snapshot or self.snapshot()).settings
-        return default_mode(settings.language, model_languages(settings.model))
+        snapshot = snapshot or self.snapshot()
+        return default_mode(self.index_language(snapshot), model_languages(snapshot.settings.model))
+
+    def index_language(self, snapshot: Snapshot | None = None) -> str:
+        """The index's language: its ``--language``, or (detected per document) the one most of its chunks are in."""
+        snapshot = snapshot or self.snapshot()
+        if snapshot.settings.language != "auto":
+            return snapshot.settings.language
+        known = [lang for lang in snapshot.languages if lang != "und"]
+        return known[0] if known else "none"
 
     def embed(self, texts: list[str] | str, batch_size: int = 64, *, embedder: TextEmbedder | None = None) -> np.ndarray:
         """Embeddings with the index's model (or the default one when there is no index yet); ``embedder``: a copy
@@ -264,7 +285,7 @@ class Engine:
         question = validate_query(question, k)
         if docs:
             return self._passages_from_docs(question, k, docs)
-        query = self.embedder.encode([question])[0]  # once: for the search and for each passage's cosine
+        query = self.embedder.encode_queries([question])[0]  # once: for the search and for each passage's cosine
         hits = self._search(question, k, None, where, rerank, query_vector=query)
         if not hits:
             return []
@@ -274,7 +295,7 @@ class Engine:
 
     def _passages_from_docs(self, question: str, k: int, docs: list[str | os.PathLike]) -> list[Passage]:
         embedder = self.embedder
-        chunker = Chunker(embedder.tokenizer, min(200, embedder.max_tokens - 2), 40)
+        chunker = Chunker.for_embedder(embedder, min(200, embedder.max_tokens - 2), 40)
         pieces: list[Passage] = []
         for doc in docs:
             path = Path(doc)
@@ -509,6 +530,7 @@ class Engine:
             updated_at=snapshot.meta.get("updated_at"),
             size_bytes=self.store.size_on_disk(),
             search_mode=self.default_mode(snapshot),
+            languages=snapshot.language_counts(),
             health=snapshot.health(),
         )
 

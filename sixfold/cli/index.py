@@ -134,7 +134,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             ("model", status.model),
             ("dimension", status.dimension),
             ("index type", f"{status.index_type} (now {status.vector_index})"),
-            ("lexical", f"tantivy BM25, stemmer: {status.language}"),
+            ("lexical", f"tantivy BM25, {_lexical_languages(status)}"),
             ("search mode", status.search_mode + mode_note),
             ("chunking", f"{status.chunk_tokens} tokens, {status.overlap_tokens} overlap"),
             ("generation", status.generation),
@@ -150,3 +150,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     for problem in status.health:  # damage `search` works around or trips over: what it is and how to fix it
         sys.stderr.write(f"problem: {problem}\n")
     return 1 if status.health else 0
+
+
+def _lexical_languages(status) -> str:
+    """How the BM25 index analyses text: one stemmer (``--language``), or each document's detected language."""
+    counts = ", ".join(f"{lang} {n}" for lang, n in sorted(status.languages.items(), key=lambda kv: -kv[1]))
+    if status.language != "auto":
+        return f"stemmer: {status.language}" + (f" (chunks: {counts})" if counts else "")
+    return f"per-language stemmers; chunks by language: {counts or 'none yet'}"

@@ -67,11 +67,18 @@ def _add_index(sub) -> None:
     p = sub.add_parser("index", help="index a folder (incremental: only new, changed or deleted files are touched)")
     p.add_argument("folder")
     p.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
-    p.add_argument("--model", help="embedding model: packaged alias, local folder or hub id (new index only)")
+    p.add_argument(
+        "--model",
+        help="embedding model: packaged alias, local folder or hub id (new index only; default: all-MiniLM-L6-v2 for "
+        "an English folder, use-multilingual-v3 for any other)",
+    )
     p.add_argument("--index-type", choices=["auto", "flat", "ivf", "hnsw"], help="vector index (new index only; default auto)")
     p.add_argument("--chunk-tokens", type=positive_int, help="chunk size in model tokens (new index only; default 200)")
     p.add_argument("--chunk-overlap", type=non_negative_int, help="overlap in tokens (new index only; default 40)")
-    p.add_argument("--language", help="language of the BM25 stemmer, e.g. en, es, none (new index only; default en)")
+    p.add_argument(
+        "--language",
+        help="BM25 stemmer for every document, e.g. en, es, none (new index only; default auto: each document's own)",
+    )
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument(
         "--max-file-mb",

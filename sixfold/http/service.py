@@ -27,7 +27,7 @@ from sixfold.http.errors import ApiError
 from sixfold.http.jobs import FineTunes
 from sixfold.http.limits import Deadline
 from sixfold.http.uploads import DocumentFile, UploadedFiles
-from sixfold.indexer.embedding import Embedder, index_embedder_model
+from sixfold.indexer.embedding import Embedder, index_embedder_model, open_embedder
 from sixfold.reader.types import Answer, Completion, Label, LabeledExample, Passage
 from sixfold.retriever.search import VECTOR_MODES
 from sixfold.retriever.types import Hit
@@ -76,7 +76,7 @@ class EmbedderPool:
     def __init__(self, model: ResolvedModel, size: int) -> None:
         self._free: queue.Queue[Embedder] = queue.Queue()
         for _ in range(max(1, size)):
-            self._free.put(Embedder(model))
+            self._free.put(open_embedder(model))
         first = self._free.queue[0]
         self.name, self.dim = first.name, first.dim
 
@@ -159,7 +159,7 @@ class Service:
     # ---- embedding with the pool (no index lock) ------------------------------------------
     def embed_query(self, query: str, deadline: Deadline) -> np.ndarray:
         with self.embedders.lend(deadline) as embedder:
-            return embedder.encode([query.strip()])[0]
+            return embedder.encode_queries([query.strip()])[0]
 
     def embed(self, texts: list[str], deadline: Deadline) -> tuple[np.ndarray, int]:
         """The vectors of ``texts`` and how many tokens they held."""

@@ -15,6 +15,7 @@ from sixfold.core.files import iter_jsonl
 from sixfold.http.errors import ApiError
 from sixfold.http.jobs import FileStore
 from sixfold.http.schemas import MAX_TEXT
+from sixfold.indexer.language import detect
 from sixfold.indexer.lexical import LexicalIndex
 
 PURPOSES = ("fine-tune", "search", "answers", "classifications")
@@ -84,6 +85,7 @@ class DocumentFile:
     meta: dict
     rows: list[Row]
     _lexical: LexicalIndex | None = None
+    _languages: list[str] = field(default_factory=list)  # the rows' languages, once the BM25 index is built
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -91,13 +93,24 @@ class DocumentFile:
         return self.meta["id"]
 
     def _bm25(self, language: str) -> LexicalIndex:
+        """The file's BM25 index; each row analysed in its own detected language (or the index's fixed one)."""
         with self._lock:
             if self._lexical is None:
+                texts = [r.text for r in self.rows]
+                if language == "auto":
+                    self._languages = [detect(text).language for text in texts]
+                else:
+                    self._languages = [language] * len(texts)
                 batches = (
-                    (list(range(start, min(start + _BATCH, len(self.rows)))), [r.text for r in self.rows[start : start + _BATCH]])
-                    for start in range(0, len(self.rows), _BATCH)
+                    (
+                        list(range(start, min(start + _BATCH, len(texts)))),
+                        texts[start : start + _BATCH],
+                        self._languages[start : start + _BATCH],
+                    )
+                    for start in range(0, len(texts), _BATCH)
                 )
-                self._lexical = LexicalIndex.build(None, language, batches)
+                self._lexical = LexicalIndex.build(None, language, batches, per_language=True)
+                self._languages = sorted(set(self._languages))
             return self._lexical
 
     def candidates(self, query: str, n: int, language: str, allowed: list[int] | None = None) -> list[int]:
@@ -106,7 +119,8 @@ class DocumentFile:
         pool = list(range(len(self.rows))) if allowed is None else allowed
         if len(pool) <= n:
             return pool
-        return [i for i, _score in self._bm25(language).search(query, n, None if allowed is None else pool)]
+        bm25 = self._bm25(language)
+        return [i for i, _score in bm25.search(query, n, None if allowed is None else pool, languages=self._languages)]
 
     def example_candidates(self, query: str, n: int, language: str, labels: list[str] | None) -> list[int]:
         """The labeled examples a classification compares: ``candidates`` among the rows of ``labels`` (default every
