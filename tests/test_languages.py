@@ -106,8 +106,11 @@ def test_the_dual_embedder_keeps_english_on_minilm_and_reads_spanish_questions(t
     mini_hits = english.search("How do I add a printer?", k=3, mode="dense")
     assert [h.path for h in dual_hits] == [h.path for h in mini_hits]
     assert dual_hits[0].score == pytest.approx(mini_hits[0].score, abs=1e-4)
-    # A Spanish one is read by USE
-    assert engine.search("¿Cómo recupero un archivo de la copia de seguridad?", k=1, mode="dense")[0].path == "backup.txt"
+    # A Spanish one is read by USE, and searched dense: no chunk is Spanish, so BM25 could only add noise
+    spanish = "¿Cómo recupero un archivo de la copia de seguridad?"
+    assert engine.query_mode(spanish) == "dense" and engine.query_mode("How do I add a printer?") == "hybrid"
+    hits = engine.search(spanish, k=1)
+    assert hits[0].path == "backup.txt" and set(hits[0].scores) == {"dense"}
 
 
 def test_an_english_folder_keeps_minilm(tmp_path):
@@ -115,6 +118,8 @@ def test_an_english_folder_keeps_minilm(tmp_path):
     engine = Engine.open(tmp_path / "idx")
     engine.index(folder)
     assert engine.status().model == DEFAULT_EMBEDDER and engine.status().languages == {"en": 3}
+    # MiniLM reads no Spanish: a Spanish question keeps hybrid (BM25 still matches names and numbers)
+    assert engine.query_mode("¿Dónde se guardan las copias de seguridad?") == "hybrid"
 
 
 def test_cli_status_and_where_on_language(mixed, cli):

@@ -67,7 +67,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from sixfold.engine import Engine
 
     engine = Engine.open(args.index, model=args.model)
-    mode = args.mode or engine.default_mode()
+    mode = args.mode or engine.query_mode(args.query or "")
     rerank = None if args.no_rerank else (args.rerank or "auto")
     hits = engine.search(args.query, args.k, mode=mode, where=args.where, rerank=rerank, rerank_depth=args.rerank_depth)
     reranked = any("rerank" in h.scores for h in hits)

@@ -144,7 +144,7 @@ class Service:
     def search(self, query: str, k: int, mode: str | None, deadline: Deadline) -> tuple[list[Hit], str]:
         """The index's top ``k`` and the generation they come from; the query is embedded outside the index lock."""
         with deadline.hold(self.index_lock, "the index"):
-            mode = mode or self.engine.default_mode(self.snapshot())
+            mode = mode or self.engine.query_mode(query, self.snapshot())
         vector = self.embed_query(query, deadline) if mode in VECTOR_MODES and query.strip() else None
         with deadline.hold(self.index_lock, "the index"):
             snap = self.snapshot()
