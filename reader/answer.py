@@ -19,7 +19,7 @@ from sixfold.reader.evidence import MIN_SUPPORT, Quote, content_words, find_supp
 from sixfold.reader.extractive import ExtractiveReader
 from sixfold.reader.generative import Generated, SentenceScorer, generate_answer
 from sixfold.reader.llm import LanguageModel
-from sixfold.reader.types import NOT_FOUND, Answer, Citation, Passage
+from sixfold.reader.types import Answer, Citation, Passage, not_found_text
 
 # The cosine (all-MiniLM-L6-v2) below which no reader runs. On SQuAD v1.1 dev (bench/squad_eval.py: half of the
 # articles indexed) 0.46 separated answerable from absent questions best (median top cosine 0.61 vs 0.33), but
@@ -43,7 +43,7 @@ def _snippet(passage: Passage, start: int | None = None, end: int | None = None)
 
 def _abstain(question: str, mode: str, passages: list[Passage], confidence: float, notes: list[str]) -> Answer:
     closest = [Citation(p.id, p.path, p.location, _snippet(p)) for p in passages[:3]]
-    return Answer(question, NOT_FOUND, False, confidence, mode, closest, passages, notes)
+    return Answer(question, not_found_text(question), False, confidence, mode, closest, passages, notes)
 
 
 def quoted_citation(passage: Passage, quote: Quote, start: int | None = None, end: int | None = None) -> Citation:

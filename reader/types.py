@@ -5,6 +5,22 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 NOT_FOUND = "not found in the corpus"
+# What an abstention says in the question's language (the languages the multilingual embedder reads most often).
+NOT_FOUND_BY_LANGUAGE = {
+    "es": "no se encuentra en el corpus",
+    "fr": "introuvable dans le corpus",
+    "de": "nicht im Korpus gefunden",
+    "pt": "não encontrado no corpus",
+    "it": "non trovato nel corpus",
+    "nl": "niet gevonden in het corpus",
+}
+
+
+def not_found_text(question: str) -> str:
+    """``NOT_FOUND`` in the question's language when it is one of ``NOT_FOUND_BY_LANGUAGE``, else in English."""
+    from sixfold.indexer.language import detect
+
+    return NOT_FOUND_BY_LANGUAGE.get(detect(question).language, NOT_FOUND)
 
 
 @dataclass
