@@ -76,7 +76,8 @@ def main() -> int:
     en_q = write_folder("en", work / "en")
     files = {qid: rel for qid, (_q, rel) in en_q.items()}  # the same layout in both languages
     rows = []
-    for folder, model in (("es", None), ("en", None), ("en", "all-MiniLM-L6-v2+use-multilingual-v3"), ("en", "use-multilingual-v3")):
+    runs = (("es", None), ("en", None), ("en", "all-MiniLM-L6-v2+use-multilingual-v3"), ("en", "use-multilingual-v3"))
+    for folder, model in runs:
         engine = Engine.open(work / f"idx-{folder}-{model}", model=model)
         started = time.perf_counter()
         report = engine.index(work / folder)

