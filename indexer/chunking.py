@@ -65,6 +65,7 @@ class Chunker:
         is_counter = callable(tokenizer) and not hasattr(tokenizer, "backend_tokenizer") and not hasattr(tokenizer, "tokenize")
         tokenizer = tokenizer if is_counter else copy.deepcopy(tokenizer)
         backend = getattr(tokenizer, "backend_tokenizer", None)
+        self._length: Callable[[str], int]
         if is_counter:
             self._length = tokenizer
             self._splitter = RecursiveCharacterTextSplitter(
@@ -75,7 +76,7 @@ class Chunker:
             # ``from_huggingface_tokenizer`` uses) at 2-3x the speed; chunking was the indexing bottleneck on a GPU.
             backend.no_truncation()
             backend.no_padding()
-            self._length: Callable[[str], int] = lambda text: len(backend.encode(text, add_special_tokens=False).ids)
+            self._length = lambda text: len(backend.encode(text, add_special_tokens=False).ids)
             self._splitter = RecursiveCharacterTextSplitter(
                 chunk_size=chunk_tokens, chunk_overlap=overlap_tokens, length_function=self._length
             )

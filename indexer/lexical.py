@@ -40,11 +40,6 @@ STEMMER_LANGUAGES = {
     "ta": "tamil",
     "tr": "turkish",
 }
-# Stop-word lists tantivy ships (the Snowball lists), by stemmer name.
-STOPWORD_LANGUAGES = {
-    "danish", "dutch", "english", "finnish", "french", "german", "hungarian", "italian", "norwegian", "portuguese",
-    "russian", "spanish", "swedish",
-}  # fmt: skip
 OTHER = "other"  # the field of chunks in a language without a stemmer (or undetermined): the plain analyser
 # Tantivy query syntax characters; a user's query is plain words, so these are dropped.
 _QUERY_SYNTAX = re.compile(r"[+\-!(){}\[\]^\"~*?:\\/<>=']|\b(AND|OR|NOT|IN)\b")
@@ -57,20 +52,20 @@ def check_language(language: str) -> None:
         raise SixfoldError(f"no stemmer for language '{language}' (choose from {choices})")
 
 
-def _analyzer(language: str, stopwords: bool = False) -> tantivy.TextAnalyzer:
-    """Lowercase, (stop words), ASCII folding, (a Snowball stemmer). ``language``: a code, ``none`` or ``other``."""
+def _analyzer(language: str) -> tantivy.TextAnalyzer:
+    """Lowercase, ASCII folding, a Snowball stemmer (none for ``none`` and ``other``).
+
+    No stop words: on XQuAD-R they cost 0.008 nDCG@10 in English and in Spanish, removed at index or at query time
+    (questions keep their function words, which BM25's IDF already weighs down); see docs/benchmarks.md."""
     builder = (
         tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
         .filter(tantivy.Filter.remove_long(40))
         .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
     )
-    stemmer = STEMMER_LANGUAGES.get(language)
-    if stopwords and stemmer in STOPWORD_LANGUAGES:  # before folding: the lists are spelled with accents
-        builder = builder.filter(tantivy.Filter.stopword(stemmer))
-    builder = builder.filter(tantivy.Filter.ascii_fold())
     if language not in ("none", OTHER):
         check_language(language)
-        builder = builder.filter(tantivy.Filter.stemmer(stemmer))
+        builder = builder.filter(tantivy.Filter.stemmer(STEMMER_LANGUAGES[language]))
     return builder.build()
 
 
@@ -138,8 +133,6 @@ class LexicalIndex:
                 self.index = self._open_copy(path, schema)
         if per_language:
             for field_lang in FIELD_LANGUAGES:
-                # No stop words: on XQuAD-R they cost 0.008 nDCG@10 in English and in Spanish (questions keep their
-                # function words, which BM25's IDF already weighs down); see docs/benchmarks.md.
                 self.index.register_tokenizer(f"sixfold_{field_lang}", _analyzer(field_lang))
         else:
             self.index.register_tokenizer(ANALYZER, _analyzer(language))

@@ -163,7 +163,7 @@ class Engine:
         with self.store.writer_lock():  # before the model loads: a second writer is refused at once
             if not self.store.exists() and not self.requested_model:
                 # A new index whose model is not named gets one for its folder's languages (files sampled).
-                self.folder_languages = dict(folder_languages(folder, follow_links=follow_links))
+                self.folder_languages = dict(folder_languages(Path(folder), follow_links=follow_links))
                 self.requested_model = default_embedder(self.folder_languages)
             embedder = self.embedder
             if not self.store.exists():

@@ -97,20 +97,21 @@ class DocumentFile:
         with self._lock:
             if self._lexical is None:
                 texts = [r.text for r in self.rows]
+                languages: list[str | None]
                 if language == "auto":
-                    self._languages = [detect(text).language for text in texts]
+                    languages = [detect(text).language for text in texts]
                 else:
-                    self._languages = [language] * len(texts)
+                    languages = [language] * len(texts)
                 batches = (
                     (
                         list(range(start, min(start + _BATCH, len(texts)))),
                         texts[start : start + _BATCH],
-                        self._languages[start : start + _BATCH],
+                        languages[start : start + _BATCH],
                     )
                     for start in range(0, len(texts), _BATCH)
                 )
                 self._lexical = LexicalIndex.build(None, language, batches, per_language=True)
-                self._languages = sorted(set(self._languages))
+                self._languages = sorted({lang for lang in languages if lang})
             return self._lexical
 
     def candidates(self, query: str, n: int, language: str, allowed: list[int] | None = None) -> list[int]:
