@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from sixfold.cli import render
@@ -36,10 +37,16 @@ def _retrieval(args: argparse.Namespace, say) -> tuple[Report, RenderableType]:
     from sixfold.eval.reports import eval_index
     from sixfold.eval.retrieval import eval_retrieval
 
+    dataset = args.dataset
+    if args.queries_from:
+        from sixfold.eval.datasets import load_xquad_r_crosslingual
+
+        dataset = load_xquad_r_crosslingual(args.dataset, args.queries_from)
     report: RetrievalReport = eval_retrieval(
-        args.dataset,
-        args.mode or ["bm25", "dense", "hybrid"],
-        eval_index(args.index, args.dataset),
+        dataset,
+        args.mode or ["bm25", "dense", "hybrid", *(["default"] if args.queries_from else [])],
+        eval_index(args.index, _eval_source(args)),
+        model=args.model,
         split=args.split,
         limit=args.limit,
         rerank=args.rerank,
@@ -54,6 +61,12 @@ def _retrieval(args: argparse.Namespace, say) -> tuple[Report, RenderableType]:
     columns = ("mode", "nDCG@10", "Recall@10", "Recall@100", "MRR@10", "p50 ms")
     title = f"retrieval on {args.dataset} ({judged}, {report.documents} documents)"
     return report, render.table(title, columns, rows, right=True)
+
+
+def _eval_source(args: argparse.Namespace) -> str:
+    """What names the default eval index: the collection, and the model when one is named (an index has one)."""
+    source = str(args.dataset)
+    return f"{source}-{Path(args.model).name}" if args.model else source
 
 
 def _qa(args: argparse.Namespace, say) -> tuple[Report | FolderQAReport, RenderableType]:

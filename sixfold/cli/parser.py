@@ -307,7 +307,18 @@ def _eval_retrieval(kinds) -> None:
         help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), SMART folder (*.ALL, *.QRY, *.REL: "
         "Cranfield, CISI, MEDLINE) or XQuAD-R file (es.json); the format is detected",
     )
-    e.add_argument("--mode", action="append", help="bm25, dense, hybrid, hybrid+rerank (repeatable; default: the first three)")
+    e.add_argument(
+        "--mode",
+        action="append",
+        help="bm25, dense, hybrid, hybrid+rerank, default (what search does unasked; repeatable; default: the first "
+        "three, and default with --queries-from)",
+    )
+    e.add_argument(
+        "--queries-from",
+        metavar="FILE",
+        help="XQuAD-R: the questions of this parallel file (another language) over the --dataset file's sentences",
+    )
+    e.add_argument("--model", help="embedding model of the eval index (default: what the collection's folder picks)")
     e.add_argument("--split", default="test", help="BEIR qrels split (default test)")
     e.add_argument("--rerank", metavar="MODEL", help="cross-encoder for hybrid+rerank (default: the eval index's tuned one)")
     e.add_argument("--rerank-depth", type=positive_int, help="fused candidates the cross-encoder reads (default 50)")

@@ -284,6 +284,31 @@ def load_xquad_r(path: str | Path) -> RetrievalSet:
     )
 
 
+def load_xquad_r_crosslingual(corpus_path: str | Path, queries_path: str | Path) -> RetrievalSet:
+    """Cross-lingual XQuAD-R: the sentences (and judgments) of ``corpus_path``, the questions of ``queries_path``
+    (the same questions in another language: XQuAD-R files are parallel, with the same question ids)."""
+    corpus = load_xquad_r(corpus_path)
+    asked = load_xquad_r(queries_path)
+    shared = [qid for qid in corpus.qrels if qid in asked.queries]
+    if len(shared) < 0.9 * len(corpus.qrels):
+        raise SixfoldError(
+            f"{queries_path} and {corpus_path} are not parallel XQuAD-R files: {len(shared)} of {len(corpus.qrels)} "
+            "question ids are in both"
+        )
+    name = f"xquad-r-{asked.language}-{corpus.language}"
+    notes = [f"questions in '{asked.language}' ({queries_path}), sentences in '{corpus.language}' ({corpus_path})"]
+    return RetrievalSet(
+        name,
+        "xquad-r",
+        corpus.corpus,
+        {qid: asked.queries[qid] for qid in shared},
+        {qid: corpus.qrels[qid] for qid in shared},
+        language=corpus.language,
+        notes=notes,
+        queries_total=len(shared),
+    )
+
+
 # ---- folder QA sets ----------------------------------------------------------------------------------
 @dataclass
 class FolderQuestion:

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from sixfold.retriever.types import Hit
     from sixfold.tuner.data import RerankQuery
 
-RETRIEVAL_MODES = ("bm25", "dense", "hybrid", "hybrid+rerank")
+# "default": what a user's search does when no mode is named (Engine.query_mode: per query, by its language)
+RETRIEVAL_MODES = ("bm25", "dense", "hybrid", "hybrid+rerank", "default")
 Say = Callable[[str], None]
 
 
@@ -44,14 +45,16 @@ def write_beir_corpus(corpus: dict[str, dict], folder: Path) -> dict[str, str]:
     return stems
 
 
-def index_retrieval_set(data: RetrievalSet, index_dir: str | Path, say: Say | None = None) -> tuple[dict[str, str], float]:
+def index_retrieval_set(
+    data: RetrievalSet, index_dir: str | Path, say: Say | None = None, model: str | None = None
+) -> tuple[dict[str, str], float]:
     """Write the collection as one markdown file per document into ``<index>-corpus`` and index that folder with
     ``Engine.index`` (incremental: a second run embeds nothing). Returns (file stem -> doc id, seconds)."""
     from sixfold.engine import Engine
 
     index_dir = Path(index_dir)
     stems = write_beir_corpus(data.corpus, index_dir.parent / f"{index_dir.name}-corpus")
-    engine = Engine.open(index_dir)
+    engine = Engine.open(index_dir, model=model)
     started = time.perf_counter()
     report = engine.index(index_dir.parent / f"{index_dir.name}-corpus", language=data.language)
     seconds = time.perf_counter() - started
@@ -130,6 +133,7 @@ def eval_retrieval(
     rerank_depth: int | None = None,
     depth: int = 100,
     progress: Say | None = None,
+    model: str | None = None,
 ) -> RetrievalReport:
     """Index the collection with the normal pipeline and score each retrieval mode over its judged queries.
 
@@ -140,13 +144,17 @@ def eval_retrieval(
     say = progress or (lambda message: None)
     _check_modes(modes)
     data = dataset if isinstance(dataset, RetrievalSet) else load_retrieval_set(dataset, split)
-    engine = Engine.open(index_dir)
+    engine = Engine.open(index_dir, model=model)
     rerank = _reranker(engine, rerank) if "hybrid+rerank" in modes else None
     queries = dict(list(data.queries.items())[:limit]) if limit else data.queries
     qrels = {q: data.qrels[q] for q in queries}
     for note in data.notes:
         say(f"note: {note}")
-    stems, index_seconds = index_retrieval_set(data, index_dir, say)
+    stems, index_seconds = index_retrieval_set(data, index_dir, say, model)
+    status = engine.status()
+    picked = f"{'named' if model else 'defaults picked'}: embedder {status.model}, search mode {status.search_mode}"
+    data.notes = [*data.notes, picked + f", chunks by language {status.languages}"]
+    say(f"note: {data.notes[-1]}")
     report = RetrievalReport(
         dataset=str(dataset if not isinstance(dataset, RetrievalSet) else data.name),
         name=data.name,
@@ -163,7 +171,8 @@ def eval_retrieval(
     extra = {"rerank_depth": rerank_depth} if rerank_depth else {}
     for mode in modes:
         reranked = mode == "hybrid+rerank"
-        search = {"mode": "hybrid" if reranked else mode, "rerank": rerank if reranked else None, **extra}
+        chosen = None if mode == "default" else "hybrid" if reranked else mode
+        search = {"mode": chosen, "rerank": rerank if reranked else None, **extra}
         report.modes[mode] = _score_mode(engine, queries, qrels, stems, depth, **search)
         say(f"{mode}: nDCG@10 {report.modes[mode].ndcg10:.4f}")
     return report
