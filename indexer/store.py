@@ -73,8 +73,12 @@ class IndexSettings:
     lexical: str = "per-language"  # BM25 fields: one per language (since 0.4); "single" in older indexes
 
 
-SCHEMA = (
-    """
+# What --where reads. ``language`` is the chunk's (its document's detected language, or the index's --language).
+CHUNK_META = """
+    SELECT c.chunk_id, c.root, c.path, c.ext, c.chunk_index, c.title, c.heading, c.page, c.start_char,
+           c.end_char, c.text, c.language, f.sha256, f.size, f.mtime, f.indexed_at
+    FROM chunks c JOIN files f USING (root, path)"""
+SCHEMA = f"""
 CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE files (
     root VARCHAR, path VARCHAR, sha256 VARCHAR, size BIGINT, mtime DOUBLE, title VARCHAR,
@@ -82,16 +86,9 @@ CREATE TABLE files (
 CREATE TABLE chunks (
     chunk_id BIGINT PRIMARY KEY, root VARCHAR, path VARCHAR, ext VARCHAR, chunk_index INTEGER,
     title VARCHAR, heading VARCHAR, page INTEGER, start_char INTEGER, end_char INTEGER, text VARCHAR,
-    embedding FLOAT[{dim}], language VARCHAR);
+    embedding FLOAT[{{dim}}], language VARCHAR);
+CREATE VIEW chunk_meta AS {CHUNK_META};
 """
-    + "CREATE VIEW chunk_meta AS {view};"
-)
-# What --where reads. ``language`` is the chunk's (its document's detected language, or the index's --language).
-CHUNK_META = """
-    SELECT c.chunk_id, c.root, c.path, c.ext, c.chunk_index, c.title, c.heading, c.page, c.start_char,
-           c.end_char, c.text, c.language, f.sha256, f.size, f.mtime, f.indexed_at
-    FROM chunks c JOIN files f USING (root, path)"""
-SCHEMA = SCHEMA.replace("{view}", CHUNK_META)
 
 
 def _fsync_tree(folder: Path) -> None:
