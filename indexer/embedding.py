@@ -169,8 +169,9 @@ class DualEmbedder(Embedder):
         from sixfold.indexer.language import UNDETERMINED, detect
 
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        english = [i for i, t in enumerate(texts) if detect(t).language in ("en", UNDETERMINED)]
-        other = [i for i in range(len(texts)) if i not in set(english)]
+        is_english = [detect(t).language in ("en", UNDETERMINED) for t in texts]
+        english = [i for i, yes in enumerate(is_english) if yes]
+        other = [i for i, yes in enumerate(is_english) if not yes]
         if english:
             out[english, : self.english.dim] = self.SCALE * self.english.encode([texts[i] for i in english], batch_size)
         if other:

@@ -270,7 +270,7 @@ class Engine:
         snapshot = snapshot or self.snapshot()
         if snapshot.settings.language != "auto":
             return snapshot.settings.language
-        known = [lang for lang in snapshot.languages if lang != "und"]
+        known = [lang for lang in snapshot.languages if lang != UNDETERMINED]
         return known[0] if known else "none"
 
     def embed(self, texts: list[str] | str, batch_size: int = 64, *, embedder: TextEmbedder | None = None) -> np.ndarray:
