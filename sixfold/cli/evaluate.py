@@ -59,8 +59,33 @@ def _retrieval(args: argparse.Namespace, say) -> tuple[Report, RenderableType]:
         for mode, m in report.modes.items()
     ]
     columns = ("mode", "nDCG@10", "Recall@10", "Recall@100", "MRR@10", "p50 ms")
-    title = f"retrieval on {args.dataset} ({judged}, {report.documents} documents)"
-    return report, render.table(title, columns, rows, right=True)
+    if report.query_language is None:
+        title = f"retrieval on {args.dataset} ({judged}, {report.documents} documents)"
+        return report, render.table(title, columns, rows, right=True)
+    from rich.console import Group
+
+    title = f"retrieval on {args.dataset}, questions from {args.queries_from} ({judged}, {report.documents} documents)"
+    picked = "the model named" if args.model else "defaults picked"
+    index = render.table(f"eval index ({picked})", ("setting", "value"), crosslingual_rows(report), overflow="fold")
+    return report, Group(render.table(title, columns, rows, right=True), index)
+
+
+def crosslingual_rows(report: RetrievalReport) -> list[tuple[str, str]]:
+    """The languages of a cross-lingual run and every setting the eval index got, one row each."""
+    rows = [("question language", str(report.query_language)), ("corpus language", str(report.corpus_language))]
+    rows += [(key.replace("_", " "), _cell(value)) for key, value in (report.index_defaults or {}).items()]
+    if report.query_modes:
+        rows.append(("'default' mode per query", _cell(report.query_modes)))
+    return rows
+
+
+def _cell(value: object) -> str:
+    """A setting as one table cell: ``{'en': 1181}`` -> ``en 1181``; ``['en', 'es']`` -> ``en, es``."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {item}" for key, item in value.items()) or "-"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ", ".join(str(item) for item in value) or "-"
+    return "-" if value is None or value == "" else str(value)
 
 
 def _eval_source(args: argparse.Namespace) -> str:

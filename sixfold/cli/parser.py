@@ -316,7 +316,9 @@ def _eval_retrieval(kinds) -> None:
     e.add_argument(
         "--queries-from",
         metavar="FILE",
-        help="XQuAD-R: the questions of this parallel file (another language) over the --dataset file's sentences",
+        help="XQuAD-R: the questions of this parallel file (another language) over the --dataset file's sentences; the "
+        "files must line up (same articles, paragraphs and question ids); the report names both languages and the "
+        "embedder and search mode the eval index got",
     )
     e.add_argument("--model", help="embedding model of the eval index (default: what the collection's folder picks)")
     e.add_argument("--split", default="test", help="BEIR qrels split (default test)")

@@ -36,9 +36,10 @@ class RetrievalSet:
     corpus: dict[str, dict]  # doc id -> {"title", "text"}
     queries: dict[str, str]  # judged query id -> text
     qrels: dict[str, dict[str, int]]  # query id -> {doc id: gain}
-    language: str = "en"
+    language: str = "en"  # the documents' language (it picks the BM25 stemmer of a new eval index)
     notes: list[str] = field(default_factory=list)
     queries_total: int = 0
+    query_language: str | None = None  # set when the queries are in another language than the documents
 
 
 def load_retrieval_set(path: str | Path, split: str = "test") -> RetrievalSet:
@@ -240,6 +241,15 @@ def load_xquad_r(path: str | Path) -> RetrievalSet:
     """Every sentence is a document (id ``<paragraph>-<sentence>``); a question's one relevant document is the
     sentence whose span holds ``answer_start``. The language is the file name's (``es.json`` -> es). JSON has no
     useful line numbers, so errors name the article, paragraph and question."""
+    return _read_xquad_r(path)[0]
+
+
+# Per article, per paragraph: the ids of its questions (how two parallel files are lined up).
+XQuADLayout = list[list[list[str]]]
+
+
+def _read_xquad_r(path: str | Path) -> tuple[RetrievalSet, XQuADLayout]:
+    """``load_xquad_r``'s set and the file's layout."""
     path = Path(path)
     if not path.is_file():
         raise SixfoldError(f"XQuAD-R file {path} does not exist")
@@ -249,10 +259,13 @@ def load_xquad_r(path: str | Path) -> RetrievalSet:
     except (ValueError, KeyError, TypeError) as exc:
         raise SixfoldError(f"{path}: not SQuAD-style JSON with a 'data' list ({exc})") from None
     corpus, queries, qrels = {}, {}, {}
+    layout: XQuADLayout = []
     paragraph_no = 0
     for a, article in enumerate(articles):
+        layout.append([])
         for p, paragraph in enumerate(article.get("paragraphs", [])):
             paragraph_no += 1
+            layout[-1].append([])
             where = f"{path} article {a + 1} paragraph {p + 1}"
             sentences, breaks = paragraph.get("sentences"), paragraph.get("sentence_breaks")
             if not sentences or not breaks or len(sentences) != len(breaks):
@@ -272,6 +285,7 @@ def load_xquad_r(path: str | Path) -> RetrievalSet:
                     raise SixfoldError(f"{where} question {qid}: answer_start {start} lies in no sentence")
                 queries[qid] = question
                 qrels[qid] = {hit: 1}
+                layout[-1][-1].append(qid)
     if not corpus:
         raise SixfoldError(f"XQuAD-R file {path} holds no paragraphs")
     if not queries:
@@ -279,34 +293,64 @@ def load_xquad_r(path: str | Path) -> RetrievalSet:
     codes = [t.lower() for t in re.split(r"[-_.]", path.stem) if len(t) == 2 and t.isalpha()]
     language = codes[-1] if codes else "en"
     notes = [f"language '{language}' (from the file name) picks the BM25 stemmer of a new eval index"]
-    return RetrievalSet(
+    data_set = RetrievalSet(
         f"xquad-r-{path.stem}", "xquad-r", corpus, queries, qrels, language=language, notes=notes, queries_total=len(queries)
     )
+    return data_set, layout
 
 
 def load_xquad_r_crosslingual(corpus_path: str | Path, queries_path: str | Path) -> RetrievalSet:
-    """Cross-lingual XQuAD-R: the sentences (and judgments) of ``corpus_path``, the questions of ``queries_path``
-    (the same questions in another language: XQuAD-R files are parallel, with the same question ids)."""
-    corpus = load_xquad_r(corpus_path)
-    asked = load_xquad_r(queries_path)
-    shared = [qid for qid in corpus.qrels if qid in asked.queries]
-    if len(shared) < 0.9 * len(corpus.qrels):
-        raise SixfoldError(
-            f"{queries_path} and {corpus_path} are not parallel XQuAD-R files: {len(shared)} of {len(corpus.qrels)} "
-            "question ids are in both"
-        )
+    """Cross-lingual XQuAD-R: the sentences, their ids and the judgments of ``corpus_path``, asked with the
+    questions of ``queries_path``, its translation. XQuAD-R files are parallel: the same articles and paragraphs
+    in the same order, each with the same question ids (a paragraph's sentences are split per language, so their
+    counts differ). That line-up is checked, and a question is judged by the sentence of ``corpus_path`` that holds
+    its answer there."""
+    for given in (corpus_path, queries_path):
+        if Path(given).suffix.lower() != ".json" or Path(given).is_dir():
+            raise SixfoldError(f"cross-lingual retrieval reads two parallel XQuAD-R .json files; {given} is not one")
+    corpus, corpus_layout = _read_xquad_r(corpus_path)
+    asked, asked_layout = _read_xquad_r(queries_path)
+    mismatch = _layout_mismatch(corpus_layout, asked_layout)
+    if mismatch:
+        raise SixfoldError(f"{queries_path} and {corpus_path} are not parallel XQuAD-R files: {mismatch}")
     name = f"xquad-r-{asked.language}-{corpus.language}"
     notes = [f"questions in '{asked.language}' ({queries_path}), sentences in '{corpus.language}' ({corpus_path})"]
     return RetrievalSet(
         name,
         "xquad-r",
         corpus.corpus,
-        {qid: asked.queries[qid] for qid in shared},
-        {qid: corpus.qrels[qid] for qid in shared},
+        {qid: asked.queries[qid] for qid in corpus.queries},
+        corpus.qrels,
         language=corpus.language,
         notes=notes,
-        queries_total=len(shared),
+        queries_total=len(corpus.queries),
+        query_language=asked.language,
     )
+
+
+def _counted(number: int, what: str) -> str:
+    return f"{number} {what}{'' if number == 1 else 's'}"
+
+
+def _layout_mismatch(corpus: XQuADLayout, asked: XQuADLayout) -> str | None:
+    """Where two XQuAD-R layouts first differ (None: they line up): article or paragraph counts, or a
+    paragraph's question ids (compared as sets: the order of a paragraph's questions does not matter)."""
+    if len(corpus) != len(asked):
+        return f"{_counted(len(asked), 'article')} in the questions' file, {len(corpus)} in the sentences' file"
+    for a, (corpus_paragraphs, asked_paragraphs) in enumerate(zip(corpus, asked, strict=True)):
+        if len(corpus_paragraphs) != len(asked_paragraphs):
+            return (
+                f"article {a + 1} has {_counted(len(asked_paragraphs), 'paragraph')} in the questions' file, "
+                f"{len(corpus_paragraphs)} in the sentences' file"
+            )
+        for p, (corpus_ids, asked_ids) in enumerate(zip(corpus_paragraphs, asked_paragraphs, strict=True)):
+            extra, missing = set(asked_ids) - set(corpus_ids), set(corpus_ids) - set(asked_ids)
+            if extra or missing:
+                only = [
+                    f"{min(ids)} in the {which} file" for ids, which in ((extra, "questions'"), (missing, "sentences'")) if ids
+                ]
+                return f"article {a + 1} paragraph {p + 1} asks other questions ({', '.join(only)} only)"
+    return None
 
 
 # ---- folder QA sets ----------------------------------------------------------------------------------

@@ -76,13 +76,22 @@ class RetrievalReport(_Report):
     notes: list[str] = field(default_factory=list)
     reranker: str | None = None
     modes: dict[str, ModeScores] = field(default_factory=dict)
+    # Cross-lingual runs only (None elsewhere, and then left out of the report, which stays as it was):
+    query_language: str | None = None  # the questions' language
+    corpus_language: str | None = None  # the documents' (sentences') language
+    index_defaults: dict[str, Any] | None = None  # what the eval index got: embedder, search mode, languages, ...
+    query_modes: dict[str, int] | None = None  # the 'default' mode: queries per mode it searched them in
+
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("query_language", "corpus_language", "index_defaults", "query_modes")
 
     @property
     def source(self) -> str:
         return self.dataset
 
     def to_dict(self) -> dict[str, Any]:
-        data = {key: value for key, value in self.__dict__.items() if key != "modes"}
+        data = {
+            key: value for key, value in self.__dict__.items() if key != "modes" and not (key in self.OPTIONAL and value is None)
+        }
         return data | {"modes": {mode: scores.to_dict() for mode, scores in self.modes.items()}}
 
 

@@ -8,10 +8,12 @@ The corpus is written as one markdown file per document (title as heading); chun
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sixfold.core.errors import SixfoldError
 from sixfold.eval.datasets import RetrievalSet, load_beir_set, load_retrieval_set
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
 # "default": what a user's search does when no mode is named (Engine.query_mode: per query, by its language)
 RETRIEVAL_MODES = ("bm25", "dense", "hybrid", "hybrid+rerank", "default")
 Say = Callable[[str], None]
+# Status fields about an index's contents and upkeep; every other field is something the index was given or picked
+# (embedder, search mode, languages, chunking, ...), so fields added to the status later are reported as they come.
+STATUS_BOOKKEEPING = frozenset({"path", "documents", "chunks", "size_bytes", "generation", "created_at", "updated_at", "health"})
 
 
 def _safe_name(doc_id: str) -> str:
@@ -62,6 +67,25 @@ def index_retrieval_set(
     if say:
         say(f"index: {report.added} added, {report.unchanged} unchanged, {report.chunks_added} chunks in {seconds:.0f} s")
     return stems, seconds
+
+
+def index_defaults(status: object) -> dict[str, Any]:
+    """What an index got (``Engine.status()`` less ``STATUS_BOOKKEEPING``), read from whatever fields the status has."""
+    if hasattr(status, "to_dict"):
+        fields = dict(status.to_dict())
+    elif dataclasses.is_dataclass(status) and not isinstance(status, type):
+        fields = dataclasses.asdict(status)
+    else:
+        fields = dict(vars(status))
+    return {key: value for key, value in fields.items() if key not in STATUS_BOOKKEEPING and not key.startswith("_")}
+
+
+def _query_modes(engine: Engine, queries: dict[str, str]) -> dict[str, int] | None:
+    """How many queries the 'default' mode searches in each mode (it picks one per query by its language)."""
+    pick = getattr(engine, "query_mode", None)
+    if pick is None:
+        return None
+    return dict(Counter(pick(text) for text in queries.values()).most_common())
 
 
 def _pool_documents(hits: list[Hit], stems: dict[str, str], depth: int) -> dict[str, float]:
@@ -163,11 +187,16 @@ def eval_retrieval(
         queries=len(queries),
         queries_total=data.queries_total,
         documents=len(data.corpus),
-        chunks=engine.status().chunks,
+        chunks=status.chunks,
         index_seconds=index_seconds,
         notes=data.notes,
         reranker=rerank,
     )
+    if data.query_language is not None:  # cross-lingual: which language is which, and what the index picked
+        report.query_language, report.corpus_language = data.query_language, data.language
+        report.index_defaults = index_defaults(status)
+        if "default" in modes:
+            report.query_modes = _query_modes(engine, queries)
     extra = {"rerank_depth": rerank_depth} if rerank_depth else {}
     for mode in modes:
         reranked = mode == "hybrid+rerank"
