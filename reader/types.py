@@ -16,11 +16,55 @@ NOT_FOUND_BY_LANGUAGE = {
 }
 
 
-def not_found_text(question: str) -> str:
-    """``NOT_FOUND`` in the question's language when it is one of ``NOT_FOUND_BY_LANGUAGE``, else in English."""
+# A chat reply that abstains: (no answer, the closest passages follow; no answer, and nothing close), by language.
+NOT_FOUND_REPLY = (
+    "I could not find an answer to that in the indexed documents. The closest passages:",
+    "I could not find an answer to that in the indexed documents, and no passage is close to the question.",
+)
+NOT_FOUND_REPLY_BY_LANGUAGE = {
+    "es": (
+        "No encontré la respuesta en los documentos indexados. Los pasajes más cercanos:",
+        "No encontré la respuesta en los documentos indexados, y ningún pasaje se acerca a la pregunta.",
+    ),
+    "fr": (
+        "Je n'ai pas trouvé de réponse dans les documents indexés. Les passages les plus proches :",
+        "Je n'ai pas trouvé de réponse dans les documents indexés, et aucun passage n'est proche de la question.",
+    ),
+    "de": (
+        "In den indexierten Dokumenten habe ich keine Antwort darauf gefunden. Die nächstliegenden Passagen:",
+        "In den indexierten Dokumenten habe ich keine Antwort darauf gefunden, und keine Passage liegt nahe an der Frage.",
+    ),
+    "pt": (
+        "Não encontrei uma resposta nos documentos indexados. As passagens mais próximas:",
+        "Não encontrei uma resposta nos documentos indexados, e nenhuma passagem se aproxima da pergunta.",
+    ),
+    "it": (
+        "Non ho trovato una risposta nei documenti indicizzati. I passaggi più vicini:",
+        "Non ho trovato una risposta nei documenti indicizzati, e nessun passaggio è vicino alla domanda.",
+    ),
+    "nl": (
+        "Ik heb in de geïndexeerde documenten geen antwoord gevonden. De dichtstbijzijnde passages:",
+        "Ik heb in de geïndexeerde documenten geen antwoord gevonden, en geen passage ligt dicht bij de vraag.",
+    ),
+}
+
+
+def _question_language(question: str) -> str:
     from sixfold.indexer.language import detect
 
-    return NOT_FOUND_BY_LANGUAGE.get(detect(question).language, NOT_FOUND)
+    return detect(question).language
+
+
+def not_found_text(question: str) -> str:
+    """``NOT_FOUND`` in the question's language when it is one of ``NOT_FOUND_BY_LANGUAGE``, else in English."""
+    return NOT_FOUND_BY_LANGUAGE.get(_question_language(question), NOT_FOUND)
+
+
+def not_found_reply(question: str, closest: bool) -> str:
+    """The sentence a chat reply abstains with, in the question's language (English when it has none of its own):
+    the one that introduces the closest passages, or the one that says there are none."""
+    replies = NOT_FOUND_REPLY_BY_LANGUAGE.get(_question_language(question), NOT_FOUND_REPLY)
+    return replies[0] if closest else replies[1]
 
 
 @dataclass

@@ -31,7 +31,7 @@ from sixfold.http.limits import Deadline, DeadlineDep, Limits, LimitsDep, settin
 from sixfold.http.schemas import INT64, MAX_TEXT, new_id
 from sixfold.http.service import GROUNDED_MODEL, Service, ServiceDep
 from sixfold.http.streaming import DONE, stream_from_thread
-from sixfold.reader.types import Answer, Completion
+from sixfold.reader.types import Answer, Completion, not_found_reply
 
 router = APIRouter(prefix="/v1")
 
@@ -335,9 +335,9 @@ def grounded_text(answer: Answer) -> str:
     closest passages."""
     if not answer.found:
         if not answer.citations:
-            return "I could not find an answer to that in the indexed documents, and no passage is close to the question."
+            return not_found_reply(answer.question, closest=False)
         closest = "\n".join(f"[{i}] {_where(c)}: {' '.join(c.snippet.split())}" for i, c in enumerate(answer.citations, 1))
-        return f"I could not find an answer to that in the indexed documents. The closest passages:\n\n{closest}"
+        return f"{not_found_reply(answer.question, closest=True)}\n\n{closest}"
     claim, end = re.fullmatch(r"(.*?)([.!?…]*)", answer.answer.strip(), re.S).groups()  # type: ignore[union-attr]
     markers = "".join(f"[{i}]" for i in range(1, len(answer.citations) + 1))
     text = f"{claim} {markers}{end}" if markers else claim + end

@@ -7,7 +7,7 @@ import pytest
 from sixfold.core.errors import SixfoldError
 from sixfold.indexer.language import UNDETERMINED, detect, detect_query
 from sixfold.indexer.lexical import LexicalIndex, check_language, field_language
-from sixfold.reader.types import NOT_FOUND, not_found_text
+from sixfold.reader.types import NOT_FOUND, not_found_reply, not_found_text
 
 
 @pytest.mark.parametrize(
@@ -56,3 +56,10 @@ def test_languages_without_a_stemmer_share_the_plain_field():
 def test_abstention_speaks_the_question_language():
     assert not_found_text("¿Quién ganó el mundial de fútbol de 2018?") == "no se encuentra en el corpus"
     assert not_found_text("Who won the 2018 World Cup?") == NOT_FOUND
+
+
+def test_a_chat_reply_abstains_in_the_questions_language():
+    spanish = "¿Quién ganó el mundial de fútbol de 2018 en Rusia?"
+    assert not_found_reply(spanish, closest=True).startswith("No encontré la respuesta")
+    assert "ningún pasaje" in not_found_reply(spanish, closest=False)
+    assert not_found_reply("Who won the 2018 World Cup in Russia?", closest=True).startswith("I could not find an answer")
