@@ -1,47 +1,62 @@
 """walk -> diff against the stored content hashes -> load -> chunk -> embed -> commit.
 
-Only new, changed, renamed and deleted files are touched. Loading and chunking run one file ahead
-in a thread while the model embeds, and chunks of several files are embedded in one batch, so the
+Only new, changed, renamed and deleted files are touched. Loading and chunking run a few files ahead
+of the model, in one thread (``workers=1``) or in N loader processes (``workers=N``) whose results are taken in
+file order, so the index is the same either way; chunks of several files are embedded in one batch, so the
 pipeline runs close to the model's raw speed. Work is committed every ``commit_every`` chunks, so an
 interrupted run keeps what it finished and the next run picks up the rest.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
+import multiprocessing
 import os
 import queue
+import re
 import stat
+import sys
 import threading
 import time
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Generator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from sixfold.core.device import usable_cores
 from sixfold.core.errors import SixfoldError
-from sixfold.indexer.chunking import Chunk, Chunker
+from sixfold.indexer.chunking import Chunker
 from sixfold.indexer.embedding import Embedder
 from sixfold.indexer.language import UNDETERMINED, detect
-from sixfold.indexer.loaders import (
-    LoadError,
-    LoaderUnavailable,
-    LoadLimits,
-    format_suffix,
-    is_supported,
-    load_document,
-    looks_like_text,
-    may_be_text,
-    unavailable,
-)
+from sixfold.indexer.loaders import LoadLimits, is_supported, load_document, looks_like_text, may_be_text
+from sixfold.indexer.prepare import Fatal, Job, Prepared, Skipped, TokenCounter, prepare_file, prepare_in_worker, start_worker
 from sixfold.indexer.store import IndexSettings, IndexStore, Transaction
 
 COMMIT_EVERY = int(os.environ.get("SIXFOLD_COMMIT_EVERY", "20000"))
 EMBED_GROUP = 512  # chunks gathered across files before one encode call
+MAX_DEFAULT_WORKERS = 8  # the default number of loader processes: the usable cores, at most this many
+# With the default number of workers, a run that loads fewer files than this loads them in the loader thread:
+# starting processes (~1 s each: an interpreter, langchain, the tokenizer) costs more than they save there.
+POOL_MIN_FILES = 32
+AHEAD_PER_WORKER = 4  # files each loader process may have prepared (or be preparing) before the embedder takes them
+
+
+def default_workers() -> int:
+    """Loader processes when none are asked for: the cores this process may use, at most ``MAX_DEFAULT_WORKERS``."""
+    return min(usable_cores(), MAX_DEFAULT_WORKERS)
+
+
+def check_workers(workers: int | None) -> None:
+    """``workers`` is None (the default) or a whole number >= 1; anything else is one clear error."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise SixfoldError(f"the number of loader workers must be a whole number of at least 1, got {workers!r}")
 
 
 class Progress(Protocol):
@@ -82,18 +97,6 @@ class IndexReport:
     @property
     def touched(self) -> int:
         return self.added + self.updated + self.removed + self.renamed
-
-
-@dataclass
-class _Prepared:
-    rel: str
-    sha256: str
-    size: int
-    mtime: float
-    title: str | None
-    chunks: list[Chunk]
-    replaces: bool
-    language: str = UNDETERMINED  # the document's detected language
 
 
 def file_sha256(path: Path) -> str:
@@ -251,15 +254,6 @@ def _indexable(path: Path) -> bool:
     return is_supported(path) or (may_be_text(path) and looks_like_text(path))
 
 
-class _Job(NamedTuple):
-    """A file to load, chunk and embed; ``replaces``: it is indexed already under this path (changed content)."""
-
-    rel: str
-    path: Path
-    sha256: str
-    replaces: bool
-
-
 @dataclass
 class _Plan:
     """What a run does to bring the index up to date: nothing, rename, remove, or (re)index each file."""
@@ -267,7 +261,7 @@ class _Plan:
     unchanged: int = 0
     renames: list[tuple[str, str]] = field(default_factory=list)  # (old path, new path), same content
     removals: list[str] = field(default_factory=list)
-    todo: list[_Job] = field(default_factory=list)
+    todo: list[Job] = field(default_factory=list)
 
 
 def index_folder(
@@ -280,11 +274,15 @@ def index_folder(
     commit_every: int = COMMIT_EVERY,
     limits: LoadLimits | None = None,
     follow_links: bool = False,
+    workers: int | None = None,
 ) -> IndexReport:
     """Bring the index up to date with ``folder``; returns what changed.
 
     ``limits`` caps what one file may make the loader read (``LoadLimits``); ``follow_links`` follows symbolic
-    links that leave ``folder`` (by default they are skipped and reported)."""
+    links that leave ``folder`` (by default they are skipped and reported). ``workers``: processes that load and
+    chunk files (1: one loader thread; None: ``default_workers()``, and the thread for runs of fewer than
+    ``POOL_MIN_FILES`` files); the index is the same whatever the number."""
+    check_workers(workers)
     started = time.perf_counter()
     progress = progress or _Silent()
     source = _source_folder(store, folder)
@@ -309,11 +307,19 @@ def index_folder(
         _apply_renames_and_removals(txn, root, plan, report)
         # Files that failed to load before are retried; any that still fail are reported again.
         progress.start(len(plan.todo))
-        for item in _prepare_ahead(plan.todo, chunker, report, progress, limits):
-            if item is None:
-                progress.advance(files=1, chunks=0)
-            else:
-                writer.add(item)
+        processes = _loader_processes(workers, len(plan.todo))
+        counter = TokenCounter.for_embedder(embedder) if processes > 1 else None
+        if counter is not None:
+            chunk_sizes = (txn.settings.chunk_tokens, txn.settings.overlap_tokens)
+            prepared = _prepare_in_processes(plan.todo, counter, chunk_sizes, report, progress, limits, processes)
+        else:
+            prepared = _prepare_ahead(plan.todo, chunker, report, progress, limits)
+        with contextlib.closing(prepared):  # on an error, the loader stops now (its thread or processes)
+            for item in prepared:
+                if item is None:
+                    progress.advance(files=1, chunks=0)
+                else:
+                    writer.add(item)
         writer.finish()
     except BaseException:
         writer.txn.abort()
@@ -379,13 +385,13 @@ def _plan_changes(known: dict[str, str], current: dict[str, tuple[Path, str]]) -
             if known[rel] == digest:
                 plan.unchanged += 1
             else:
-                plan.todo.append(_Job(rel, path, digest, True))
+                plan.todo.append(Job(rel, path, digest, True))
         elif by_hash.get(digest):
             old = by_hash[digest].pop()
             gone.remove(old)
             plan.renames.append((old, rel))
         else:
-            plan.todo.append(_Job(rel, path, digest, False))
+            plan.todo.append(Job(rel, path, digest, False))
     plan.removals = gone
     return plan
 
@@ -419,11 +425,11 @@ class _Writer:
     progress: Progress
     batch_size: int
     commit_every: int
-    group: list[_Prepared] = field(default_factory=list)
+    group: list[Prepared] = field(default_factory=list)
     group_chunks: int = 0
     uncommitted_chunks: int = 0
 
-    def add(self, item: _Prepared) -> None:
+    def add(self, item: Prepared) -> None:
         """Queue one prepared file; embed the group once it is large enough, and commit when it is time."""
         self.group.append(item)
         self.group_chunks += len(item.chunks)
@@ -455,7 +461,7 @@ class _Writer:
         self.group.clear()
         self.group_chunks = 0
 
-    def _add_file(self, item: _Prepared, vectors: np.ndarray) -> None:
+    def _add_file(self, item: Prepared, vectors: np.ndarray) -> None:
         if item.replaces:
             self.report.chunks_removed += self.txn.remove_file(self.root, item.rel)
             self.report.updated += 1
@@ -472,45 +478,13 @@ class _Writer:
         self.uncommitted_chunks = 0
 
 
-@dataclass
-class _Skipped:
-    rel: str
-    reason: str
-
-
-@dataclass
-class _Fatal:
-    error: LoaderUnavailable
-
-
-def _prepare_file(job: _Job, chunker: Chunker, limits: LoadLimits | None) -> _Prepared | _Skipped | _Fatal:
-    """Load and chunk one file. A file that cannot be read is ``_Skipped``; a format whose library does not import
-    is ``_Fatal`` (every file of that format would be skipped for a fault of the install)."""
-    try:
-        document = load_document(job.path, limits)
-        chunks = chunker.split(document)
-        if not chunks:
-            raise LoadError("no text to index")
-        info = job.path.stat()
-        language = detect(document.text).language  # in the loader thread, beside the chunking
-        return _Prepared(job.rel, job.sha256, info.st_size, info.st_mtime, document.title, chunks, job.replaces, language)
-    except LoaderUnavailable as exc:
-        return _Fatal(exc)
-    except LoadError as exc:
-        return _Skipped(job.rel, str(exc))
-    except ImportError as exc:  # a library importing a helper of its own lazily
-        return _Fatal(unavailable(format_suffix(job.path), exc.name or "a library", exc))
-    except Exception as exc:  # a library choking on a malformed file must not stop the run
-        return _Skipped(job.rel, f"{type(exc).__name__}: {exc}")
-
-
 def _prepare_ahead(
-    todo: list[_Job],
+    todo: list[Job],
     chunker: Chunker,
     report: IndexReport,
     progress: Progress,
     limits: LoadLimits | None = None,
-) -> Iterator[_Prepared | None]:
+) -> Generator[Prepared | None, None, None]:
     """Load and chunk files in a thread, a few files ahead of the embedder. ``None`` marks a skipped file.
 
     A file that cannot be read is skipped with a warning; a format whose library does not import
@@ -525,9 +499,9 @@ def _prepare_ahead(
             for job in todo:
                 if stop.is_set():
                     return
-                item = _prepare_file(job, chunker, limits)
+                item = prepare_file(job, chunker, limits)
                 ready.put(item)
-                if isinstance(item, _Fatal):
+                if isinstance(item, Fatal):
                     return
         finally:
             ready.put(done)
@@ -536,9 +510,9 @@ def _prepare_ahead(
     thread.start()
     try:
         while (item := ready.get()) is not done:
-            if isinstance(item, _Fatal):
+            if isinstance(item, Fatal):
                 raise item.error
-            if isinstance(item, _Skipped):
+            if isinstance(item, Skipped):
                 _skip(report, progress, item.rel, " ".join(item.reason.split()))  # one line: library messages may span several
                 yield None
             else:
@@ -550,6 +524,94 @@ def _prepare_ahead(
                 ready.get(timeout=0.1)
             except queue.Empty:
                 pass
+
+
+def _loader_processes(workers: int | None, files: int) -> int:
+    """How many loader processes a run of ``files`` files gets (1: the loader thread, no process)."""
+    if workers is None:
+        return default_workers() if files >= POOL_MIN_FILES and _unguarded_main() is None else 1
+    if workers == 1 or files < 2:
+        return 1
+    script = _unguarded_main()
+    if script is not None:
+        raise SixfoldError(
+            f"{workers} loader workers are processes that start by re-running {script}, which has no "
+            '`if __name__ == "__main__":` guard: add one around what the script does, or index with workers=1'
+        )
+    return min(workers, files)
+
+
+_GUARD = re.compile(r"""__name__\s*==\s*["']__main__["']|["']__main__["']\s*==\s*__name__""")
+
+
+def _unguarded_main() -> str | None:
+    """The main script when spawned processes would re-run it and it has no ``__name__ == "__main__"`` guard (they
+    would index again, recursively), else None. A package's ``__main__`` and an interactive session are not re-run."""
+    main = sys.modules.get("__main__")
+    name = getattr(getattr(main, "__spec__", None), "name", None) or ""
+    path = getattr(main, "__file__", None)
+    if not path or name == "__main__" or name.endswith(".__main__"):
+        return None
+    try:
+        source = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None  # nothing to re-run that can be read: spawning will tell
+    return None if _GUARD.search(source) else path
+
+
+def _prepare_in_processes(
+    todo: list[Job],
+    counter: TokenCounter,
+    chunk_sizes: tuple[int, int],
+    report: IndexReport,
+    progress: Progress,
+    limits: LoadLimits | None,
+    workers: int,
+) -> Generator[Prepared | None, None, None]:
+    """``_prepare_ahead`` in ``workers`` loader processes: at most ``AHEAD_PER_WORKER`` files each in flight, taken
+    in file order, so what is yielded (and reported) is what the loader thread yields, file by file.
+
+    The processes are spawned (not forked: the parent's torch, FAISS and DuckDB threads are running) and each builds
+    its chunker from ``counter``. Only preparation moves there: the embedder and every index write stay in this
+    process, so a Ctrl-C or a dying worker leaves the index as an interrupted one-thread run does (the last commit).
+    """
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=start_worker,
+        initargs=(counter, chunk_sizes[0], chunk_sizes[1], limits),
+    )
+    pending: deque[Future] = deque()
+    jobs = iter(todo)
+    finished = False
+    try:
+        while True:
+            try:
+                while len(pending) < workers * AHEAD_PER_WORKER and (job := next(jobs, None)) is not None:
+                    pending.append(pool.submit(prepare_in_worker, job))
+                if not pending:
+                    break
+                item = pending.popleft().result()
+            except BrokenProcessPool:
+                raise SixfoldError(
+                    "a loader process stopped unexpectedly (killed, or out of memory); the index keeps what was committed "
+                    "before: run the same command again to go on, or use --workers 1"
+                ) from None
+            if isinstance(item, Fatal):
+                raise item.error
+            if isinstance(item, Skipped):
+                _skip(report, progress, item.rel, " ".join(item.reason.split()))  # one line: library messages may span several
+                yield None
+            else:
+                yield item
+        finished = True
+    finally:
+        if not finished:  # stopped early (an error, Ctrl-C, the consumer gone): the files in flight are not wanted
+            for future in pending:
+                future.cancel()
+            for process in list((getattr(pool, "_processes", None) or {}).values()):  # do not wait for a gzip bomb to finish
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 FOLDER_SAMPLE = 40  # files read to tell a folder's languages before its index is created

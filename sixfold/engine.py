@@ -24,7 +24,7 @@ from sixfold.indexer.chunking import Chunker
 from sixfold.indexer.embedding import Embedder, TextEmbedder, load_embedder, load_index_embedder
 from sixfold.indexer.language import UNDETERMINED, detect
 from sixfold.indexer.loaders import LoadError, LoadLimits, load_document
-from sixfold.indexer.pipeline import IndexReport, Progress, folder_languages, index_folder
+from sixfold.indexer.pipeline import IndexReport, Progress, check_workers, folder_languages, index_folder
 from sixfold.indexer.store import IndexSettings, IndexStore, Snapshot
 from sixfold.reader.answer import MODES as ANSWER_MODES
 from sixfold.reader.answer import answer_question
@@ -147,11 +147,14 @@ class Engine:
         batch_size: int = 64,
         max_file_mb: float | None = None,
         follow_links: bool = False,
+        workers: int | None = None,
     ) -> IndexReport:
         """Index (or re-index incrementally) a folder of documents.
 
         ``max_file_mb`` caps the text one file may hold (see ``sixfold.indexer.loaders.LoadLimits``); ``follow_links``
-        follows symbolic links that leave the folder."""
+        follows symbolic links that leave the folder; ``workers``: processes that load and chunk files (1: one loader
+        thread; default: the usable cores, at most 8, see ``sixfold.indexer.pipeline.index_folder``)."""
+        check_workers(workers)
         limits = LoadLimits(max_file_mb) if max_file_mb is not None else None
         if not Path(folder).expanduser().is_dir():
             raise SixfoldError(
@@ -184,6 +187,7 @@ class Engine:
                 batch_size=batch_size,
                 limits=limits,
                 follow_links=follow_links,
+                workers=workers,
             )
         self.close()  # the next read opens the new generation
         return report

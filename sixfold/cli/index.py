@@ -30,6 +30,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             max_file_mb=args.max_file_mb,
             follow_links=args.follow_links,
+            workers=args.workers,
         )
     if args.json:
         render.emit_json(report.__dict__ | {"index": str(engine.store.root)})

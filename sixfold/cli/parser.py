@@ -90,6 +90,13 @@ def _add_index(sub) -> None:
     p.add_argument(
         "--follow-links", action="store_true", help="follow symbolic links that leave the folder (default: skip and report them)"
     )
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        help="processes that load and chunk files while the model embeds (default: the usable cores, at most 8; "
+        "runs of under 32 files load in one thread); 1: one loader thread. The index is the same whatever N",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
