@@ -24,7 +24,7 @@ from sixfold.retriever.lexical import lexical_search
 
 from conftest import KNOWN_ANSWERS, assert_one_error_line
 
-QUERIES = [q for q, _ in KNOWN_ANSWERS] + ["oxygen", "rainforest Brazil", "steam"]
+QUERIES = [q for q, _ in KNOWN_ANSWERS] + ["oxygen", "rainforest Brazil", "steam", "río crecido", "biblioteca"]
 PROSE = "The heron walked along the river bank and counted the boats that passed by the old mill. "
 
 
@@ -194,3 +194,26 @@ def test_a_dying_worker_stops_the_run_cleanly_and_the_next_run_finishes(tmp_path
     pipeline.index_folder(fresh, folder, embedder, settings, workers=1)
     resumed, built = _contents(tmp_path / "index"), _contents(tmp_path / "fresh")
     assert sorted(r[2:] for r in resumed["chunks"]) == sorted(r[2:] for r in built["chunks"])
+
+
+ES = (
+    "El río bajaba crecido después de las lluvias de otoño, y los pescadores del pueblo esperaban en la orilla. "
+    "La biblioteca municipal guarda los registros de cada crecida desde el siglo diecinueve. "
+)
+
+
+def test_a_usem3_index_is_the_same_with_two_workers(tmp_path, cli):
+    """USE multilingual (the default for a non-English folder) counts SentencePiece pieces: the loader processes
+    rebuild its tokenizer from the package's sp.model."""
+    folder = tmp_path / "es"
+    for i in range(5):
+        path = folder / f"tema{i}" / f"nota{i}.md"
+        path.parent.mkdir(parents=True)
+        path.write_text(f"# Nota {i}\n\n" + ES * (4 + 6 * i))
+    for workers in ("1", "2"):
+        index = tmp_path / f"index{workers}"
+        rc, out, err = cli("index", folder, "--index", index, "--model", "use-multilingual-v3", "--workers", workers, "--json")
+        assert rc == 0 and json.loads(out)["added"] == 5, err
+    one, two = _contents(tmp_path / "index1"), _contents(tmp_path / "index2")
+    assert {row[-1] for row in one["chunks"]} == {"es"} and len(one["chunks"]) > 5
+    _assert_same_index(one, two)
