@@ -11,6 +11,8 @@ import json
 import multiprocessing
 import os
 import signal
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +137,20 @@ def test_the_default_uses_the_cores_and_small_runs_the_loader_thread():
     assert pipeline._loader_processes(None, pipeline.POOL_MIN_FILES) == pipeline.default_workers()
     assert pipeline._loader_processes(1, 1000) == 1 and pipeline._loader_processes(4, 1) == 1
     assert pipeline._loader_processes(4, 3) == 3  # no more processes than files
+
+
+def test_a_script_without_a_main_guard_is_refused_workers(tmp_path, monkeypatch):
+    """Spawned loader processes re-run the main script: one without a ``__main__`` guard would index again in each."""
+    script = tmp_path / "unguarded.py"
+    script.write_text("from sixfold import Engine\nEngine.open('idx').index('docs', workers=2)\n")
+    main = types.ModuleType("__main__")
+    main.__file__, main.__spec__ = str(script), None
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    with pytest.raises(SixfoldError, match='has no `if __name__ == "__main__":` guard'):
+        pipeline._loader_processes(2, 10)
+    assert pipeline._loader_processes(None, 100) == 1  # the default loads in the thread there
+    script.write_text("def main():\n    pass\n\n\nif __name__ == '__main__':\n    main()\n")
+    assert pipeline._loader_processes(2, 10) == 2
 
 
 def test_the_worker_counter_counts_as_the_embedders_tokenizer(embedder):
