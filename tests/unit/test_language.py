@@ -63,3 +63,14 @@ def test_a_chat_reply_abstains_in_the_questions_language():
     assert not_found_reply(spanish, closest=True).startswith("No encontré la respuesta")
     assert "ningún pasaje" in not_found_reply(spanish, closest=False)
     assert not_found_reply("Who won the 2018 World Cup in Russia?", closest=True).startswith("I could not find an answer")
+
+
+def test_the_reader_prompt_says_any_language_only_when_something_is_not_english():
+    from sixfold.reader.generative import SYSTEM, SYSTEM_ANY_LANGUAGE, Sentence, _system
+
+    english = [Sentence(0, 0, 10, "The firewall blocks every incoming connection unless a rule allows it.")]
+    spanish = [Sentence(0, 0, 10, "La configuración de la red se guarda en el fichero interfaces, dentro del directorio.")]
+    assert _system("Which connections does the firewall block by default?", english) == SYSTEM
+    assert _system("¿Dónde se guarda la configuración de la red del sistema?", spanish) == SYSTEM_ANY_LANGUAGE
+    assert _system("Where is the network configuration of the system kept?", spanish) == SYSTEM_ANY_LANGUAGE
+    assert "any language" in SYSTEM_ANY_LANGUAGE and "any language" not in SYSTEM
