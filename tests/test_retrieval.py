@@ -26,7 +26,7 @@ def test_known_answer_file_ranks_first(shared_index, query, expected, mode):
         assert (Path(hit.root) / hit.path).is_file()
         assert hit.text.strip()
         assert hit.start_char is not None and hit.end_char is not None
-    final_stage = {"hybrid": "rrf", "dense": "dense", "bm25": "bm25"}[mode]
+    final_stage = {"hybrid": "fused", "dense": "dense", "bm25": "bm25"}[mode]
     assert hits[0].scores[final_stage] == pytest.approx(hits[0].score)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from sixfold.core.errors import SixfoldError
 from sixfold.retriever.filters import allowed_ids
-from sixfold.retriever.search import MAX_K, default_mode, search, validate_query
+from sixfold.retriever.search import DENSE_WEIGHT, MAX_K, default_mode, search, validate_query
 from sixfold.retriever.types import Hit
 
 
@@ -44,16 +44,21 @@ def test_bm25_needs_no_vector_and_finds_the_words(snapshot):
 
 
 def test_hybrid_fuses_both_rankings(snapshot, small_index):
-    # The query's vector is chunk 0's, its words are only in chunk 4: chunk 4 (found by both) comes first, then
-    # chunk 0 (dense rank 1), then the chunks only the dense retriever found, in its order.
-    hits = search(snapshot, "Amazon rainforest Brazil", small_index.vectors["notes/steam.md"][0], k=6, mode="hybrid")
-    assert [h.chunk_id for h in hits[:2]] == [4, 0]
-    assert set(hits[0].scores) == {"dense", "bm25", "rrf"} and set(hits[1].scores) == {"dense", "rrf"}
-    assert hits[1].score == pytest.approx(1 / 61)
+    # The query's vector is chunk 0's, its words are only in chunk 4: the fused score of each chunk is the weighted
+    # sum of its dense z-score and BM25's (1 for BM25's one hit, 0 for the chunks it did not find).
+    vector = small_index.vectors["notes/steam.md"][0]
+    hits = search(snapshot, "Amazon rainforest Brazil", vector, k=6, mode="hybrid")
+    dense = search(snapshot, "q", vector, k=6, mode="dense")
+    cosines = np.array([h.score for h in dense])
+    z = dict(zip((h.chunk_id for h in dense), (cosines - cosines.mean()) / cosines.std()))
+    expected = {cid: DENSE_WEIGHT * zd + (1 - DENSE_WEIGHT) * (1.0 if cid == 4 else 0.0) for cid, zd in z.items()}
+    assert [h.chunk_id for h in hits] == sorted(expected, key=lambda cid: (-expected[cid], cid))
     for hit in hits:
-        assert hit.scores["rrf"] == pytest.approx(hit.score)
-    dense_order = [h.chunk_id for h in search(snapshot, "q", small_index.vectors["notes/steam.md"][0], k=6, mode="dense")]
-    assert [h.chunk_id for h in hits[2:]] == [c for c in dense_order if c not in (0, 4)]
+        assert hit.scores["fused"] == pytest.approx(hit.score) == pytest.approx(expected[hit.chunk_id])
+    assert set(hits[0].scores) == {"dense", "fused"} and set(next(h for h in hits if h.chunk_id == 4).scores) == {
+        "dense", "bm25", "fused"}  # fmt: skip
+    # BM25's match lifts chunk 4 above where the vectors alone put it
+    assert [h.chunk_id for h in hits].index(4) < [h.chunk_id for h in dense].index(4)
 
 
 def test_k_bounds_the_hits_and_a_large_k_returns_every_chunk(snapshot, small_index):
