@@ -32,6 +32,7 @@ import numpy as np
 
 from sixfold.core.device import usable_cores
 from sixfold.core.errors import SixfoldError
+from sixfold.indexer import prepare
 from sixfold.indexer.chunking import Chunker
 from sixfold.indexer.embedding import Embedder
 from sixfold.indexer.language import UNDETERMINED, detect
@@ -579,7 +580,7 @@ def _prepare_in_processes(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=start_worker,
-        initargs=(counter, chunk_sizes[0], chunk_sizes[1], limits),
+        initargs=(counter, chunk_sizes[0], chunk_sizes[1], limits, prepare.WORKER_NICENESS),
     )
     pending: deque[Future] = deque()
     jobs = iter(todo)

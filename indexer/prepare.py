@@ -139,7 +139,9 @@ _chunker: Chunker | None = None
 _limits: LoadLimits | None = None
 
 
-def start_worker(counter: TokenCounter, chunk_tokens: int, overlap_tokens: int, limits: LoadLimits | None) -> None:
+def start_worker(
+    counter: TokenCounter, chunk_tokens: int, overlap_tokens: int, limits: LoadLimits | None, niceness: int = 0
+) -> None:
     """A loader process's set-up: its chunker (built once), one thread per library, nicer than the encoder, and
     Ctrl-C left to the parent (which stops the pool: a worker printing its own traceback would only be noise)."""
     global _chunker, _limits
@@ -148,10 +150,11 @@ def start_worker(counter: TokenCounter, chunk_tokens: int, overlap_tokens: int, 
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
-    try:
-        os.nice(WORKER_NICENESS)
-    except (AttributeError, OSError):  # no nice() on this OS, or not allowed
-        pass
+    if niceness:
+        try:
+            os.nice(niceness)
+        except (AttributeError, OSError):  # no nice() on this OS, or not allowed
+            pass
     _chunker = Chunker(counter, chunk_tokens, overlap_tokens)
     _limits = limits
 
