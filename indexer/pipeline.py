@@ -42,7 +42,7 @@ from sixfold.indexer.store import IndexSettings, IndexStore, Transaction
 
 COMMIT_EVERY = int(os.environ.get("SIXFOLD_COMMIT_EVERY", "20000"))
 EMBED_GROUP = 512  # chunks gathered across files before one encode call
-MAX_DEFAULT_WORKERS = 8  # the default number of loader processes: the usable cores, at most this many
+MAX_DEFAULT_WORKERS = 8  # the default number of loader processes: all but one of the usable cores, at most this many
 # With the default number of workers, a run that loads fewer files than this loads them in the loader thread:
 # starting processes (~1 s each: an interpreter, langchain, the tokenizer) costs more than they save there.
 POOL_MIN_FILES = 32
@@ -50,8 +50,11 @@ AHEAD_PER_WORKER = 4  # files each loader process may have prepared (or be prepa
 
 
 def default_workers() -> int:
-    """Loader processes when none are asked for: the cores this process may use, at most ``MAX_DEFAULT_WORKERS``."""
-    return min(usable_cores(), MAX_DEFAULT_WORKERS)
+    """Loader processes when none are asked for: all but one of the cores this process may use (that one is the
+    encoder's and the writer's), at most ``MAX_DEFAULT_WORKERS``, at least 1. On a 2-core machine that is 1, the loader
+    thread: there two processes gained nothing with MiniLM and lost 13-22 % with the dual embedder (docs/benchmarks.md,
+    "Loader workers"); ``--workers 2`` still asks for them (the USE embedder gained there on a quiet machine)."""
+    return max(1, min(usable_cores() - 1, MAX_DEFAULT_WORKERS))
 
 
 def check_workers(workers: int | None) -> None:

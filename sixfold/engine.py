@@ -153,7 +153,7 @@ class Engine:
 
         ``max_file_mb`` caps the text one file may hold (see ``sixfold.indexer.loaders.LoadLimits``); ``follow_links``
         follows symbolic links that leave the folder; ``workers``: processes that load and chunk files (1: one loader
-        thread; default: the usable cores, at most 8, see ``sixfold.indexer.pipeline.index_folder``)."""
+        thread; default: all but one of the usable cores, at most 8, see ``sixfold.indexer.pipeline.index_folder``)."""
         check_workers(workers)
         limits = LoadLimits(max_file_mb) if max_file_mb is not None else None
         if not Path(folder).expanduser().is_dir():

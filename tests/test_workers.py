@@ -132,11 +132,17 @@ def test_the_api_refuses_a_bad_number_of_workers(tmp_path, value):
 
 def test_the_default_uses_the_cores_and_small_runs_the_loader_thread():
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert pipeline.default_workers() == min(cores, pipeline.MAX_DEFAULT_WORKERS)
+    assert pipeline.default_workers() == max(1, min(cores - 1, pipeline.MAX_DEFAULT_WORKERS))
     assert pipeline._loader_processes(None, pipeline.POOL_MIN_FILES - 1) == 1
     assert pipeline._loader_processes(None, pipeline.POOL_MIN_FILES) == pipeline.default_workers()
     assert pipeline._loader_processes(1, 1000) == 1 and pipeline._loader_processes(4, 1) == 1
     assert pipeline._loader_processes(4, 3) == 3  # no more processes than files
+
+
+@pytest.mark.parametrize(("cores", "workers"), [(1, 1), (2, 1), (3, 2), (9, 8), (64, 8)])
+def test_the_default_leaves_the_encoder_a_core(cores, workers, monkeypatch):
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: cores)
+    assert pipeline.default_workers() == workers
 
 
 def test_a_script_without_a_main_guard_is_refused_workers(tmp_path, monkeypatch):

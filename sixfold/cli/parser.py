@@ -94,8 +94,9 @@ def _add_index(sub) -> None:
         "--workers",
         type=positive_int,
         metavar="N",
-        help="processes that load and chunk files while the model embeds (default: the usable cores, at most 8; "
-        "runs of under 32 files load in one thread); 1: one loader thread. The index is the same whatever N",
+        help="processes that load and chunk files while the model embeds (default: all but one of the usable cores, at "
+        "most 8; 1 on a 2-core machine; runs of under 32 files load in one thread); 1: one loader thread. The index is the "
+        "same whatever N",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
