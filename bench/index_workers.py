@@ -193,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     add_data_argument(parser)
     parser.add_argument("--corpora", default="scifact,es", help="comma-separated: scifact, es (default: both)")
     parser.add_argument("--scifact-docs", type=int, default=800, help="SciFact abstracts written as files (default 800)")
+    parser.add_argument(
+        "--scifact-model", default=MODELS["scifact"], help="embedder of the SciFact runs (default %(default)s; e.g. the dual one)"
+    )
     parser.add_argument("--workers", default="1,2", help="comma-separated --workers values to index with (default 1,2)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -203,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     corpora = [c.strip() for c in args.corpora.split(",") if c.strip()]
     if args.quick:
         args.scifact_docs, args.repeats = 80, 1
+    MODELS["scifact"] = args.scifact_model
     needed = [SCIFACT] * ("scifact" in corpora) + [ES_FOLDER] * ("es" in corpora)
     data = check_data(parser, args.data, *needed)
 
