@@ -96,7 +96,7 @@ def _pristine_index(tmp_path_factory, embedder) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("incremental")
     corpus = copy_corpus(base / "corpus")
     index = base / "pristine-index"
-    engine = Engine.open(index)
+    engine = Engine.open(index, model=MODEL)  # named, as shared_index: the tests compare with the `embedder` fixture
     assert engine.index(corpus).added == 6
     engine.close()
     return corpus, index
