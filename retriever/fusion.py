@@ -1,6 +1,6 @@
 """Fusing the dense and BM25 rankings: by rank (reciprocal rank fusion, Cormack et al. 2009) or by score, after
 normalising each list's scores (min-max, or z-scores as in OpenSearch's hybrid query), so BM25's scale and cosine's
-can be added. Hybrid search uses z-scores (bench/score_fusion.py: better than RRF on every set measured)."""
+can be added. Hybrid search uses z-scores (bench/score_fusion.py: better than RRF on SciFact and XQuAD-R en, es)."""
 
 from __future__ import annotations
 

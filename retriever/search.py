@@ -22,7 +22,7 @@ VECTOR_MODES = ("dense", "hybrid")  # the modes that need the query embedded
 CANDIDATES = 300
 # Hybrid: dense weight w, BM25 1 - w, on each list's z-scores (retriever.fusion.zscore_fusion). Chosen among RRF,
 # min-max and z-score mixes on SciFact's train queries (bench/score_fusion.py); against equal-weight RRF it gains
-# on every set measured (nDCG@10: SciFact test 0.727 -> 0.734, XQuAD-R en 0.865 -> 0.880, es 0.820 -> 0.845), most
+# on the three sets measured (nDCG@10: SciFact test 0.727 -> 0.734, XQuAD-R en 0.865 -> 0.880, es 0.820 -> 0.845), most
 # where one retriever is much the stronger: rank fusion cannot see by how far a retriever's best hit leads.
 DENSE_WEIGHT = 0.5
 RERANK_DEPTH = 50  # fused candidates the cross-encoder reads
