@@ -49,11 +49,13 @@ def _answers_from_row(row: dict, where: str) -> list[dict]:
         raw = [{"text": t, "answer_start": s} for t, s in zip(raw["text"], raw.get("answer_start", [None] * len(raw["text"])))]
     answers = []
     context = row["context"]
-    for item in raw:
-        text = item if isinstance(item, str) else item.get("text")
+    texts = [item if isinstance(item, str) else item.get("text") if isinstance(item, dict) else None for item in raw]
+    if not any(isinstance(t, str) and t.strip() for t in texts):
+        raise SixfoldError(f"{where}: empty answer")
+    for item, text in zip(raw, texts):
         start = None if isinstance(item, str) else item.get("answer_start")
         if not isinstance(text, str) or not text.strip():
-            raise SixfoldError(f"{where}: empty answer")
+            continue  # one reference of several left empty (SQuAD-es: an answer the translation could not align)
         if start is None or context[start : start + len(text)] != text:
             start = context.find(text)
         if start < 0:
