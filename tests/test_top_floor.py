@@ -51,13 +51,18 @@ def test_a_question_is_embedded_once(shared_index, monkeypatch):
     engine = shared_index.engine
     embedder = engine.embedder
     calls = []
-    real = embedder.encode
 
-    def counting(texts, batch_size=64):
-        calls.append(list(texts))
-        return real(texts, batch_size=batch_size)
+    def counting(method):
+        real = getattr(embedder, method)
 
-    monkeypatch.setattr(embedder, "encode", counting)
+        def count(texts, batch_size=64):
+            calls.append(list(texts))
+            return real(texts, batch_size=batch_size)
+
+        return count
+
+    for method in ("encode", "encode_queries"):  # queries go through encode_queries (a model's query prompt)
+        monkeypatch.setattr(embedder, method, counting(method))
     passages = engine.passages("Who were the Normans descended from?", 3)
     assert passages and passages[0].path.endswith("normans.md")
     assert calls == [["Who were the Normans descended from?"]]
