@@ -50,6 +50,11 @@ def fused_docs(lists: dict[str, list[tuple[int, str]]], dense_weight: float, k: 
     fused = reciprocal_rank_fusion(
         [[(cid, 0.0) for cid, _ in lists["dense"]], [(cid, 0.0) for cid, _ in lists["bm25"]]], [dense_weight, 1.0], k
     )
+    return documents_of(fused, stem_of, stems)
+
+
+def documents_of(fused: list[tuple[int, float]], stem_of: dict[int, str], stems: dict[str, str]) -> list[str]:
+    """The fused chunks pooled to judged documents by their best chunk (as `sixfold eval` does), top ``DEPTH``."""
     docs: list[str] = []
     for cid, _ in fused:
         doc = stems.get(stem_of[cid])

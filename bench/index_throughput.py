@@ -338,8 +338,8 @@ def encode_raw(model, texts: list[str], batch_size: int) -> float:
     return time.perf_counter() - t
 
 
-def encode_grouped(model, rows: list[tuple[str, str]], batch_size: int) -> float:
-    """Raw encode, but in the same calls the pipeline makes: whole files gathered until >= EMBED_GROUP chunks."""
+def pipeline_groups(rows: list[tuple[str, str]]) -> list[list[str]]:
+    """(path, chunk text) rows in the groups the pipeline embeds: whole files gathered until >= EMBED_GROUP chunks."""
     groups: list[list[str]] = []
     current: list[str] = []
     last_path = None
@@ -351,6 +351,12 @@ def encode_grouped(model, rows: list[tuple[str, str]], batch_size: int) -> float
         last_path = path
     if current:
         groups.append(current)
+    return groups
+
+
+def encode_grouped(model, rows: list[tuple[str, str]], batch_size: int) -> float:
+    """Raw encode, but in the same calls the pipeline makes (``pipeline_groups``)."""
+    groups = pipeline_groups(rows)
     t = time.perf_counter()
     for group in groups:
         model.encode(group, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)

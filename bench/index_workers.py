@@ -72,19 +72,9 @@ def load_and_chunk_alone(folder: Path, embedder) -> dict:
 
 def encode_grouped(embedder, rows: list[tuple[str, str]], batch_size: int) -> float:
     """Raw encode in the pipeline's calls: whole files gathered until >= EMBED_GROUP chunks."""
-    from sixfold.indexer.pipeline import EMBED_GROUP
+    from index_throughput import pipeline_groups  # bench/ is sys.path[0]
 
-    groups: list[list[str]] = []
-    current: list[str] = []
-    last = None
-    for path, text in rows:
-        if path != last and len(current) >= EMBED_GROUP:
-            groups.append(current)
-            current = []
-        current.append(text)
-        last = path
-    if current:
-        groups.append(current)
+    groups = pipeline_groups(rows)
     started = time.perf_counter()
     for group in groups:
         embedder.encode(group, batch_size=batch_size)

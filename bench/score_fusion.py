@@ -24,12 +24,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from eval_retrieval import SETS  # noqa: E402  (bench/ is on sys.path when run as a script)
+from fusion_weights import documents_of  # noqa: E402
 from rerank_blend import ndcg  # noqa: E402
 
 from benchdata import add_data_argument, check_data, default_cache_dir  # noqa: E402
 
 DENSE_WEIGHTS = [0.3, 0.4, 0.5, 0.6, 0.7]
-DEPTH = 100  # documents scored per query
 
 
 def collect(engine, queries: dict[str, str], candidates: int) -> dict[str, dict[str, list[tuple[int, float, str]]]]:
@@ -56,12 +56,7 @@ def fused_docs(lists: dict[str, list[tuple[int, float, str]]], variant: str, ste
     else:
         weight = float(variant.split("=")[1])
         fused = convex_score_fusion(rankings, [weight, 1.0 - weight])
-    docs: list[str] = []
-    for cid, _ in fused:
-        doc = stems.get(stem_of[cid])
-        if doc is not None and doc not in docs:
-            docs.append(doc)
-    return docs[:DEPTH]
+    return documents_of(fused, stem_of, stems)
 
 
 def main() -> None:

@@ -363,6 +363,17 @@ def _skip(report: IndexReport, progress: Progress, rel: str, reason: str) -> Non
     progress.warn(f"skipped {rel}: {reason}")
 
 
+def _delivered(item: Prepared | Skipped | Fatal, report: IndexReport, progress: Progress) -> Prepared | None:
+    """A prepared file for the embedder, or None for a skipped one (reported, in one line: library messages may
+    span several); a fatal loader error is raised. Both preparers (thread and processes) hand their results here."""
+    if isinstance(item, Fatal):
+        raise item.error
+    if isinstance(item, Skipped):
+        _skip(report, progress, item.rel, " ".join(item.reason.split()))
+        return None
+    return item
+
+
 def _hash_files(source: Path, paths: list[Path], report: IndexReport, progress: Progress) -> dict[str, tuple[Path, str]]:
     """Relative path -> (path, content hash) of each file that can be read; the others are skipped."""
     current: dict[str, tuple[Path, str]] = {}
@@ -514,13 +525,7 @@ def _prepare_ahead(
     thread.start()
     try:
         while (item := ready.get()) is not done:
-            if isinstance(item, Fatal):
-                raise item.error
-            if isinstance(item, Skipped):
-                _skip(report, progress, item.rel, " ".join(item.reason.split()))  # one line: library messages may span several
-                yield None
-            else:
-                yield item
+            yield _delivered(item, report, progress)
     finally:
         stop.set()
         while thread.is_alive():  # the loader may be blocked on a full queue: drain it until it ends
@@ -601,13 +606,7 @@ def _prepare_in_processes(
                     "a loader process stopped unexpectedly (killed, or out of memory); the index keeps what was committed "
                     "before: run the same command again to go on, or use --workers 1"
                 ) from None
-            if isinstance(item, Fatal):
-                raise item.error
-            if isinstance(item, Skipped):
-                _skip(report, progress, item.rel, " ".join(item.reason.split()))  # one line: library messages may span several
-                yield None
-            else:
-                yield item
+            yield _delivered(item, report, progress)
         finished = True
     finally:
         if not finished:  # stopped early (an error, Ctrl-C, the consumer gone): the files in flight are not wanted
