@@ -1,4 +1,4 @@
-"""Approximate vector indexes (IVF, HNSW): built on request, still find the right passage, survive deletions."""
+"""Approximate vector indexes (IVF, HNSW, IVF-PQ): built on request, still find the right passage, survive deletions."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ def assert_consistent(engine: Engine) -> None:
         assert set(faiss.vector_to_array(vectors.id_map).tolist()) == db_ids
 
 
-@pytest.mark.parametrize("index_type", ["ivf", "hnsw"])
+@pytest.mark.parametrize("index_type", ["ivf", "hnsw", "ivfpq"])
 def test_approximate_index_search_and_delete(corpus_copy, tmp_path, embedder, index_type):
     engine = Engine.open(tmp_path / "index")
-    # small chunks make >= 100 vectors from the bundled corpus (IVF needs 78+ to train, else it stays flat)
+    # small chunks make >= 100 vectors from the bundled corpus (IVF and IVF-PQ need 78+ to train, else they stay flat)
     report = engine.index(corpus_copy, index_type=index_type, chunk_tokens=32, overlap_tokens=0)
     assert report.chunks_added >= 100
     status = engine.status()
@@ -57,12 +57,13 @@ def test_approximate_index_search_and_delete(corpus_copy, tmp_path, embedder, in
     engine.close()
 
 
-def test_ivf_falls_back_to_flat_for_few_vectors(corpus_copy, tmp_path, embedder):
+@pytest.mark.parametrize("index_type", ["ivf", "ivfpq"])
+def test_ivf_falls_back_to_flat_for_few_vectors(corpus_copy, tmp_path, embedder, index_type):
     engine = Engine.open(tmp_path / "index")
-    report = engine.index(corpus_copy, index_type="ivf")
+    report = engine.index(corpus_copy, index_type=index_type)
     assert report.chunks_added < 78
     status = engine.status()
-    assert status.index_type == "ivf" and status.vector_index == "flat"
+    assert status.index_type == index_type and status.vector_index == "flat"
     assert engine.search("Who were the Normans descended from?", k=1, mode="dense")[0].path == "history/normans.md"
     engine.close()
 
