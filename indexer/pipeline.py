@@ -26,7 +26,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from sixfold.indexer.language import UNDETERMINED, detect
 from sixfold.indexer.loaders import LoadLimits, is_supported, load_document, looks_like_text, may_be_text
 from sixfold.indexer.prepare import Fatal, Job, Prepared, Skipped, TokenCounter, prepare_file, prepare_in_worker, start_worker
 from sixfold.indexer.store import IndexSettings, IndexStore, Transaction
+
+if TYPE_CHECKING:
+    from sixfold.indexer.ray_pipeline import RayCluster
 
 COMMIT_EVERY = int(os.environ.get("SIXFOLD_COMMIT_EVERY", "20000"))
 EMBED_GROUP = 512  # chunks gathered across files before one encode call
@@ -279,13 +282,16 @@ def index_folder(
     limits: LoadLimits | None = None,
     follow_links: bool = False,
     workers: int | None = None,
+    cluster: RayCluster | None = None,
 ) -> IndexReport:
     """Bring the index up to date with ``folder``; returns what changed.
 
     ``limits`` caps what one file may make the loader read (``LoadLimits``); ``follow_links`` follows symbolic
     links that leave ``folder`` (by default they are skipped and reported). ``workers``: processes that load and
     chunk files (1: one loader thread; None: ``default_workers()``, and the thread for runs of fewer than
-    ``POOL_MIN_FILES`` files); the index is the same whatever the number."""
+    ``POOL_MIN_FILES`` files); the index is the same whatever the number. ``cluster``: a connected ``RayCluster``
+    (``sixfold.indexer.ray_pipeline``) that loads, chunks and embeds the files to (re)index instead (``workers`` is
+    then not used); the walk, the diff, renames, removals and every write stay here, so the index is the same."""
     check_workers(workers)
     started = time.perf_counter()
     progress = progress or _Silent()
@@ -311,6 +317,11 @@ def index_folder(
         _apply_renames_and_removals(txn, root, plan, report)
         # Files that failed to load before are retried; any that still fail are reported again.
         progress.start(len(plan.todo))
+        if cluster is not None:
+            _index_on_cluster(cluster, plan.todo, embedder, txn.settings, limits, batch_size, writer)
+            writer.finish()
+            report.seconds = time.perf_counter() - started
+            return report
         processes = _loader_processes(workers, len(plan.todo))
         counter = TokenCounter.for_embedder(embedder) if processes > 1 else None
         if counter is not None:
@@ -330,6 +341,39 @@ def index_folder(
         raise
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _index_on_cluster(
+    cluster: RayCluster,
+    todo: list[Job],
+    embedder: Embedder,
+    settings: IndexSettings,
+    limits: LoadLimits | None,
+    batch_size: int,
+    writer: _Writer,
+) -> None:
+    """The files of ``todo`` loaded, chunked and embedded on a Ray cluster, added here in file order with the vectors
+    computed there (``_Writer.add_embedded``); skips and fatal loader errors are handled as for the local loaders."""
+    from sixfold.core.models import ResolvedModel
+
+    counter = TokenCounter.for_embedder(embedder)
+    if counter is None:
+        raise SixfoldError(f"the embedder {embedder.name} has no tokenizer that can be sent to Ray workers; index without --ray")
+    model = ResolvedModel(embedder.name, str(getattr(embedder, "path", embedder.name)))
+    chunk_sizes = (settings.chunk_tokens, settings.overlap_tokens)
+    results = cluster.index_files(todo, model, counter, chunk_sizes, limits, batch_size)
+    try:
+        for result, vectors in results:
+            item = _delivered(result, writer.report, writer.progress)
+            if item is None:
+                writer.progress.advance(files=1, chunks=0)
+            else:
+                assert vectors is not None
+                writer.add_embedded(item, vectors)
+    finally:
+        close = getattr(results, "close", None)  # a generator: closing it stops the Ray reader
+        if close is not None:
+            close()
 
 
 def _source_folder(store: IndexStore, folder: str | Path) -> Path:
@@ -452,6 +496,15 @@ class _Writer:
             self._flush()
             if self.uncommitted_chunks >= self.commit_every:
                 self._commit_and_continue()
+
+    def add_embedded(self, item: Prepared, vectors: np.ndarray) -> None:
+        """Add one prepared file whose vectors were computed elsewhere (a Ray actor), in file order; commit every
+        ``commit_every`` chunks, as ``add`` does."""
+        self._add_file(item, vectors)
+        self.progress.advance(files=1, chunks=len(item.chunks))
+        self.uncommitted_chunks += len(item.chunks)
+        if self.uncommitted_chunks >= self.commit_every:
+            self._commit_and_continue()
 
     def finish(self) -> None:
         """Embed what is left and commit; a run that changed nothing in an existing index commits nothing."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -21,11 +22,13 @@ from sixfold.core.models import (
     resolve_model,
     tuned_embedder_number,
 )
+from sixfold.indexer.bulk import EmbedFileReport
 from sixfold.indexer.chunking import Chunker
 from sixfold.indexer.embedding import Embedder, TextEmbedder, load_embedder, load_index_embedder
 from sixfold.indexer.language import UNDETERMINED, detect
 from sixfold.indexer.loaders import LoadError, LoadLimits, load_document
 from sixfold.indexer.pipeline import IndexReport, Progress, check_workers, folder_languages, index_folder
+from sixfold.indexer.ray_pipeline import check_ray_arguments
 from sixfold.indexer.store import IndexSettings, IndexStore, Snapshot
 from sixfold.reader.answer import MODES as ANSWER_MODES
 from sixfold.reader.answer import answer_question
@@ -149,13 +152,18 @@ class Engine:
         max_file_mb: float | None = None,
         follow_links: bool = False,
         workers: int | None = None,
+        ray: str | None = None,
+        ray_actors: int | None = None,
     ) -> IndexReport:
         """Index (or re-index incrementally) a folder of documents.
 
         ``max_file_mb`` caps the text one file may hold (see ``sixfold.indexer.loaders.LoadLimits``); ``follow_links``
         follows symbolic links that leave the folder; ``workers``: processes that load and chunk files (1: one loader
-        thread; default: all but one of the usable cores, at most 8, see ``sixfold.indexer.pipeline.index_folder``)."""
+        thread; default: all but one of the usable cores, at most 8, see ``sixfold.indexer.pipeline.index_folder``).
+        ``ray``: load, chunk and embed the files on a Ray cluster (``auto``, or its address; ``ray_actors`` embedder
+        copies there): see ``sixfold.indexer.ray_pipeline``; the index is the same."""
         check_workers(workers)
+        check_ray_arguments(ray, ray_actors)
         limits = LoadLimits(max_file_mb) if max_file_mb is not None else None
         if not Path(folder).expanduser().is_dir():
             raise SixfoldError(
@@ -164,7 +172,7 @@ class Engine:
         settings = None
         if not self.store.exists():
             self.store.check_usable_for_new()
-        with self.store.writer_lock():  # before the model loads: a second writer is refused at once
+        with self._cluster(ray, ray_actors) as cluster, self.store.writer_lock():  # before the model loads
             if not self.store.exists() and not self.requested_model:
                 # A new index whose model is not named gets one for its folder's languages (files sampled).
                 self.folder_languages = dict(folder_languages(Path(folder), follow_links=follow_links))
@@ -189,9 +197,40 @@ class Engine:
                 limits=limits,
                 follow_links=follow_links,
                 workers=workers,
+                cluster=cluster,
             )
         self.close()  # the next read opens the new generation
         return report
+
+    @staticmethod
+    def _cluster(address: str | None, actors: int | None):
+        """A connected ``RayCluster`` for ``address`` (ending with the run), or None without one; an unreachable
+        address is one error line before the index is touched."""
+        if address is None:
+            return contextlib.nullcontext()
+        from sixfold.indexer.ray_pipeline import RayCluster
+
+        return RayCluster(address, actors)
+
+    def embed_file(
+        self,
+        file: str | os.PathLike,
+        out: str | os.PathLike,
+        *,
+        batch_size: int = 64,
+        ray: str | None = None,
+        ray_actors: int | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> EmbedFileReport:
+        """Embed each non-empty line of ``file`` into a Parquet file ``out`` (columns ``line``: its 1-based line
+        number, ``text``, ``vector``: float32, L2-normalised), locally or on a Ray cluster (``ray``: ``auto`` or its
+        address). ``out`` is written to a temporary file beside it and renamed: it is whole or absent."""
+        from sixfold.indexer.bulk import embed_file
+
+        check_ray_arguments(ray, ray_actors)
+        embedder = self.embedder
+        with self._cluster(ray, ray_actors) as cluster:
+            return embed_file(embedder, file, out, batch_size=batch_size, cluster=cluster, on_progress=on_progress)
 
     # ---- read ------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:

@@ -31,6 +31,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             max_file_mb=args.max_file_mb,
             follow_links=args.follow_links,
             workers=args.workers,
+            ray=args.ray,
+            ray_actors=args.ray_actors,
         )
     if args.json:
         render.emit_json(report.__dict__ | {"index": str(engine.store.root)})
@@ -95,6 +97,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
+    if args.out is not None or args.ray is not None or args.ray_actors is not None:
+        return _embed_to_file(args)
     texts = read_texts(args.text, args.file)
     if not texts:
         raise SixfoldError("no text to embed: give TEXT arguments or --file")
@@ -117,6 +121,31 @@ def cmd_embed(args: argparse.Namespace) -> int:
     ]
     title = f"{embedder.name}: {vectors.shape[1]}-d embeddings (L2-normalised)"
     render.console().print(render.table(title, ("#", "text", "first values"), rows, overflow="fold"))
+    return 0
+
+
+def _embed_to_file(args: argparse.Namespace) -> int:
+    """``embed --file F --out V.parquet [--ray ADDRESS]``: a bulk job, a count bar on stderr, one summary line."""
+    from sixfold.progress import CountProgress, one_line
+
+    if args.out is None:
+        raise SixfoldError("--ray and --ray-actors embed into a file: give --file TEXTS and --out FILE.parquet")
+    if args.text or not args.file:
+        raise SixfoldError("--out embeds the lines of --file TEXTS (one text per line), not TEXT arguments")
+    engine = open_engine(args.index, args.model, must_exist=bool(args.index))
+    with CountProgress(render.console(stderr=True), "embedding", "lines", args.json) as bar:
+        report = engine.embed_file(
+            args.file, args.out, batch_size=args.batch_size, ray=args.ray, ray_actors=args.ray_actors, on_progress=bar.update
+        )
+    if args.json:
+        render.emit_json(report.to_dict())
+        return 0
+    rate = report.texts / report.seconds if report.seconds else 0.0
+    where = f" on Ray ({one_line(args.ray)})" if report.ray else ""
+    render.console().print(
+        f"embedded {report.texts} lines of {one_line(report.file)} with {one_line(report.model)}{where} into "
+        f"{one_line(report.out)}: {report.dimension}-d vectors in {report.seconds:.1f} s ({rate:.0f} lines/s)"
+    )
     return 0
 
 

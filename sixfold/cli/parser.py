@@ -72,7 +72,9 @@ def _add_index(sub) -> None:
         help="embedding model: packaged alias, local folder or hub id (new index only; default: all-MiniLM-L6-v2 for "
         "an English folder, use-multilingual-v3 for any other)",
     )
-    p.add_argument("--index-type", choices=["auto", "flat", "ivf", "hnsw"], help="vector index (new index only; default auto)")
+    p.add_argument(
+        "--index-type", choices=["auto", "flat", "ivf", "hnsw", "ivfpq"], help="vector index (new index only; default auto)"
+    )
     p.add_argument("--chunk-tokens", type=positive_int, help="chunk size in model tokens (new index only; default 200)")
     p.add_argument("--chunk-overlap", type=non_negative_int, help="overlap in tokens (new index only; default 40)")
     p.add_argument(
@@ -98,7 +100,23 @@ def _add_index(sub) -> None:
         "most 8; 1 on a 2-core machine; runs of under 32 files load in one thread); 1: one loader thread. The index is the "
         "same whatever N",
     )
+    _ray_options(p, "load, chunk and embed the files to (re)index on a Ray cluster")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _ray_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help=f"{what}: 'auto' (the cluster this machine runs or $RAY_ADDRESS, else a local one for the run) or its head's "
+        "HOST:PORT; needs pip install 'sixfold[ray]', and every node must see the files at the same path",
+    )
+    p.add_argument(
+        "--ray-actors",
+        type=positive_int,
+        metavar="N",
+        help="embedder copies on the cluster (default: one per GPU, else half the CPUs, at most 8)",
+    )
 
 
 def _add_search(sub) -> None:
@@ -127,6 +145,13 @@ def _add_embed(sub) -> None:
     p.add_argument("--file", help="a file with one text per line")
     p.add_argument("--index", help="use this index's model")
     p.add_argument("--model", help="embedding model (default: the packaged all-MiniLM-L6-v2)")
+    p.add_argument(
+        "--out",
+        metavar="FILE.parquet",
+        help="bulk: embed each line of --file into this Parquet file (columns line, text, vector), written atomically",
+    )
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    _ray_options(p, "with --out: embed on a Ray cluster")
     p.add_argument("--json", action="store_true")
 
 
