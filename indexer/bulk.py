@@ -93,6 +93,8 @@ def embed_file(
     os.close(handle)
     try:
         done = 0
+        if on_progress is not None:
+            on_progress(0, len(texts))  # the bar starts (and times) before the first batch
         with pq.ParquetWriter(temp, schema) as writer:
             for vectors in batches:
                 vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)
@@ -111,6 +113,9 @@ def embed_file(
                     on_progress(done, len(texts))
         if done != len(texts):
             raise SixfoldError(f"only {done} of {len(texts)} lines were embedded")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp's file is private; the result is an ordinary file
         os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(OSError):

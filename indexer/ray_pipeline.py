@@ -141,7 +141,7 @@ def _reason(exc: BaseException) -> str:
         exc, seen = cause, seen + 1
     if isinstance(exc, SixfoldError):
         return str(exc)
-    text = " ".join((str(exc).strip().splitlines() or [""])[:1]) or type(exc).__name__
+    text = (str(exc).strip().splitlines() or [""])[0].split(" Last connection error")[0].strip() or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text
 
 
