@@ -159,6 +159,7 @@ class RayCluster:
         self.actors = actors
         self._ray: Any = None
         self._owned = False
+        self._readers: list[threading.Thread] = []
 
     def __enter__(self) -> RayCluster:
         ray = _import_ray()
@@ -190,8 +191,17 @@ class RayCluster:
 
     def __exit__(self, *exc_info) -> None:
         if self._owned and self._ray is not None:
+            # A reader thread still winding down (an interrupted run) must not ``ray.init()`` a new local cluster
+            # on its next Ray call once the session is shut down: Ray's auto-connect is off until it has ended.
+            from ray._private import auto_init_hook
+
+            auto_connect = auto_init_hook.enable_auto_connect
+            auto_init_hook.enable_auto_connect = False
             with contextlib.suppress(Exception):
                 self._ray.shutdown()
+            for reader in self._readers:
+                reader.join(timeout=5)
+            auto_init_hook.enable_auto_connect = auto_connect
         self._ray = None
 
     def _check_reachable(self, timeout: float = 5.0) -> None:
@@ -288,6 +298,7 @@ class RayCluster:
 
         thread = threading.Thread(target=read, name="sixfold-ray-reader", daemon=True)
         thread.start()
+        self._readers.append(thread)
         expected = 0
         try:
             last = time.monotonic()

@@ -22,7 +22,7 @@ import pytest
 
 pytest.importorskip("ray", reason="Ray is not installed: pip install 'sixfold[ray]' (make install installs it)")
 
-from test_workers import PROSE, _assert_same_index, _contents  # noqa: E402
+from test_workers import PROSE, _assert_same_index, _contents, _hostile_folder  # noqa: E402
 
 from sixfold import Engine  # noqa: E402
 from sixfold.indexer import pipeline  # noqa: E402
@@ -142,7 +142,7 @@ class Cluster:
         leftovers = self.processes()
         for node in self.nodes:
             node.terminate()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 3  # then SIGKILL: nothing of a test cluster needs a graceful end
         for node in self.nodes:
             try:
                 node.wait(max(0.1, deadline - time.monotonic()))
@@ -219,6 +219,20 @@ def test_an_incremental_run_on_the_cluster_is_the_local_one(cluster, builds, cli
     _assert_same_index(_contents(builds["ray"]), _contents(builds["local"]))
     rc, out, err = cli("index", builds["corpus"], "--index", builds["ray"], "--ray", cluster.address, "--json")
     assert rc == 0 and json.loads(out)["unchanged"] == 6 and json.loads(out)["generation"] is None, err  # nothing to do
+
+
+def test_skipped_files_are_reported_as_a_local_run_reports_them(cluster, tmp_path, cli):
+    folder = _hostile_folder(tmp_path)
+    runs = {}
+    for name, extra in (("local", []), ("ray", ["--ray", cluster.address])):
+        index = tmp_path / name
+        rc, out, err = cli("index", folder, "--index", index, "--model", MODEL, "--max-file-mb", "1", *extra, "--json")
+        assert rc == 0 and "Traceback" not in err, err
+        runs[name] = (json.loads(out), [line for line in err.splitlines() if line.strip()])
+    (local, local_err), (ray, ray_err) = runs["local"], runs["ray"]
+    assert ray["skipped"] == local["skipped"] and len(local["skipped"]) >= 6
+    assert ray_err == local_err and all(line.startswith("warning: skipped ") for line in ray_err)
+    _assert_same_index(_contents(tmp_path / "ray"), _contents(tmp_path / "local"))
 
 
 def test_an_embedder_actor_killed_mid_run_is_retried_or_the_run_fails_cleanly(cluster, tmp_path, embedder):
