@@ -227,7 +227,10 @@ class RayCluster:
             count = self.actors or max(1, min(int(gpus), MAX_DEFAULT_ACTORS))
             return count, {"num_gpus": 1, "num_cpus": 1}
         count = self.actors or max(1, min(int(cpus) // 2, MAX_DEFAULT_ACTORS))
-        return count, {"num_cpus": 1}
+        # Actors holding every CPU would leave none to the loader tasks: the pipeline would wait forever. Past that
+        # point each actor asks for a share (Ray gives it one torch thread either way).
+        share = min(1.0, (cpus - LOADER_CPUS) / count) if cpus > LOADER_CPUS else 1.0
+        return count, {"num_cpus": round(share, 3) if share >= 0.01 else 0.01}
 
     # ---- indexing ---------------------------------------------------------------------------------------------
     def index_files(
@@ -327,6 +330,7 @@ class RayCluster:
                         raise SixfoldError(f"the Ray cluster returned item {seq} where {expected} was due (out of order)")
                     expected += 1
                 yield from unpack(batch)
+                last = time.monotonic()  # the driver's own time with the batch (writes, a commit) is not a stall
             if expected != total:
                 raise SixfoldError(f"the Ray cluster returned {expected} of {total} items")
         finally:

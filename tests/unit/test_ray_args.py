@@ -138,6 +138,10 @@ def test_the_actor_plan_uses_gpus_where_there_are_some():
     assert cluster.actor_plan() == (ray_pipeline.MAX_DEFAULT_ACTORS, {"num_cpus": 1})
     cluster.actors = 3
     assert cluster.actor_plan()[0] == 3
+    cluster.resources = lambda: (2.0, 0.0)  # type: ignore[method-assign]
+    cluster.actors = 2  # both CPUs asked for: each actor takes a share, so that a loader task still fits
+    count, resources = cluster.actor_plan()
+    assert count == 2 and resources["num_cpus"] * 2 + ray_pipeline.LOADER_CPUS <= 2.0
 
 
 def test_embed_out_reads_non_empty_lines_with_their_numbers(tmp_path):
