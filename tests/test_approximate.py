@@ -68,12 +68,13 @@ def test_ivf_falls_back_to_flat_for_few_vectors(corpus_copy, tmp_path, embedder,
     engine.close()
 
 
-def test_cli_index_type_option(corpus_copy, tmp_path, cli, embedder):
-    rc, _out, err = cli("index", corpus_copy, "--index", tmp_path / "index", "--index-type", "hnsw", "--json")
+@pytest.mark.parametrize(("index_type", "built"), [("hnsw", "hnsw"), ("ivfpq", "flat")])  # ivfpq: too few chunks
+def test_cli_index_type_option(corpus_copy, tmp_path, cli, embedder, index_type, built):
+    rc, _out, err = cli("index", corpus_copy, "--index", tmp_path / "index", "--index-type", index_type, "--json")
     assert rc == 0, err
     rc, out, err = cli("status", "--index", tmp_path / "index", "--json")
     assert rc == 0, err
-    assert '"vector_index": "hnsw"' in out
+    assert f'"vector_index": "{built}"' in out and f'"index_type": "{index_type}"' in out
 
 
 def test_hnsw_search_widens_its_beam_to_k():

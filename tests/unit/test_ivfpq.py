@@ -23,7 +23,7 @@ def test_sizes():
     assert vec.pq_subquantizers(7) == 1
     assert vec.pq_bits(100_000) == 8 and vec.pq_bits(150) == 5 and vec.pq_bits(1) == 1
     assert vec.ivfpq_nlist(10_000_000) == 3162 and vec.ivfpq_nlist(100) == 2
-    assert vec.ivfpq_nprobe(3162) == 197 and vec.ivfpq_nprobe(10) == 10
+    assert vec.ivfpq_nprobe(3162) == 32 and vec.ivfpq_nprobe(10) == 10
     assert vec.resolve_type("ivfpq", 10) == "ivfpq" and vec.resolve_type("auto", 10**8) == "ivf"
 
 
