@@ -126,3 +126,19 @@ def test_a_short_answer_from_an_uncited_sentence_needs_the_question_in_that_sent
     amazon = [Passage(2, "The Amazon lies mostly in Brazil, with 60% of the forest. Peru has 13%.", "amazon.txt")]
     shown = select_sentences(_Words(), "What is the population of Brazil?", amazon)
     assert verify(Generated("60%", amazon, shown, [1]), "What is the population of Brazil?")[0] is None
+
+
+def test_a_short_answer_may_take_the_question_words_from_the_stating_sentences_passage():
+    # A question in the user's own words: its words are in the passage (the chunk), not in the answering sentence.
+    text = (
+        "The resolver of the package manager decides which of two conflicting packages wins. "
+        "To watch it, set the option Debug::pkgProblemResolver to true."
+    )
+    passages = [Passage(1, text, "apt.md")]
+    question = "Which debug option shows the resolver deciding between conflicting packages?"
+    shown = select_sentences(_Words(), question, passages)
+    found = verify(Generated("Debug::pkgProblemResolver", passages, shown, [0]), question)
+    assert found[0] is not None and "Debug::pkgProblemResolver" in found[0].text and not found[0].exact
+    other = [Passage(2, "Set the option Debug::pkgProblemResolver to true. Oranges are round.", "other.md")]
+    shown = select_sentences(_Words(), question, other)  # the passage does not hold the question's words
+    assert verify(Generated("Debug::pkgProblemResolver", other, shown, [1]), question)[0] is None
