@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -120,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.repeats, args.articles = 1, 12
     import index_throughput as it  # Load, machine_info, the SQuAD corpus writer, pipeline_groups
-    from index_workers import encode_grouped
+    from index_workers import raw_encode_repeat, summarise
 
     data = check_data(parser, args.data, it.SQUAD)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -169,31 +168,12 @@ def main(argv: list[str] | None = None) -> int:
                         f"rep {rep} {name}: {run['chunks']} chunks in {run['wall_s']:.1f} s = {run['chunks_per_s']:.1f}/s "
                         f"(Ray's processes: {load.result['ray_cores']} cores, others: {load.result['other_cores']} cores)"
                     )
-                with it.Load() as load:
-                    seconds = encode_grouped(embedder, reference, args.batch_size)
-                raw = {"wall_s": seconds, "chunks_per_s": len(reference) / seconds, "load": load.result}
-                log(f"rep {rep} raw encode: {len(reference)} chunks in {seconds:.1f} s = {raw['chunks_per_s']:.1f}/s")
-                for run in runs.values():
-                    run["ratio_to_raw"] = run["chunks_per_s"] / raw["chunks_per_s"]
+                raw = raw_encode_repeat(embedder, reference, args.batch_size, runs, it)
+                log(f"rep {rep} raw encode: {len(reference)} chunks in {raw['wall_s']:.1f} s = {raw['chunks_per_s']:.1f}/s")
                 repeats.append({"index": runs, "raw_encode": raw})
         finally:
             ray.shutdown()
-    summary = {
-        "raw_chunks_per_s_median": statistics.median(r["raw_encode"]["chunks_per_s"] for r in repeats),
-        **{
-            name: {
-                "chunks_per_s_median": statistics.median(r["index"][name]["chunks_per_s"] for r in repeats),
-                "ratio_to_raw_median": statistics.median(r["index"][name]["ratio_to_raw"] for r in repeats),
-                "ratio_to_raw_each": [round(r["index"][name]["ratio_to_raw"], 3) for r in repeats],
-                "wall_s_each": [round(r["index"][name]["wall_s"], 1) for r in repeats],
-            }
-            for name, _ in variants
-        },
-        "max_other_cores": max(
-            [r["raw_encode"]["load"]["other_cores"] for r in repeats]
-            + [x["load"]["other_cores"] for r in repeats for x in r["index"].values()]
-        ),
-    }
+    summary = summarise(repeats, {name: name for name, _ in variants})
     head = ["run", "chunks/s (median)", "of raw encode", "each repeat", "wall s"]
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     lines.append(f"raw encode | {summary['raw_chunks_per_s_median']:.1f} | 1.00 | | ")

@@ -81,6 +81,38 @@ def encode_grouped(embedder, rows: list[tuple[str, str]], batch_size: int) -> fl
     return time.perf_counter() - started
 
 
+def raw_encode_repeat(embedder, rows: list[tuple[str, str]], batch_size: int, runs: dict, it) -> dict:
+    """One repeat's raw encode of the indexed chunks (in the pipeline's groups), under ``it.Load``; sets each of
+    ``runs``' ``ratio_to_raw`` against it."""
+    with it.Load() as load:
+        seconds = encode_grouped(embedder, rows, batch_size)
+    raw = {"wall_s": seconds, "chunks_per_s": len(rows) / seconds, "load": load.result}
+    for run in runs.values():
+        run["ratio_to_raw"] = run["chunks_per_s"] / raw["chunks_per_s"]
+    return raw
+
+
+def summarise(repeats: list[dict], keys: dict[str, str]) -> dict:
+    """Medians over ``repeats`` of the raw encode and of each run (``keys``: summary name -> the run's key in a
+    repeat's ``index``), and the most cores other processes held during any measurement."""
+    return {
+        "raw_chunks_per_s_median": statistics.median(r["raw_encode"]["chunks_per_s"] for r in repeats),
+        **{
+            name: {
+                "chunks_per_s_median": statistics.median(r["index"][key]["chunks_per_s"] for r in repeats),
+                "ratio_to_raw_median": statistics.median(r["index"][key]["ratio_to_raw"] for r in repeats),
+                "ratio_to_raw_each": [round(r["index"][key]["ratio_to_raw"], 3) for r in repeats],
+                "wall_s_each": [round(r["index"][key]["wall_s"], 1) for r in repeats],
+            }
+            for name, key in keys.items()
+        },
+        "max_other_cores": max(
+            [r["raw_encode"]["load"]["other_cores"] for r in repeats]
+            + [x["load"]["other_cores"] for r in repeats for x in r["index"].values()]
+        ),
+    }
+
+
 def run_corpus(name: str, folder: Path, args, workdir: Path, it) -> dict:
     from sixfold.engine import Engine
     from sixfold.indexer.embedding import load_embedder
@@ -122,28 +154,10 @@ def run_corpus(name: str, folder: Path, args, workdir: Path, it) -> dict:
                 f"  rep {rep} --workers {workers}: {report.chunks_added} chunks in {wall:.1f} s = "
                 f"{report.chunks_added / wall:.1f}/s (other processes: {load.result['other_cores']} cores)"
             )
-        with it.Load() as load:
-            seconds = encode_grouped(embedder, rows, args.batch_size)
-        raw = {"wall_s": seconds, "chunks_per_s": len(rows) / seconds, "load": load.result}
-        log(f"  rep {rep} raw encode: {len(rows)} chunks in {seconds:.1f} s = {len(rows) / seconds:.1f}/s")
-        for run in runs.values():
-            run["ratio_to_raw"] = run["chunks_per_s"] / raw["chunks_per_s"]
+        raw = raw_encode_repeat(embedder, rows, args.batch_size, runs, it)
+        log(f"  rep {rep} raw encode: {len(rows)} chunks in {raw['wall_s']:.1f} s = {raw['chunks_per_s']:.1f}/s")
         repeats.append({"index": {str(w): r for w, r in runs.items()}, "raw_encode": raw})
-    summary = {
-        "raw_chunks_per_s_median": statistics.median(r["raw_encode"]["chunks_per_s"] for r in repeats),
-        **{
-            f"workers_{w}": {
-                "chunks_per_s_median": statistics.median(r["index"][str(w)]["chunks_per_s"] for r in repeats),
-                "ratio_to_raw_median": statistics.median(r["index"][str(w)]["ratio_to_raw"] for r in repeats),
-                "ratio_to_raw_each": [round(r["index"][str(w)]["ratio_to_raw"], 3) for r in repeats],
-            }
-            for w in args.workers
-        },
-        "max_other_cores": max(
-            [r["raw_encode"]["load"]["other_cores"] for r in repeats]
-            + [x["load"]["other_cores"] for r in repeats for x in r["index"].values()]
-        ),
-    }
+    summary = summarise(repeats, {f"workers_{w}": str(w) for w in args.workers})
     return {
         "corpus": name,
         "folder": str(folder),
