@@ -19,6 +19,8 @@ from sixfold.cli import build_parser
         ["complete", "p", "--max-tokens", "0"],
         ["serve", "--port", "0"],
         ["search", "q", "-k", "ten"],
+        ["index", "docs", "--ray-actors", "0"],
+        ["embed", "--file", "t", "--out", "v.parquet", "--ray-actors", "x"],
     ],
 )
 def test_counts_below_one_are_refused(argv, capsys):

@@ -41,18 +41,6 @@ def test_actors_need_an_address():
         check_ray_arguments(None, 2)
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [["index", "docs", "--ray-actors", "0"], ["embed", "--file", "t", "--out", "v.parquet", "--ray-actors", "x"]],
-)
-def test_the_parser_refuses_a_bad_number_of_actors(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        build_parser().parse_args(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and len(err.splitlines()) == 1
-
-
 def test_the_parser_reads_the_options():
     args = build_parser().parse_args(["index", "docs", "--ray", "auto", "--ray-actors", "3"])
     assert (args.ray, args.ray_actors) == ("auto", 3)
