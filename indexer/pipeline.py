@@ -319,28 +319,40 @@ def index_folder(
         progress.start(len(plan.todo))
         if cluster is not None:
             _index_on_cluster(cluster, plan.todo, embedder, txn.settings, limits, batch_size, writer)
-            writer.finish()
-            report.seconds = time.perf_counter() - started
-            return report
-        processes = _loader_processes(workers, len(plan.todo))
-        counter = TokenCounter.for_embedder(embedder) if processes > 1 else None
-        if counter is not None:
-            chunk_sizes = (txn.settings.chunk_tokens, txn.settings.overlap_tokens)
-            prepared = _prepare_in_processes(plan.todo, counter, chunk_sizes, report, progress, limits, processes)
         else:
-            prepared = _prepare_ahead(plan.todo, chunker, report, progress, limits)
-        with contextlib.closing(prepared):  # on an error, the loader stops now (its thread or processes)
-            for item in prepared:
-                if item is None:
-                    progress.advance(files=1, chunks=0)
-                else:
-                    writer.add(item)
+            _index_here(plan.todo, workers, embedder, chunker, txn.settings, limits, writer)
         writer.finish()
     except BaseException:
         writer.txn.abort()
         raise
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _index_here(
+    todo: list[Job],
+    workers: int | None,
+    embedder: Embedder,
+    chunker: Chunker,
+    settings: IndexSettings,
+    limits: LoadLimits | None,
+    writer: _Writer,
+) -> None:
+    """The files of ``todo`` loaded and chunked in the loader thread or in loader processes, embedded by ``writer``."""
+    report, progress = writer.report, writer.progress
+    processes = _loader_processes(workers, len(todo))
+    counter = TokenCounter.for_embedder(embedder) if processes > 1 else None
+    if counter is not None:
+        chunk_sizes = (settings.chunk_tokens, settings.overlap_tokens)
+        prepared = _prepare_in_processes(todo, counter, chunk_sizes, report, progress, limits, processes)
+    else:
+        prepared = _prepare_ahead(todo, chunker, report, progress, limits)
+    with contextlib.closing(prepared):  # on an error, the loader stops now (its thread or processes)
+        for item in prepared:
+            if item is None:
+                progress.advance(files=1, chunks=0)
+            else:
+                writer.add(item)
 
 
 def _index_on_cluster(
