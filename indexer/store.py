@@ -832,24 +832,24 @@ class Transaction:
         self.con.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", [model])
         ids, vectors = _load_embeddings(self.con, self.settings.dim, None)
         kind = vec.index_kind(self.vectors)
-        if kind in ("ivf", "ivfpq") and len(ids) < vec.IVF_MIN_VECTORS:
+        if kind in vec.TRAINED_KINDS and len(ids) < vec.IVF_MIN_VECTORS:
             kind = "flat"
         self.vectors = vec.build_index(kind, self.settings.dim, ids, vectors)
-        self.ivf_trained_on = len(ids) if kind in ("ivf", "ivfpq") else 0
+        self.ivf_trained_on = len(ids) if kind in vec.TRAINED_KINDS else 0
         self.changed = True
 
     # ---- end -----------------------------------------------------------------------------------
     def _final_vectors(self) -> faiss.Index:
         n = int(self.vectors.ntotal)
         want = vec.resolve_type(self.settings.index_type, n)
-        if want in ("ivf", "ivfpq") and n < vec.IVF_MIN_VECTORS:
+        if want in vec.TRAINED_KINDS and n < vec.IVF_MIN_VECTORS:
             want = "flat"
         have = vec.index_kind(self.vectors)
-        stale_ivf = have in ("ivf", "ivfpq") and n > 4 * max(self.ivf_trained_on, 1)
+        stale_ivf = have in vec.TRAINED_KINDS and n > 4 * max(self.ivf_trained_on, 1)
         if want == have and not stale_ivf and not (have == "hnsw" and self.removed_any):
             return self.vectors
         ids, vectors = _load_embeddings(self.con, self.settings.dim, None)
-        self.ivf_trained_on = len(ids) if want in ("ivf", "ivfpq") else 0
+        self.ivf_trained_on = len(ids) if want in vec.TRAINED_KINDS else 0
         return vec.build_index(want, self.settings.dim, ids, vectors)
 
     def _rebuild_lexical(self) -> None:

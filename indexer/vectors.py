@@ -30,6 +30,7 @@ AUTO_APPROX_THRESHOLD = int(os.environ.get("SIXFOLD_APPROX_THRESHOLD", "100000")
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96
+TRAINED_KINDS = ("ivf", "ivfpq")  # trained on the corpus: too few vectors stay flat, a grown corpus retrains them
 IVF_MIN_VECTORS = 2 * 39  # fewer vectors than this and an ivf / ivfpq index stays flat (39 training points per list)
 IVFPQ_TRAIN_PER_LIST = 64  # k-means points per list: 64 gave the recall of 256 at 1M for a quarter of the time
 IVFPQ_K_FACTOR = 4  # PQ candidates per wanted result, re-scored with the SQ8 copies
@@ -176,7 +177,7 @@ def build_index(kind: str, dim: int, ids: np.ndarray, vectors: np.ndarray, seed:
         quantizer.this.disown()  # type: ignore[attr-defined]  # SWIG's handle (not in faiss' stubs): ivf owns it now
         index = ivf
     else:
-        index = empty_index("flat" if kind in ("ivf", "ivfpq") else kind, dim)
+        index = empty_index("flat" if kind in TRAINED_KINDS else kind, dim)
     if len(ids):
         index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
     return index
