@@ -30,8 +30,9 @@ QUERIES = [q for q, _ in KNOWN_ANSWERS] + ["oxygen", "rainforest Brazil", "steam
 PROSE = "The heron walked along the river bank and counted the boats that passed by the old mill. "
 
 
-def _contents(index: Path) -> dict:
-    """Everything an index holds that a build decides: files and chunks rows, vectors (DuckDB and FAISS), BM25 hits."""
+def _contents(index: Path, bm25_k: int = 10) -> dict:
+    """Everything an index holds that a build decides: files and chunks rows, vectors (DuckDB and FAISS), BM25 hits
+    (the top ``bm25_k`` of each query)."""
     engine = Engine.open(index)
     snap = engine.snapshot()
     chunks = snap.con.execute(
@@ -43,7 +44,7 @@ def _contents(index: Path) -> dict:
     faiss_index = snap.vectors  # an IndexIDMap2 over the chunk ids
     assert faiss_index.ntotal == len(ids)
     faiss_vectors = np.stack([faiss_index.reconstruct(int(i)) for i in ids])
-    bm25 = {q: lexical_search(snap, q, 10) for q in QUERIES}
+    bm25 = {q: lexical_search(snap, q, bm25_k) for q in QUERIES}
     engine.close()
     return {"chunks": chunks, "files": files, "ids": ids, "vectors": vectors, "faiss": faiss_vectors, "bm25": bm25}
 
