@@ -7,6 +7,7 @@ was right are recorded; then a logistic model is fitted (5-fold cross-validated 
 reliability curve and ECE) and the threshold that keeps answers shown at >= 0.8 right >= 95 % is reported.
 
   python bench/calibrate_answers.py --model qwen2.5-coder-0.5b-instruct [--articles 6 --answerable 60 --unanswerable 30]
+  python bench/calibrate_answers.py --model ... --rows bench/results/calibrate_answers.json   # refit a saved run
 
 Prints a table, writes bench/results/calibrate_answers.json; paste the fitted weights into reader/calibration.py.
 """
@@ -45,8 +46,10 @@ SQUAD = "squad_v1.1_dev/dev-v1.1.json"
 def is_right(answer: str, golds: list[str]) -> bool:
     """Right: exact match, F1 >= 0.5, or the gold answer inside a short answer (a sentence around the span)."""
     norm = normalize_answer(answer)
+    # exact_match and f1_score take a list of gold answers (given one string, they compared against its characters:
+    # the labels of the fits before 2026-12-06 counted right only the answers that held a gold answer whole).
     return any(
-        exact_match(answer, g) or f1_score(answer, g) >= 0.5 or (normalize_answer(g) and normalize_answer(g) in norm)
+        exact_match(answer, [g]) or f1_score(answer, [g]) >= 0.5 or bool(normalize_answer(g) and normalize_answer(g) in norm)
         for g in golds
     )
 
@@ -66,19 +69,9 @@ def reliability(probabilities: list[float], outcomes: list[bool], bins: int = 10
     return table, ece
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_data_argument(parser)
-    parser.add_argument("--model", required=True, help="language model (catalogue name, folder or GGUF file)")
-    parser.add_argument("--articles", type=int, default=6)
-    parser.add_argument("--answerable", type=int, default=60)
-    parser.add_argument("--unanswerable", type=int, default=30)
-    parser.add_argument("--k", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "calibrate_answers.json"))
-    args = parser.parse_args()
+def ask(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dict]:
+    """Ask the sampled questions with the confidence gate off; one row per question with its features."""
     random.seed(args.seed)
-
     examples = load_qa_file(data_path(parser, args.data, None, SQUAD))
     _, held_out = split_halves(examples)
     titles = sorted({e.title for e in held_out})
@@ -86,8 +79,16 @@ def main() -> None:
     indexed = set(titles[: args.articles])
     inside = [e for e in held_out if e.title in indexed]
     outside = [e for e in held_out if e.title not in indexed]
+    # On-topic unanswerable questions, as a folder's are: paragraphs of the indexed articles left out of the index,
+    # so the passages read are about the same subject but do not hold the answer.
+    paragraphs = sorted({e.context for e in inside})
+    random.shuffle(paragraphs)
+    dropped = set(paragraphs[: args.dropped_paragraphs])
+    on_topic = [e for e in inside if e.context in dropped]
+    inside = [e for e in inside if e.context not in dropped]
     questions = [(e, True) for e in random.sample(inside, min(args.answerable, len(inside)))]
     questions += [(e, False) for e in random.sample(outside, min(args.unanswerable, len(outside)))]
+    questions += [(e, False) for e in random.sample(on_topic, min(args.on_topic, len(on_topic)))]
     random.shuffle(questions)
 
     llm = load_llm(args.model)
@@ -110,6 +111,7 @@ def main() -> None:
                 {
                     "question": example.question,
                     "answerable": answerable,
+                    "on_topic": not answerable and example.title in indexed,
                     "found": answer.found,
                     "answer": answer.answer,
                     "gold": golds,
@@ -122,8 +124,36 @@ def main() -> None:
             )
             print(f"[{n}/{len(questions)}] {seconds:5.1f}s {'ok ' if right else '-- '} {example.question[:70]}", flush=True)
 
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_data_argument(parser)
+    parser.add_argument("--model", required=True, help="language model (catalogue name, folder or GGUF file)")
+    parser.add_argument("--articles", type=int, default=6)
+    parser.add_argument("--answerable", type=int, default=60)
+    parser.add_argument("--unanswerable", type=int, default=30)
+    parser.add_argument("--on-topic", type=int, default=0, help="questions whose paragraph is left out of the index")
+    parser.add_argument("--dropped-paragraphs", type=int, default=12, help="paragraphs left out for --on-topic")
+    parser.add_argument("--k", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "calibrate_answers.json"))
+    parser.add_argument(
+        "--rows", nargs="+", metavar="JSON", help="refit from the rows of saved runs (answers re-scored, the model not asked)"
+    )
+    parser.add_argument("--features", nargs="+", choices=FEATURES, help="fit on these features only (default: all)")
+    args = parser.parse_args()
+
+    if args.rows:
+        rows = [row for saved in args.rows for row in json.loads(Path(saved).read_text())["rows"]]
+        for row in rows:
+            row["right"] = bool(row["answerable"] and row["found"] and is_right(row["answer"], row["gold"]))
+    else:
+        rows = ask(args, parser)
     scored = [r for r in rows if r["features"] is not None]
-    vectors = [Features(**r["features"]).vector() for r in scored]
+    used = [FEATURES.index(name) for name in (args.features or FEATURES)]
+    vectors = [[v[i] for i in used] for v in (Features(**r["features"]).vector() for r in scored)]
     outcomes = [r["right"] for r in scored]
     fitted = list(WEIGHTS)
     cv: list[float] = [calibrated(Features(**r["features"])) for r in scored]
@@ -136,17 +166,22 @@ def main() -> None:
         if folds >= 2:
             cv = list(cross_val_predict(model, vectors, outcomes, cv=folds, method="predict_proba")[:, 1])
         model.fit(vectors, outcomes)
-        fitted = [float(model.intercept_[0]), *map(float, model.coef_[0])]
+        fitted = [float(model.intercept_[0])] + [0.0] * len(FEATURES)
+        for i, weight in zip(used, model.coef_[0], strict=True):
+            fitted[1 + i] = float(weight)
     bins, ece = reliability(cv, outcomes)
     shown = [o for p, o in zip(cv, outcomes, strict=True) if p >= 0.8]
     thresholds = {}
-    for t in (0.3, 0.4, 0.5, 0.6, 0.7):
+    unanswerable = sum(not r["answerable"] for r in rows)
+    for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
         kept = [(o, r) for p, o, r in zip(cv, outcomes, scored, strict=True) if p >= t]
+        answered_unanswerable = sum(not r["answerable"] for _, r in kept)
         thresholds[t] = {
             "answered": len(kept),
             "right": sum(o for o, _ in kept),
             "wrong": sum(not o for o, _ in kept),
-            "unanswerable_answered": sum(not r["answerable"] for _, r in kept),
+            "unanswerable_answered": answered_unanswerable,
+            "unanswerable_abstained_pct": 100 * (1 - answered_unanswerable / unanswerable) if unanswerable else None,
         }
     answerable = [r for r in rows if r["answerable"]]
     report = {
@@ -155,9 +190,12 @@ def main() -> None:
         "model": args.model,
         "questions": len(rows),
         "answerable": len(answerable),
+        "unanswerable": unanswerable,
+        "on_topic_unanswerable": sum(bool(r.get("on_topic")) for r in rows),
         "right_before_gate": sum(r["right"] for r in answerable),
         "verified_answers": len(scored),
-        "features": FEATURES,
+        "features": list(args.features or FEATURES),
+        "rows_from": args.rows,
         "weights": fitted,
         "ece_cv": ece,
         "bins": bins,
@@ -171,9 +209,10 @@ def main() -> None:
     print(f"{'bin':<9}{'n':>4}{'conf':>7}{'acc':>7}")
     for b in bins:
         print(f"{b['bin']:<9}{b['n']:>4}{b['confidence']:>7.2f}{b['accuracy']:>7.2f}")
-    print(f"{'threshold':<10}{'answered':>9}{'right':>7}{'wrong':>7}{'unans.':>7}")
+    print(f"{'threshold':<10}{'answered':>9}{'right':>7}{'wrong':>7}{'unans.':>7}{'unans. abstained':>18}")
     for t, v in thresholds.items():
-        print(f"{t:<10}{v['answered']:>9}{v['right']:>7}{v['wrong']:>7}{v['unanswerable_answered']:>7}")
+        held = "" if v["unanswerable_abstained_pct"] is None else f"{v['unanswerable_abstained_pct']:.0f} %"
+        print(f"{t:<10}{v['answered']:>9}{v['right']:>7}{v['wrong']:>7}{v['unanswerable_answered']:>7}{held:>18}")
     print("weights:", tuple(round(w, 3) for w in fitted), f"p50 {report['p50_seconds']:.1f} s")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
