@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-FEATURES = ("evidence", "probability", "support", "cited_sentence", "cited_rank")
+FEATURES = ("evidence", "probability", "support", "cited_sentence", "cited_rank", "answerable")
 
 
 @dataclass(frozen=True)
@@ -22,10 +22,20 @@ class Features:
     support: float  # share of the answer's content words in its quoted sentence
     cited_sentence: bool  # the model cited the sentence that states the answer (not found by sixfold after it)
     cited_rank: int  # rank of the cited passage (0: the best)
+    # the model's probability of answering rather than saying NOT FOUND (reader.generative; None: not measured)
+    answerable: float | None = None
 
     def vector(self) -> list[float]:
         probability = 0.5 if self.probability is None else self.probability
-        return [self.evidence, probability, self.support, float(self.cited_sentence), float(min(self.cited_rank, 5))]
+        answerable = 0.5 if self.answerable is None else self.answerable
+        return [
+            self.evidence,
+            probability,
+            self.support,
+            float(self.cited_sentence),
+            float(min(self.cited_rank, 5)),
+            answerable,
+        ]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -35,7 +45,7 @@ class Features:
 # (45 answerable, 20 about articles not indexed) with Qwen2.5-Coder-1.5B-Instruct: 29 verified answers, 22 right;
 # cross-validated ECE 0.042. The features separate right from wrong answers only weakly there (the weights are
 # small), so the confidence stays near the measured share of right answers (~0.76) rather than claim more.
-WEIGHTS: tuple[float, ...] = (1.031, 0.051, 0.168, 0.051, -0.125, 0.0)
+WEIGHTS: tuple[float, ...] = (1.031, 0.051, 0.168, 0.051, -0.125, 0.0, 0.0)
 
 
 def calibrated(features: Features, weights: tuple[float, ...] = WEIGHTS) -> float:

@@ -142,3 +142,67 @@ def test_a_short_answer_may_take_the_question_words_from_the_stating_sentences_p
     other = [Passage(2, "Set the option Debug::pkgProblemResolver to true. Oranges are round.", "other.md")]
     shown = select_sentences(_Words(), question, other)  # the passage does not hold the question's words
     assert verify(Generated("Debug::pkgProblemResolver", other, shown, [1]), question)[0] is None
+
+
+class _Scripted(_Words):
+    """A language model that replies from a script: (reply, probability of each token) per call, and keeps the
+    prompts it was given (the decision around NOT FOUND is what is tested, not the model)."""
+
+    def __init__(self, *replies: tuple) -> None:
+        self.replies, self.prompts = list(replies), []
+
+    def complete(self, prompt, max_tokens=48, temperature=0.0, stop=None):
+        from sixfold.reader.types import Completion
+
+        self.prompts.append(prompt)
+        text, probabilities, *finish = self.replies.pop(0)
+        return Completion(prompt, text, finish[0] if finish else "stop", 10, len(probabilities or [1]), "scripted", probabilities)
+
+
+ZLIB = [Passage(1, TEXT, "zlib.txt")]
+
+
+def test_an_unsure_not_found_is_followed_by_the_answer_asked_for():
+    from sixfold.reader.generative import FORCED, generate_answer
+
+    llm = _Scripted(("NOT FOUND", [0.6, 0.99]), (" Mark Adler [2]", [0.9, 0.8, 0.7, 0.9]))
+    generated = generate_answer(llm, "who wrote zlib?", ZLIB)
+    assert not generated.said_not_found and generated.forced
+    assert generated.answer == "Mark Adler" and generated.cited == [1]
+    assert generated.answerable == pytest.approx(0.4)  # 1 - P(NOT)
+    assert llm.prompts[1] == llm.prompts[0] + FORCED, "the second call continues the same prompt after 'ANSWER:'"
+    assert any("first replied NOT FOUND" in note for note in generated.notes)
+
+
+def test_a_sure_not_found_is_taken_and_a_direct_answer_keeps_its_first_token_probability():
+    from sixfold.reader.generative import generate_answer
+
+    sure = _Scripted(("NOT FOUND", [0.97, 0.99]))
+    generated = generate_answer(sure, "who wrote zlib?", ZLIB)
+    assert generated.said_not_found and not generated.forced and len(sure.prompts) == 1
+    assert generated.answerable == pytest.approx(0.03)
+    direct = generate_answer(_Scripted(("ANSWER: Mark Adler [2]", [0.8, 0.99, 0.99, 0.9, 0.9, 0.9])), "who?", ZLIB)
+    assert direct.answer == "Mark Adler" and not direct.forced and direct.answerable == pytest.approx(0.8)
+    # A runtime without token probabilities (transformers): NOT FOUND is taken as it is, nothing is measured.
+    bare = generate_answer(_Scripted(("NOT FOUND", None)), "who wrote zlib?", ZLIB)
+    assert bare.said_not_found and bare.answerable is None
+    # The forced answer may still be NOT FOUND: then it is not found.
+    twice = generate_answer(_Scripted(("NOT FOUND", [0.5, 0.9]), (" NOT FOUND", [0.9, 0.9])), "who?", ZLIB)
+    assert twice.said_not_found and twice.answerable == pytest.approx(0.5)
+
+
+def test_confidence_rises_with_the_models_own_answerability():
+    base = dict(evidence=0.6, probability=0.8, support=1.0, cited_sentence=True, cited_rank=0)
+    weights = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0)  # only the new feature counts
+    assert calibrated(Features(**base, answerable=0.2), weights) < calibrated(Features(**base, answerable=0.9), weights)
+    assert calibrated(Features(**base), weights) == calibrated(Features(**base, answerable=0.5), weights)
+
+
+def test_a_reply_cut_at_the_token_limit_is_not_given_as_an_answer():
+    from sixfold.reader.answer import answer_question
+
+    copied = "ANSWER: It was written by Jean-loup Gailly and Mark Adler. The current version is 1.3.1, released in"
+    answer = answer_question("who wrote zlib?", ZLIB, "generative", llm=_Scripted((copied, [0.9] * 30, "length")))
+    assert not answer.found and any("not a short answer" in note for note in answer.notes)
+    whole = answer_question("who wrote zlib?", ZLIB, "generative", llm=_Scripted(("ANSWER: Mark Adler [2]", [0.9] * 6)))
+    assert whole.found and whole.answer == "Mark Adler" and whole.citations[0].quote.startswith("It was written")
