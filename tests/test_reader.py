@@ -277,3 +277,27 @@ def test_complete_stream_error_prints_nothing_to_stdout(cli, llm):
 def test_complete_bad_generation_options(cli, llm, option, value, fragment):
     rc, _out, err = cli("complete", "Hello", option, value)
     assert_one_error_line(rc, err, fragment)
+
+
+def test_eval_qa_reads_the_gold_paragraph_with_the_language_model(tmp_path, cli, llm, no_reader_env):
+    """``eval qa --mode generative`` without ``--open``: each question is read with its own paragraph (issue 13's
+    gold-paragraph F1 for the default reader), the answer checked against it as ``ask`` does."""
+    rows = [
+        {
+            "question": "What is the capital of Norway?",
+            "context": "Oslo is the capital of Norway. Bergen lies on the west coast.",
+            "answer": "Oslo",
+        },
+        {
+            "question": "When was the Eiffel Tower completed?",
+            "context": "The Eiffel Tower in Paris was completed in 1889 for the World's Fair.",
+            "answer": "1889",
+        },
+    ]
+    squad = tmp_path / "qa.jsonl"
+    squad.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out, err = cli("eval", "qa", "--squad", squad, "--mode", "generative", "--json", "--out", tmp_path / "r.json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["questions"] == 2 and report["mode"] == "generative" and not report["open_book"]
+    assert report["f1"] == 100.0 and report["answered_pct"] == 100.0

@@ -56,14 +56,6 @@ def test_a_report_is_written_whole_under_the_eval_cache(tmp_path, monkeypatch):
         write_report(report, blocker / "report.json")
 
 
-def test_generative_qa_without_open_book_is_one_error_line(tmp_path, cli):
-    squad = tmp_path / "qa.jsonl"
-    squad.write_text(json.dumps({"question": "Where?", "context": "Paris is in France.", "answer": "France"}) + "\n")
-    code, _out, err = cli("eval", "qa", "--squad", squad, "--mode", "generative", "--out", tmp_path / "r.json")
-    assert_one_error_line(code, err, "--open")
-    assert not (tmp_path / "r.json").exists()
-
-
 def _index_with_a_reader_version(shared_index, tmp_path):
     from sixfold.tuner.versions import Registry
 

@@ -72,15 +72,26 @@ def _open_book(engine: Engine, examples: list[QAExample], paths: dict[str, str],
     return tally
 
 
-def _gold_paragraph(examples: list[QAExample], extractive: ExtractiveReader | None) -> _Tally:
+def _gold_paragraph(examples: list[QAExample], extractive: ExtractiveReader | None, generator: str | None = None) -> _Tally:
+    """Each question read with its own paragraph as the only passage: by the extractive reader, or by the language
+    model ``generator`` through ``answer_question`` (its answer checked against the paragraph as ``ask`` does)."""
+    from sixfold.reader.answer import answer_question
+    from sixfold.reader.llm import load_llm
     from sixfold.reader.types import Passage
 
-    assert extractive is not None  # eval_qa refuses the gold paragraph without an extractive reader
+    llm = load_llm(generator) if extractive is None and generator else None
     tally = _Tally()
     for e in examples:
         t = time.perf_counter()
-        text, _score, _citations = extractive.answer(e.question, [Passage(0, e.context, "gold")])
-        tally.add(text, bool(text), [a["text"] for a in e.answers], time.perf_counter() - t)
+        gold = [Passage(0, e.context, "gold")]
+        if extractive is not None:
+            text, _score, _citations = extractive.answer(e.question, gold)
+            found = bool(text)
+        else:
+            assert llm is not None  # eval_qa passes a generator in generative mode
+            answer = answer_question(e.question, gold, "generative", llm=llm)
+            text, found = (answer.answer if answer.found else ""), answer.found
+        tally.add(text, found, [a["text"] for a in e.answers], time.perf_counter() - t)
     return tally
 
 
@@ -102,8 +113,6 @@ def eval_qa(
 
     if mode not in ("extractive", "generative"):
         raise SixfoldError(f"unknown QA mode '{mode}' (choose from extractive, generative)")
-    if mode == "generative" and not open_book:
-        raise SixfoldError("eval qa --mode generative needs --open (the gold-paragraph eval reads with the extractive reader)")
     everything = load_qa_file(squad)
     examples = random.Random(seed).sample(everything, min(limit, len(everything))) if limit else everything
     reader = reader or config.default_reader()
@@ -123,7 +132,7 @@ def eval_qa(
         engine.index(Path(index_dir).parent / f"{Path(index_dir).name}-corpus")
         tally = _open_book(engine, examples, paths, k, mode, extractive)
     else:
-        tally = _gold_paragraph(examples, extractive)
+        tally = _gold_paragraph(examples, extractive, Engine.generator_model() if mode == "generative" else None)
     return QAReport(
         squad=str(squad),
         questions=len(examples),
