@@ -300,4 +300,4 @@ def test_eval_qa_reads_the_gold_paragraph_with_the_language_model(tmp_path, cli,
     assert code == 0, err
     report = json.loads(out)
     assert report["questions"] == 2 and report["mode"] == "generative" and not report["open_book"]
-    assert report["f1"] == 100.0 and report["answered_pct"] == 100.0
+    assert report["F1"] == 100.0 and report["answered_pct"] == 100.0
