@@ -207,11 +207,12 @@ def generate_answer(
     completion = llm.complete(prompt, max_tokens=max_tokens, temperature=0.0, stop=stop)
     raw = completion.text.strip()
     forced = False
+    answerable: float | None = None
     if _says_not_found(raw):
         sure = _first_token(completion, "NOT")
         if sure is None or sure >= not_found_sure:
             return Generated("", passages, shown, said_not_found=True, notes=notes, raw=raw, answerable=_not(sure))
-        answerable = 1.0 - sure
+        answerable = _not(sure)
         completion = llm.complete(prompt + FORCED, max_tokens=max_tokens, temperature=0.0, stop=stop)
         raw, forced = FORCED + completion.text.rstrip(), True
         notes.append(f"the model first replied NOT FOUND (probability {sure:.2f}); its answer was asked for")
