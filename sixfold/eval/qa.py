@@ -26,6 +26,7 @@ from sixfold.reader.metrics import exact_match, f1_score, normalize_answer
 if TYPE_CHECKING:
     from sixfold.engine import Engine
     from sixfold.reader.extractive import ExtractiveReader
+    from sixfold.reader.types import Answer
     from sixfold.tuner.data import QAExample
 
 
@@ -74,25 +75,46 @@ def _open_book(engine: Engine, examples: list[QAExample], paths: dict[str, str],
 
 def _gold_paragraph(examples: list[QAExample], extractive: ExtractiveReader | None, generator: str | None = None) -> _Tally:
     """Each question read with its own paragraph as the only passage: by the extractive reader, or by the language
-    model ``generator`` through ``answer_question`` (its answer checked against the paragraph as ``ask`` does)."""
+    model ``generator`` through ``answer_question`` as ``ask`` reads a passage: the paragraph's cosine to the question
+    under the English embedder is its evidence (a feature of the confidence; the gate that drops distant passages is
+    off, since the paragraph is given) and that embedder picks the sentences shown."""
+    from sixfold.reader.types import Passage
+
+    tally = _Tally()
+    read = _language_model_reader(generator) if extractive is None else None
+    for e in examples:
+        t = time.perf_counter()
+        if read is None:
+            assert extractive is not None
+            text, _score, _citations = extractive.answer(e.question, [Passage(0, e.context, "gold")])
+            found = bool(text)
+        else:
+            answer = read(e.question, e.context)
+            text, found = (answer.answer if answer.found else ""), answer.found
+        tally.add(text, found, [a["text"] for a in e.answers], time.perf_counter() - t)
+    return tally
+
+
+def _language_model_reader(generator: str | None) -> Callable[[str, str], Answer]:
+    """(question, paragraph) -> the generative reader's checked answer from that paragraph alone."""
+    from sixfold.core.models import DEFAULT_EMBEDDER
+    from sixfold.indexer.embedding import load_embedder
     from sixfold.reader.answer import answer_question
     from sixfold.reader.llm import load_llm
     from sixfold.reader.types import Passage
 
-    llm = load_llm(generator) if extractive is None and generator else None
-    tally = _Tally()
-    for e in examples:
-        t = time.perf_counter()
-        gold = [Passage(0, e.context, "gold")]
-        if extractive is not None:
-            text, _score, _citations = extractive.answer(e.question, gold)
-            found = bool(text)
-        else:
-            assert llm is not None  # eval_qa passes a generator in generative mode
-            answer = answer_question(e.question, gold, "generative", llm=llm)
-            text, found = (answer.answer if answer.found else ""), answer.found
-        tally.add(text, found, [a["text"] for a in e.answers], time.perf_counter() - t)
-    return tally
+    assert generator is not None  # eval_qa passes one in generative mode
+    llm, embedder = load_llm(generator), load_embedder(DEFAULT_EMBEDDER)
+
+    def scorer(question: str, texts: list[str]) -> list[float]:
+        return [float(v) for v in embedder.encode(texts) @ embedder.encode_queries([question])[0]]
+
+    def read(question: str, paragraph: str) -> Answer:
+        cosine = scorer(question, [paragraph])[0]
+        passage = Passage(0, paragraph, "gold", score=cosine, dense=cosine)
+        return answer_question(question, [passage], "generative", llm=llm, min_evidence=0.0, scorer=scorer)
+
+    return read
 
 
 def eval_qa(
