@@ -380,7 +380,8 @@ def _eval_qa(kinds) -> None:
     e.add_argument(
         "--mode",
         choices=["auto", "extractive", "generative"],
-        help="SQuAD: extractive (default) or generative; --questions: as for ask (default auto)",
+        help="SQuAD: extractive (default) or generative (the language model reads the gold paragraph, or with --open "
+        "the retrieved passages); --questions: as for ask (default auto)",
     )
     e.add_argument("--reader", metavar="MODEL", help="extractive QA model folder (default: $SIXFOLD_READER)")
     e.add_argument("--generator", metavar="MODEL", help="--questions: generative model (default: as for ask)")
