@@ -33,10 +33,11 @@ SYSTEM_ANY_LANGUAGE = SYSTEM.replace(
     "using only the numbered sentences given; the sentences and the question may be in any language.",
 )
 # The model's first token chooses between ANSWER and NOT FOUND, and Qwen2.5-Coder-1.5B chooses NOT FOUND for many
-# questions whose answer it was shown (bench/folder_qa: 14 of the 20 answerable questions it missed had the answer in
-# the sentences it read). So NOT FOUND is taken only when the model is this sure of it (its first token's
-# probability); otherwise it is asked again with its reply begun as "ANSWER:", and how sure it was of an answer
-# (``Generated.answerable``) goes into the confidence (``reader.calibration``), which decides whether to abstain.
+# questions whose answer it was shown (bench/folder_qa: for 7 of the 12 answerable questions it said NOT FOUND to, the
+# answer was in the sentences it read, at P(NOT) near 0.5). So NOT FOUND is taken only when the model is this sure of
+# it (its first token's probability); otherwise it is asked again with its reply begun as "ANSWER:", and how sure it
+# was of an answer (``Generated.answerable``) goes into the confidence (``reader.calibration``), which decides whether
+# to abstain.
 NOT_FOUND_SURE = 0.95
 FORCED = "ANSWER:"
 SENTENCE_BUDGET = 384  # prompt tokens of sentences (about 10 s of prompt reading for the 1.5B model on 2 cores)
