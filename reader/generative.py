@@ -14,10 +14,14 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sixfold.reader.evidence import content_words, sentences
 from sixfold.reader.llm import LanguageModel
 from sixfold.reader.types import Completion, Passage
+
+if TYPE_CHECKING:
+    from sixfold.indexer.embedding import Embedder
 
 SYSTEM = (
     "You answer questions using only the numbered sentences given. Reply with a short answer, in the language of "
@@ -48,6 +52,16 @@ _PREAMBLE = re.compile(r"^(the answer is|answer)\s*:?\s*", re.IGNORECASE)
 
 # (question, sentences) -> one score per sentence (higher: closer). The Engine passes its embedder's cosine.
 SentenceScorer = Callable[[str, list[str]], list[float]]
+
+
+def cosine_scorer(embedder: Embedder) -> SentenceScorer:
+    """The scorer ``ask`` uses: each sentence's cosine to the question under ``embedder`` (vectors are normalised)."""
+
+    def score(question: str, texts: list[str]) -> list[float]:
+        vectors = embedder.encode([question, *texts])
+        return [float(v) for v in vectors[1:] @ vectors[0]]
+
+    return score
 
 
 @dataclass(frozen=True)

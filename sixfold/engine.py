@@ -452,8 +452,9 @@ class Engine:
     def sentence_scorer(self, question: str, texts: list[str]) -> list[float]:
         """Cosine of each text to the question under the index's embedder (the generative reader picks the
         sentences it shows the model with it)."""
-        vectors = self.embedder.encode([question, *texts])
-        return [float(v) for v in vectors[1:] @ vectors[0]]
+        from sixfold.reader.generative import cosine_scorer
+
+        return cosine_scorer(self.embedder)(question, texts)
 
     def classify(
         self,

@@ -100,14 +100,12 @@ def _language_model_reader(generator: str | None) -> Callable[[str, str], Answer
     from sixfold.core.models import DEFAULT_EMBEDDER
     from sixfold.indexer.embedding import load_embedder
     from sixfold.reader.answer import answer_question
+    from sixfold.reader.generative import cosine_scorer
     from sixfold.reader.llm import load_llm
     from sixfold.reader.types import Passage
 
     assert generator is not None  # eval_qa passes one in generative mode
-    llm, embedder = load_llm(generator), load_embedder(DEFAULT_EMBEDDER)
-
-    def scorer(question: str, texts: list[str]) -> list[float]:
-        return [float(v) for v in embedder.encode(texts) @ embedder.encode_queries([question])[0]]
+    llm, scorer = load_llm(generator), cosine_scorer(load_embedder(DEFAULT_EMBEDDER))
 
     def read(question: str, paragraph: str) -> Answer:
         cosine = scorer(question, [paragraph])[0]
