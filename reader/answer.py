@@ -72,9 +72,9 @@ def verify(generated: Generated, question: str) -> tuple[Quote | None, float, st
     answer, shown = generated.answer, generated.shown
     cited = [shown[i] for i in generated.cited]
     if cited:
-        together = support(answer, " ".join(s.text for s in cited))
+        together = support(answer, " ".join(s.text for s in cited), question)
         if together >= MIN_SUPPORT:
-            best = max(cited, key=lambda s: support(answer, s.text))
+            best = max(cited, key=lambda s: support(answer, s.text, question))
             return Quote(best.passage, best.start, best.end, best.text, True), together, None
     if len(content_words(answer)) <= SHORT_ANSWER:
         # The model cited the sentence naming the subject, not the one with the answer (common for small models):
@@ -89,14 +89,14 @@ def verify(generated: Generated, question: str) -> tuple[Quote | None, float, st
                 if len(asked & {w[:5] for w in content_words(context)}) / len(asked) >= MIN_ASKED:
                     return Quote(sentence.passage, sentence.start, sentence.end, sentence.text, False), 1.0, None
         return None, 0.0, "no sentence the model cited states its answer"
-    scores = [support(answer, s.text) for s in shown]
+    scores = [support(answer, s.text, question) for s in shown]
     if scores and max(scores) >= MIN_SUPPORT:
         best = shown[scores.index(max(scores))]
         return Quote(best.passage, best.start, best.end, best.text, False), max(scores), None
-    found = find_support(answer, [p.text for p in generated.used])
+    found = find_support(answer, [p.text for p in generated.used], question)
     if found is None:
         return None, 0.0, "no sentence of the passages states the generated answer"
-    return found, support(answer, found.text), None
+    return found, support(answer, found.text, question), None
 
 
 def answer_question(

@@ -22,6 +22,8 @@ _SENTENCE_END = re.compile(
 _WORD = re.compile(r"\w+", re.UNICODE)
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 MIN_SUPPORT = 0.75  # share of the answer's content words that its sentence must hold
+MIN_SQUASHED = 6  # letters and digits an answer needs before it is matched with its spaces and punctuation dropped
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
 
 # Short function words of the languages sixfold is used in most; they carry no support.
 _STOPWORDS = set(
@@ -81,18 +83,36 @@ def sentence_at(text: str, start: int, end: int) -> tuple[int, int]:
     return covering[0][0], covering[-1][1]
 
 
-def support(answer: str, sentence: str) -> float:
+def support(answer: str, sentence: str, question: str = "") -> float:
     """How much of ``answer`` the ``sentence`` states: the share of the answer's content words in it (0 when a
-    number of the answer is missing from it)."""
+    number of the answer is missing from it).
+
+    Words the answer repeats from ``question`` are not counted (a small model restates the question: "To expand
+    namespaces, pass process_namespaces=True"; what needs support is what it adds), unless that leaves none. An
+    answer whose code spans (`--yaml-output`) are all stated in the sentence is supported whatever its other words,
+    and so is one whose letters and digits appear in the sentence run together ("RFC 8878" in "RFC8878")."""
     folded = _fold(sentence)
     for number in _NUMBER.findall(answer):
         if _fold(number) not in folded:
             return 0.0
+    squashed = _squash(answer)
+    if len(squashed) >= MIN_SQUASHED and squashed in _squash(sentence):
+        return 1.0
+    spans = [span for span in _CODE_SPAN.findall(answer) if span.strip()]
+    if spans and all(states(span, sentence) for span in spans):
+        return 1.0
     words = content_words(answer)
     if not words:
         return 1.0 if _fold(answer) and _fold(answer) in folded else 0.0
+    asked = {w[:5] for w in content_words(question)}
+    words = [w for w in words if w[:5] not in asked] or words
     have = {w[:5] for w in content_words(sentence)}
     return sum(w[:5] in have for w in words) / len(words)
+
+
+def _squash(text: str) -> str:
+    """Letters and digits only, lower-cased: "RFC 8878" and "RFC8878" alike."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text).lower() if ch.isalnum())
 
 
 def states(answer: str, sentence: str) -> bool:
@@ -105,13 +125,13 @@ def states(answer: str, sentence: str) -> bool:
     return re.search(rf"(?<![\w.,]){re.escape(flat)}(?![\w]|[.,]\d)", text) is not None
 
 
-def find_support(answer: str, texts: list[str]) -> Quote | None:
+def find_support(answer: str, texts: list[str], question: str = "") -> Quote | None:
     """The sentence among ``texts`` that best supports ``answer`` (the first, among equals); None when no sentence
     reaches ``MIN_SUPPORT``."""
     best: tuple[float, int, int, int] | None = None
     for index, text in enumerate(texts):
         for a, b in sentences(text):
-            score = support(answer, text[a:b])
+            score = support(answer, text[a:b], question)
             if score >= MIN_SUPPORT and (best is None or score > best[0]):
                 best = (score, index, a, b)
     if best is None:

@@ -46,7 +46,7 @@ NOT_FOUND_SURE = 0.95
 FORCED = "ANSWER:"
 SENTENCE_BUDGET = 384  # prompt tokens of sentences (about 10 s of prompt reading for the 1.5B model on 2 cores)
 MAX_SENTENCE_TOKENS = 96  # a longer "sentence" (a list, a table row run) is cut to this many tokens
-_CITE = re.compile(r"\[(\d+)\]")
+_CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")  # [3], and the lists a model also writes: [1,2], [1; 4]
 _ANSWER = re.compile(r"ANSWER\s*:\s*(.+)", re.IGNORECASE | re.DOTALL)
 _PREAMBLE = re.compile(r"^(the answer is|answer)\s*:?\s*", re.IGNORECASE)
 
@@ -89,7 +89,9 @@ class Generated:
     # The model's probability of answering rather than replying NOT FOUND, at its first token (llama.cpp; None
     # where the runtime gives no token probabilities).
     answerable: float | None = None
-    forced: bool = False  # the model first said NOT FOUND, unsure, and its answer was asked for (NOT_FOUND_SURE)
+    # The answer was asked for with the reply begun as "ANSWER:": the model first said NOT FOUND, unsure
+    # (NOT_FOUND_SURE), or replied in another form.
+    forced: bool = False
     cut: bool = False  # the reply ran to the token limit: a copied list or command run, not a short answer
 
 
@@ -112,7 +114,7 @@ def select_sentences(
     candidates: list[Sentence] = []
     seen: set[str] = set()
     for index, passage in enumerate(passages):
-        for a, b in sentences(passage.text):
+        for a, b in _joined_terms(passage.text):
             key = " ".join(passage.text[a:b].lower().split())
             if len(key.split()) < 3 or key.startswith("#") or key in seen:
                 continue  # a heading or a fragment: it would take a number and state nothing
@@ -135,6 +137,22 @@ def select_sentences(
     return [candidates[i] for i in sorted(chosen)]
 
 
+def _joined_terms(text: str) -> list[tuple[int, int]]:
+    """``sentences(text)``, with a short line that is not a heading (a term: "BC_LINE_LENGTH", "-v, --verbose")
+    joined to the sentence after it, its definition; alone it would be dropped as a fragment, and the definition
+    alone does not name what it defines."""
+    spans: list[tuple[int, int]] = []
+    pending: int | None = None
+    for a, b in sentences(text):
+        piece = text[a:b]
+        if len(piece.split()) < 3 and not piece.lstrip().startswith("#"):
+            pending = a  # a fragment after a fragment: the later one is the term
+            continue
+        spans.append((a if pending is None else pending, b))
+        pending = None
+    return spans
+
+
 def build_prompt(
     llm: LanguageModel, question: str, passages: list[Passage], scorer: SentenceScorer | None = None
 ) -> tuple[str, list[Sentence], list[str]]:
@@ -146,7 +164,8 @@ def build_prompt(
         if sentence.passage != current:
             current = sentence.passage
             passage = passages[current]
-            where = f"{passage.path}, {passage.location}" if passage.location else passage.path
+            place = _place(passage.location)
+            where = f"{passage.path}, {place}" if place else passage.path
             blocks.append(f"\nFrom {where}:")
         text = " ".join(sentence.text.split())
         if llm.count_tokens(text) > MAX_SENTENCE_TOKENS:
@@ -155,6 +174,12 @@ def build_prompt(
     notes = [] if shown else ["the passages hold no sentence to read"]
     user = "Sentences:" + "\n".join(blocks) + f"\n\nQuestion: {question}"
     return llm.chat_prompt(_system(question, shown), user), shown, notes
+
+
+def _place(location: str) -> str:
+    """A passage's location as the prompt gives it: page and heading, without the character range (the model
+    copied "chars 0-178" into an answer, and the range tells it nothing)."""
+    return ", ".join(part for part in location.split(", ") if part and not part.startswith("chars "))
 
 
 def _system(question: str, shown: list[Sentence]) -> str:
@@ -184,7 +209,8 @@ def parse(raw: str, shown: int) -> tuple[str, list[int], int]:
     match = _ANSWER.search(raw)
     answer, at = (match.group(1), match.start(1)) if match else (raw, 0)
     answer = answer.strip().split("\n")[0].strip()
-    cited = list(dict.fromkeys(int(n) - 1 for n in _CITE.findall(answer) if 1 <= int(n) <= shown))
+    numbers = [int(n) for group in _CITE.findall(answer) for n in re.split(r"\s*[,;]\s*", group)]
+    cited = list(dict.fromkeys(n - 1 for n in numbers if 1 <= n <= shown))
     answer = " ".join(_CITE.sub("", answer).split())
     answer = re.sub(r"\s+([.,;:])", r"\1", answer)
     answer = _PREAMBLE.sub("", answer).strip().strip('"').strip().rstrip(",;:").strip()
@@ -231,6 +257,12 @@ def generate_answer(
         completion = llm.complete(prompt + FORCED, max_tokens=max_tokens, temperature=0.0, stop=stop)
         raw, forced = FORCED + completion.text.rstrip(), True
         notes.append(f"the model first replied NOT FOUND (probability {sure:.2f}); its answer was asked for")
+    elif not _ANSWER.search(raw):
+        # Not the form asked for ("Tk: [1]", a copied sentence): asked again with the reply begun as "ANSWER:".
+        answerable = _first_token(completion, "ANS")
+        completion = llm.complete(prompt + FORCED, max_tokens=max_tokens, temperature=0.0, stop=stop)
+        raw, forced = FORCED + completion.text.rstrip(), True
+        notes.append("the model's reply was not in the form asked for; its answer was asked for")
     else:
         answerable = _first_token(completion, "ANS")
     answer, cited, at = parse(raw, len(shown))

@@ -206,3 +206,51 @@ def test_a_reply_cut_at_the_token_limit_is_not_given_as_an_answer():
     assert not answer.found and any("not a short answer" in note for note in answer.notes)
     whole = answer_question("who wrote zlib?", ZLIB, "generative", llm=_Scripted(("ANSWER: Mark Adler [2]", [0.9] * 6)))
     assert whole.found and whole.answer == "Mark Adler" and whole.citations[0].quote.startswith("It was written")
+
+
+def test_support_counts_what_the_answer_adds_to_the_question():
+    sentence = "It was written by Jean-loup Gailly and Mark Adler."
+    restated = "The zlib compression library was written by Mark Adler"
+    question = "Who made the zlib compression library?"
+    assert support(restated, sentence) < 0.75  # the restated subject is not in this sentence
+    assert support(restated, sentence, question) == 1.0  # what the answer adds is
+    assert support("The zlib compression library was written by Linus Torvalds", sentence, question) < 0.75
+    # An answer made only of the question's words still needs them in the sentence.
+    assert support("zlib compression library", "Oranges are round.", question) == 0.0
+
+
+def test_support_matches_code_spans_and_run_together_names():
+    options = "--yaml-output, --yml-output, -y Transcode jq JSON output back into YAML and emit it"
+    assert support("Use the `--yaml-output` option.", options) == 1.0
+    assert support("Use the `--json-output` option.", options) < 0.75
+    rfc = "Zstandard's format is stable and documented in [RFC8878](https://datatracker.ietf.org/doc/html/rfc8878)."
+    assert support("RFC 8878", rfc) == 1.0
+    assert support("RFC 8879", rfc) == 0.0  # a number the sentence does not hold
+    assert support("a 19", "in 1970 a 1970s band") == 0.0  # too short to match run together
+
+
+def test_a_cited_list_is_read_and_dropped_from_the_answer():
+    assert parse("ANSWER: eval $(lesspipe) or eval $(lessfile) [1,2]", 3)[:2] == ("eval $(lesspipe) or eval $(lessfile)", [0, 1])
+    assert parse("ANSWER: Mark Adler [2; 3] [9]", 3)[:2] == ("Mark Adler", [1, 2])
+
+
+def test_the_prompt_names_the_file_and_heading_but_not_the_character_range():
+    passage = Passage(1, TEXT, "zlib/README", "§ About, chars 0-178")
+    prompt, _shown, _notes = build_prompt(_Words(), "who wrote zlib?", [passage])
+    assert "From zlib/README, § About:" in prompt and "chars" not in prompt
+
+
+def test_a_term_line_is_read_with_the_definition_after_it():
+    text = "The following environment variables are read:\n\nBC_LINE_LENGTH\n- The number of characters in an output line."
+    shown = select_sentences(_Words(), "Which variable sets the output line length?", [Passage(1, text, "bc.md")])
+    assert any(s.text.startswith("BC_LINE_LENGTH") and "output line" in s.text for s in shown)
+
+
+def test_a_reply_not_in_the_form_asked_for_is_asked_again():
+    from sixfold.reader.generative import FORCED, generate_answer
+
+    llm = _Scripted(("Tk: [1]", [0.7, 0.9, 0.9]), (" 1.3.1 [3]", [0.9, 0.9, 0.9]))
+    generated = generate_answer(llm, "which zlib version is current?", ZLIB)
+    assert generated.answer == "1.3.1" and generated.forced and generated.cited == [2]
+    assert llm.prompts[1] == llm.prompts[0] + FORCED
+    assert any("not in the form asked for" in note for note in generated.notes)
