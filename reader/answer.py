@@ -57,6 +57,14 @@ def quoted_citation(passage: Passage, quote: Quote, start: int | None = None, en
     )
 
 
+def asked_share(question: str, sentence: str) -> float | None:
+    """Share of the question's content words (first five letters) in ``sentence``; None for a question without any."""
+    asked = {w[:5] for w in content_words(question)}
+    if not asked:
+        return None
+    return len(asked & {w[:5] for w in content_words(sentence)}) / len(asked)
+
+
 SHORT_ANSWER = 2  # content words: an answer this short ("60%", "1912") is trusted only from a sentence the model cited
 MIN_ASKED = 0.6  # ... or from one that holds this share of the question's content words
 
@@ -153,6 +161,7 @@ def answer_question(
         cited_sentence=quote.exact,
         cited_rank=passages.index(cited_passage),
         answerable=generated.answerable,
+        asked=asked_share(question, quote.text),
     )
     confidence = calibrated(features)
     if confidence < min_confidence:
