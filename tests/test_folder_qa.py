@@ -52,6 +52,9 @@ def check_consistent(report: dict, asked: int) -> None:
             assert set(i["cited"]) & set(i["sources"])
         assert 0.0 <= i["confidence"] <= 1.0 and i["seconds"] > 0
         assert isinstance(i["source_retrieved"], bool) if i["answerable"] else i["source_retrieved"] is None
+        assert isinstance(i["notes"], list) and (i["found"] or i["notes"]), "an abstention says why"
+        if i["found"] and i["mode"] == "generative":
+            assert i["features"] and 0.0 <= i["features"]["support"] <= 1.0, "what the confidence was made of"
     for pct, part, whole in (("right_pct", "right", "answerable"), ("abstained_pct", "abstained", "unanswerable")):
         expected = 100 * counts[part] / report[whole] if report[whole] else None
         assert report[pct] == (pytest.approx(expected) if expected is not None else None)

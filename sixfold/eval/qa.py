@@ -270,6 +270,10 @@ class FolderQAItem:
     outcome: str  # one of OUTCOMES
     seconds: float
     mode: str
+    # The confidence's inputs (reader.calibration.Features), also for an answer held back, and the reader's notes
+    # (why it abstained): what a refit or a diagnosis of the folder set needs.
+    features: dict | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -386,6 +390,8 @@ def eval_folder_qa(
             _outcome(item, answer.found, correct, cited),
             seconds,
             answer.mode,
+            answer.features,
+            list(answer.notes),
         )
         results.append(result)
         say(f"[{number}/{len(items)}] {result.outcome} {result.confidence:.2f} {seconds:.1f}s  {item.question}")
