@@ -214,6 +214,9 @@ def parse(raw: str, shown: int) -> tuple[str, list[int], int]:
     answer = " ".join(_CITE.sub("", answer).split())
     answer = re.sub(r"\s+([.,;:])", r"\1", answer)
     answer = _PREAMBLE.sub("", answer).strip().strip('"').strip().rstrip(",;:").strip()
+    whole_code = re.fullmatch(r"`([^`]+)`\.?", answer)  # "`openssl passwd`": the answer is the code, not its markup
+    if whole_code:
+        answer = whole_code.group(1).strip()
     answer = re.sub(r"([,;])\1+", r"\1", answer)
     return answer, cited, at
 

@@ -234,6 +234,8 @@ def test_support_matches_code_spans_and_run_together_names():
 def test_a_cited_list_is_read_and_dropped_from_the_answer():
     assert parse("ANSWER: eval $(lesspipe) or eval $(lessfile) [1,2]", 3)[:2] == ("eval $(lesspipe) or eval $(lessfile)", [0, 1])
     assert parse("ANSWER: Mark Adler [2; 3] [9]", 3)[:2] == ("Mark Adler", [1, 2])
+    assert parse("ANSWER: `openssl passwd` [3]", 3)[0] == "openssl passwd"  # a whole-code answer loses its backticks
+    assert parse("ANSWER: Use `-y` or `--yaml-output` [1]", 3)[0] == "Use `-y` or `--yaml-output`"
 
 
 def test_the_prompt_names_the_file_and_heading_but_not_the_character_range():
