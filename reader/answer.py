@@ -89,12 +89,12 @@ def verify(generated: Generated, question: str) -> tuple[Quote | None, float, st
         # accepted only from a shown sentence that states the answer and holds most of the question's words.
         # A question in the user's own words shares few words with any one sentence, so the passage (the chunk) the
         # sentence is in may hold them instead.
-        asked = {w[:5] for w in content_words(question)}
         for sentence in shown:
-            if not (asked and states(answer, sentence.text)):
+            if not states(answer, sentence.text):
                 continue
             for context in (sentence.text, generated.used[sentence.passage].text):
-                if len(asked & {w[:5] for w in content_words(context)}) / len(asked) >= MIN_ASKED:
+                share = asked_share(question, context)
+                if share is not None and share >= MIN_ASKED:
                     return Quote(sentence.passage, sentence.start, sentence.end, sentence.text, False), 1.0, None
         return None, 0.0, "no sentence the model cited states its answer"
     scores = [support(answer, s.text, question) for s in shown]

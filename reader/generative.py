@@ -256,18 +256,17 @@ def generate_answer(
         sure = _first_token(completion, "NOT")
         if sure is None or sure >= not_found_sure:
             return Generated("", passages, shown, said_not_found=True, notes=notes, raw=raw, answerable=_not(sure))
-        answerable = _not(sure)
-        completion = llm.complete(prompt + FORCED, max_tokens=max_tokens, temperature=0.0, stop=stop)
-        raw, forced = FORCED + completion.text.rstrip(), True
+        answerable, forced = _not(sure), True
         notes.append(f"the model first replied NOT FOUND (probability {sure:.2f}); its answer was asked for")
     elif not _ANSWER.search(raw):
         # Not the form asked for ("Tk: [1]", a copied sentence): asked again with the reply begun as "ANSWER:".
-        answerable = _first_token(completion, "ANS")
-        completion = llm.complete(prompt + FORCED, max_tokens=max_tokens, temperature=0.0, stop=stop)
-        raw, forced = FORCED + completion.text.rstrip(), True
+        answerable, forced = _first_token(completion, "ANS"), True
         notes.append("the model's reply was not in the form asked for; its answer was asked for")
     else:
         answerable = _first_token(completion, "ANS")
+    if forced:
+        completion = llm.complete(prompt + FORCED, max_tokens=max_tokens, temperature=0.0, stop=stop)
+        raw = FORCED + completion.text.rstrip()
     answer, cited, at = parse(raw, len(shown))
     if not answer or "NOT FOUND" in answer.upper():
         return Generated("", passages, shown, said_not_found=True, notes=notes, raw=raw, answerable=answerable)
