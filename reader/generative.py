@@ -93,6 +93,9 @@ class Generated:
     # (NOT_FOUND_SURE), or replied in another form.
     forced: bool = False
     cut: bool = False  # the reply ran to the token limit: a copied list or command run, not a short answer
+    # The reply was only a sentence number ("ANSWER: [4]"); the answer is that sentence (``reader.answer.verify``
+    # takes it only when the model's own check says the sentence answers the question).
+    pointed: bool = False
 
 
 def lexical_scores(question: str, texts: list[str]) -> list[float]:
@@ -164,7 +167,7 @@ def build_prompt(
         if sentence.passage != current:
             current = sentence.passage
             passage = passages[current]
-            place = _place(passage.location)
+            place = prompt_place(passage.location)
             where = f"{passage.path}, {place}" if place else passage.path
             blocks.append(f"\nFrom {where}:")
         text = " ".join(sentence.text.split())
@@ -176,7 +179,7 @@ def build_prompt(
     return llm.chat_prompt(_system(question, shown), user), shown, notes
 
 
-def _place(location: str) -> str:
+def prompt_place(location: str) -> str:
     """A passage's location as the prompt gives it: page and heading, without the character range (the model
     copied "chars 0-178" into an answer, and the range tells it nothing)."""
     return ", ".join(part for part in location.split(", ") if part and not part.startswith("chars "))
@@ -268,6 +271,13 @@ def generate_answer(
         completion = llm.complete(prompt + FORCED, max_tokens=max_tokens, temperature=0.0, stop=stop)
         raw = FORCED + completion.text.rstrip()
     answer, cited, at = parse(raw, len(shown))
+    pointed = False
+    if not answer and cited:
+        # "ANSWER: [4] [6]": the model pointed at the sentence instead of writing the answer (on the folder QA set, 3
+        # of the replies taken for NOT FOUND: a CMake option line, pip's --break-system-packages sentence, the NTP
+        # servers' sentence). The first sentence it cited, as written, is the answer if the model's check agrees.
+        answer, pointed = " ".join(shown[cited[0]].text.split()), True
+        notes.append("the model replied with a sentence number only; that sentence is the answer")
     if not answer or "NOT FOUND" in answer.upper():
         return Generated("", passages, shown, said_not_found=True, notes=notes, raw=raw, answerable=answerable)
     cut = completion.finish_reason == "length"
@@ -275,7 +285,7 @@ def generate_answer(
         notes.append("the model's reply was cut at the token limit")
     offset = len(FORCED) if forced else 0  # the forced prefix is not among the generated tokens
     probability = _answer_probability(completion.token_probabilities, raw[offset:], max(at - offset, 0))
-    return Generated(answer, passages, shown, cited, False, notes, probability, raw, answerable, forced, cut)
+    return Generated(answer, passages, shown, cited, False, notes, probability, raw, answerable, forced, cut, pointed)
 
 
 def _not(probability: float | None) -> float | None:

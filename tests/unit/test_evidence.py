@@ -7,7 +7,7 @@ import pytest
 from sixfold.reader.answer import quoted_citation, verify
 from sixfold.reader.calibration import Features, calibrated
 from sixfold.reader.evidence import Quote, find_support, sentence_at, sentences, support
-from sixfold.reader.generative import Generated, build_prompt, parse, select_sentences
+from sixfold.reader.generative import Generated, build_prompt, generate_answer, parse, select_sentences
 from sixfold.reader.types import Passage
 
 TEXT = (
@@ -193,7 +193,7 @@ def test_a_sure_not_found_is_taken_and_a_direct_answer_keeps_its_first_token_pro
 
 def test_confidence_rises_with_the_models_own_answerability():
     base = dict(evidence=0.6, probability=0.8, support=1.0, cited_sentence=True, cited_rank=0)
-    weights = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0)  # only the answerability counts
+    weights = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0)  # only the answerability counts
     assert calibrated(Features(**base, answerable=0.2), weights) < calibrated(Features(**base, answerable=0.9), weights)
     assert calibrated(Features(**base), weights) == calibrated(Features(**base, answerable=0.5), weights)
 
@@ -205,9 +205,31 @@ def test_a_reply_cut_at_the_token_limit_is_not_given_as_an_answer():
     answer = answer_question("who wrote zlib?", ZLIB, "generative", llm=_Scripted((copied, [0.9] * 30, "length")))
     assert not answer.found and any("not a short answer" in note for note in answer.notes)
     whole = answer_question(  # the gate off: this is about the cut, not the confidence
-        "who wrote zlib?", ZLIB, "generative", llm=_Scripted(("ANSWER: Mark Adler [2]", [0.9] * 6)), min_confidence=0.0
+        "who wrote zlib?",
+        ZLIB,
+        "generative",
+        llm=_Scripted(("ANSWER: Mark Adler [2]", [0.9] * 6), ("Yes", [0.7, 0.9])),
+        min_confidence=0.0,
     )
     assert whole.found and whole.answer == "Mark Adler" and whole.citations[0].quote.startswith("It was written")
+    assert whole.features["judged"] == pytest.approx(0.7)  # the model's check of the quoted sentence
+
+
+def test_a_short_answer_from_an_uncited_sentence_is_taken_when_the_model_says_the_sentence_answers():
+    from sixfold.reader.answer import answer_question
+    from sixfold.reader.judge import judge_prompt
+
+    cal = [Passage(1, "Calendar notes.\n\n1 Jan 1 is a Saturday because that is what the old tables say.", "cal.txt")]
+    question = "According to cal, which day of the week was 1 January of year 1?"
+    reply = "ANSWER: Saturday"  # no citation, and few of the question's words are in the sentence
+    no = answer_question(question, cal, "generative", llm=_Scripted((reply, [0.9] * 4), ("No", [0.8, 0.9])), min_confidence=0.0)
+    assert not no.found and "no sentence the model cited states its answer" in no.notes[-1]
+    llm = _Scripted((reply, [0.9] * 4), ("Yes", [0.75, 0.9]))
+    yes = answer_question(question, cal, "generative", llm=llm, min_confidence=0.0)
+    assert yes.found and yes.answer == "Saturday" and "1 Jan 1 is a Saturday" in yes.citations[0].quote
+    assert yes.features["judged"] == pytest.approx(0.75)  # one check serves the rule and the confidence
+    assert llm.prompts[-1] == judge_prompt(llm, question, "Saturday", cal[0], yes.citations[0].quote)
+    assert not llm.replies  # no third call
 
 
 def test_support_counts_what_the_answer_adds_to_the_question():
@@ -270,5 +292,25 @@ def test_the_questions_words_in_the_quote_are_measured_and_weighed_only_when_fit
     base = dict(evidence=0.6, probability=0.8, support=1.0, cited_sentence=True, cited_rank=0, answerable=0.9)
     # Weight 0 in the shipped fit (it cost the paraphrased folder questions: reader.calibration); a fit may use it.
     assert calibrated(Features(**base, asked=0.25)) == calibrated(Features(**base, asked=1.0))
-    weights = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0)
+    weights = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0)
     assert calibrated(Features(**base, asked=0.25), weights) < calibrated(Features(**base, asked=1.0), weights)
+
+
+def test_a_reply_that_only_points_at_a_sentence_answers_with_that_sentence():
+    from sixfold.reader.answer import answer_question
+
+    generated = generate_answer(_Scripted(("ANSWER: [2] [0]", [0.9, 0.8, 0.7, 0.9, 0.9])), "who wrote zlib?", ZLIB)
+    assert not generated.said_not_found and generated.cited == [1]
+    assert generated.answer == "It was written by Jean-loup Gailly and Mark Adler."
+    assert "sentence number only" in generated.notes[-1]
+    answer = answer_question(
+        "who wrote zlib?", ZLIB, "generative", llm=_Scripted(("ANSWER: [2]", [0.9] * 4), ("Yes", [0.8, 0.9])), min_confidence=0.0
+    )
+    assert answer.found and answer.citations[0].quote == "It was written by Jean-loup Gailly and Mark Adler."
+    # ... only when the model's own check says that sentence answers the question.
+    doubted = answer_question(
+        "who wrote zlib?", ZLIB, "generative", llm=_Scripted(("ANSWER: [2]", [0.9] * 4), ("No", [0.6, 0.9])), min_confidence=0.0
+    )
+    assert not doubted.found and "only gave a sentence number" in doubted.notes[-1]
+    # Nothing cited and nothing written is still no answer.
+    assert generate_answer(_Scripted(("ANSWER: [9]", [0.9] * 4)), "who wrote zlib?", ZLIB).said_not_found
