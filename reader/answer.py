@@ -91,7 +91,7 @@ def verify(generated: Generated, question: str, judge: Judge | None = None) -> t
     cited = [shown[i] for i in generated.cited]
     if generated.pointed:
         # The answer is the sentence the model pointed at: stated by it, trivially, so only the check can tell. On the
-        # Spanish folder set 5 of 9 such answers were wrong (the check gave two of them 0.50 and 0.55).
+        # Spanish folder set 5 of 7 such answers were wrong (the check gave two of them 0.50 and 0.55).
         sentence = cited[0]
         quote = Quote(sentence.passage, sentence.start, sentence.end, sentence.text, True)
         judged = judge(quote) if judge is not None else None
