@@ -167,9 +167,7 @@ def build_prompt(
         if sentence.passage != current:
             current = sentence.passage
             passage = passages[current]
-            place = prompt_place(passage.location)
-            where = f"{passage.path}, {place}" if place else passage.path
-            blocks.append(f"\nFrom {where}:")
+            blocks.append(f"\nFrom {prompt_source(passage)}:")
         text = " ".join(sentence.text.split())
         if llm.count_tokens(text) > MAX_SENTENCE_TOKENS:
             text = llm.truncate(text, MAX_SENTENCE_TOKENS) + " …"
@@ -179,10 +177,11 @@ def build_prompt(
     return llm.chat_prompt(_system(question, shown), user), shown, notes
 
 
-def prompt_place(location: str) -> str:
-    """A passage's location as the prompt gives it: page and heading, without the character range (the model
+def prompt_source(passage: Passage) -> str:
+    """Where a passage is from, as a prompt gives it: file, page and heading, without the character range (the model
     copied "chars 0-178" into an answer, and the range tells it nothing)."""
-    return ", ".join(part for part in location.split(", ") if part and not part.startswith("chars "))
+    place = [part for part in passage.location.split(", ") if part and not part.startswith("chars ")]
+    return ", ".join(part for part in [passage.path, *place] if part)
 
 
 def _system(question: str, shown: list[Sentence]) -> str:
@@ -228,7 +227,7 @@ def _says_not_found(raw: str) -> bool:
     return not raw or "NOT FOUND" in raw.upper()[:40]
 
 
-def _first_token(completion: Completion, starts: str) -> float | None:
+def first_token(completion: Completion, starts: str) -> float | None:
     """The probability of the reply's first token when the reply begins with ``starts`` (the token is its start)."""
     probabilities = completion.token_probabilities
     if not probabilities or not completion.text.lstrip().upper().startswith(starts):
@@ -256,17 +255,17 @@ def generate_answer(
     forced = False
     answerable: float | None = None
     if _says_not_found(raw):
-        sure = _first_token(completion, "NOT")
+        sure = first_token(completion, "NOT")
         if sure is None or sure >= not_found_sure:
-            return Generated("", passages, shown, said_not_found=True, notes=notes, raw=raw, answerable=_not(sure))
-        answerable, forced = _not(sure), True
+            return Generated("", passages, shown, said_not_found=True, notes=notes, raw=raw, answerable=complement(sure))
+        answerable, forced = complement(sure), True
         notes.append(f"the model first replied NOT FOUND (probability {sure:.2f}); its answer was asked for")
     elif not _ANSWER.search(raw):
         # Not the form asked for ("Tk: [1]", a copied sentence): asked again with the reply begun as "ANSWER:".
-        answerable, forced = _first_token(completion, "ANS"), True
+        answerable, forced = first_token(completion, "ANS"), True
         notes.append("the model's reply was not in the form asked for; its answer was asked for")
     else:
-        answerable = _first_token(completion, "ANS")
+        answerable = first_token(completion, "ANS")
     if forced:
         completion = llm.complete(prompt + FORCED, max_tokens=max_tokens, temperature=0.0, stop=stop)
         raw = FORCED + completion.text.rstrip()
@@ -288,5 +287,5 @@ def generate_answer(
     return Generated(answer, passages, shown, cited, False, notes, probability, raw, answerable, forced, cut, pointed)
 
 
-def _not(probability: float | None) -> float | None:
+def complement(probability: float | None) -> float | None:
     return None if probability is None else 1.0 - probability

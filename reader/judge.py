@@ -13,7 +13,7 @@ One short call: about 60 prompt tokens and one generated token, 1.3-1.6 s on the
 
 from __future__ import annotations
 
-from sixfold.reader.generative import prompt_place
+from sixfold.reader.generative import complement, first_token, prompt_source
 from sixfold.reader.llm import LanguageModel
 from sixfold.reader.types import Passage
 
@@ -23,7 +23,7 @@ SYSTEM = "You check whether a sentence from a document answers a question."
 def judge_prompt(llm: LanguageModel, question: str, answer: str, passage: Passage, sentence: str) -> str:
     """The chat prompt of the check (the sentence on one line: a table row or a wrapped line reads as prose)."""
     user = (
-        f"Source: {', '.join(p for p in (passage.path, prompt_place(passage.location)) if p)}\n"
+        f"Source: {prompt_source(passage)}\n"
         f'Sentence: "{" ".join(sentence.split())}"\n\n'
         f"Question: {question}\n"
         f"Proposed answer: {answer}\n\n"
@@ -37,12 +37,5 @@ def judge_support(llm: LanguageModel, question: str, answer: str, passage: Passa
     records no token probabilities (transformers) or the reply is neither Yes nor No."""
     # Two tokens: llama.cpp scores a generated token only when the next one is asked for.
     completion = llm.complete(judge_prompt(llm, question, answer, passage, sentence), max_tokens=2, temperature=0.0)
-    reply = completion.text.strip().lower()
-    probabilities = completion.token_probabilities
-    if not probabilities:
-        return None
-    if reply.startswith("yes"):
-        return probabilities[0]
-    if reply.startswith("no"):
-        return 1.0 - probabilities[0]
-    return None
+    yes = first_token(completion, "YES")
+    return yes if yes is not None else complement(first_token(completion, "NO"))
