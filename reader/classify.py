@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,10 @@ TEMPERATURE = 0.05
 SHOWN_EXAMPLES = 5
 TEXT_HEADERS = {"text", "sentence", "query", "question", "utterance"}
 LABEL_HEADERS = {"label", "labels", "category", "class", "intent", "target"}
+# A tuned classifier's folder (sixfold.tuner.classifier): the tuned embedder, the head, the examples it learnt from.
+BODY_DIR = "body"
+HEAD_FILE = "head.npz"
+EXAMPLES_FILE = "examples.jsonl"
 
 
 def load_examples(path: str | os.PathLike[str]) -> list[LabeledExample]:
@@ -68,6 +73,12 @@ def load_examples(path: str | os.PathLike[str]) -> list[LabeledExample]:
     if len({e.label for e in examples}) < 2:
         raise SixfoldError(f"examples file {path} has only one label ({examples[0].label}); classification needs at least two")
     return examples
+
+
+def _check_queries(queries: list[str]) -> None:
+    for number, query in enumerate(queries, start=1):
+        if not isinstance(query, str) or not query.strip():
+            raise SixfoldError(f"query {number} is empty")
 
 
 def _example(text: object, label: object, path: Path, number: int) -> LabeledExample:
@@ -111,9 +122,7 @@ class Classifier:
         return vectors
 
     def classify(self, queries: list[str], top_per_label: int = TOP_PER_LABEL, shown: int = SHOWN_EXAMPLES) -> list[Label]:
-        for number, query in enumerate(queries, start=1):
-            if not isinstance(query, str) or not query.strip():
-                raise SixfoldError(f"query {number} is empty")
+        _check_queries(queries)
         query_vectors = self.embedder.encode([q.strip() for q in queries])
         sims = query_vectors @ self.vectors.T
         centroid_sims = query_vectors @ self.centroids.T
@@ -137,6 +146,134 @@ class Classifier:
                     score=float(probs[best]),
                     scores={label: float(p) for label, p in zip(self.labels, probs)},
                     examples=used,
+                    decided_by=f"nearest examples ({self.embedder.name})",
                 )
             )
+        return results
+
+
+# ---- tuned: a SetFit-style classifier (sixfold.tuner.classifier) --------------------------------------------------
+@dataclass
+class LinearHead:
+    """Multinomial logistic regression over normalised embeddings (one row per label; two labels share one row)."""
+
+    labels: list[str]
+    weights: np.ndarray  # (rows, dim)
+    bias: np.ndarray  # (rows,)
+
+    @classmethod
+    def fit(cls, vectors: np.ndarray, labels: list[str], c: float = 1.0, seed: int = 0) -> LinearHead:
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=c, max_iter=1000, random_state=seed).fit(vectors, labels)
+        return cls([str(x) for x in model.classes_], model.coef_.astype(np.float32), model.intercept_.astype(np.float32))
+
+    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        logits = vectors @ self.weights.T + self.bias
+        if len(self.labels) == 2 and logits.shape[1] == 1:
+            positive = 1.0 / (1.0 + np.exp(-logits[:, 0]))
+            return np.stack([1.0 - positive, positive], axis=1)
+        logits = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def save(self, path: Path) -> None:
+        np.savez(path, weights=self.weights, bias=self.bias, labels=np.array(self.labels, dtype=object).astype(str))
+
+    @classmethod
+    def load(cls, path: Path) -> LinearHead:
+        with np.load(path, allow_pickle=False) as data:
+            return cls([str(x) for x in data["labels"]], data["weights"], data["bias"])
+
+
+class TunedClassifier:
+    """A ``classifier@N`` version: its tuned embedder embeds the query, its head decides the label; the examples
+    shown are the ones nearest the query under the tuned embedder (its own, or the ones given)."""
+
+    def __init__(self, name: str, body: TextEmbedder, head: LinearHead, examples: list[LabeledExample]) -> None:
+        self.name = name
+        self.body = body
+        self.head = head
+        self.labels = head.labels
+        self.examples = examples
+        self._vectors: np.ndarray | None = None
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str], name: str | None = None) -> TunedClassifier:
+        from sixfold.indexer.embedding import load_embedder
+
+        folder = Path(folder)
+        if not (folder / HEAD_FILE).is_file() or not (folder / BODY_DIR).is_dir():
+            raise SixfoldError(f"{folder} is not a tuned classifier (no {HEAD_FILE} or {BODY_DIR}/)")
+        path, examples = folder / EXAMPLES_FILE, []
+        for number, _, row in iter_jsonl(path):
+            if isinstance(row, dict):
+                examples.append(_example(row.get("text"), row.get("label"), path, number))
+        return cls(name or folder.name, load_embedder(str(folder / BODY_DIR)), LinearHead.load(folder / HEAD_FILE), examples)
+
+    def classify(
+        self, queries: list[str], examples: list[LabeledExample] | None = None, shown: int = SHOWN_EXAMPLES
+    ) -> list[Label]:
+        _check_queries(queries)
+        vectors = self.body.encode([q.strip() for q in queries])
+        probabilities = self.head.probabilities(vectors)
+        if examples:
+            pool, pool_vectors = examples, self.body.encode([e.text for e in examples])
+        else:
+            if self._vectors is None:
+                self._vectors = self.body.encode([e.text for e in self.examples])
+            pool, pool_vectors = self.examples, self._vectors
+        sims = vectors @ pool_vectors.T
+        results = []
+        for query, probs, row in zip(queries, probabilities, sims):
+            best = int(np.argmax(probs))
+            order = np.argsort(-row)[:shown]
+            used = [LabeledExample(pool[i].text, pool[i].label, float(row[i]), pool[i].line) for i in order]
+            scores = {label: float(p) for label, p in zip(self.labels, probs)}
+            results.append(Label(query, self.labels[best], float(probs[best]), scores, used, decided_by=self.name))
+        return results
+
+
+# ---- zero-shot: label names or descriptions, no examples ----------------------------------------------------------
+def parse_labels(spec: str | list[str]) -> list[tuple[str, str]]:
+    """Labels for zero-shot classification: ``"sports, politics"`` (``;`` separates them instead when there is one, so
+    descriptions may hold commas) or a list; each ``name`` or ``name: description`` (the description, when given, is
+    what the text is compared with). Returns (name, text) pairs."""
+    items = (spec.split(";") if ";" in spec else spec.split(",")) if isinstance(spec, str) else spec
+    labels: list[tuple[str, str]] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise SixfoldError("labels must be strings")
+        name, _, description = item.partition(":")
+        name, description = name.strip(), description.strip()
+        if not name:
+            continue
+        if name in {n for n, _ in labels}:
+            raise SixfoldError(f"label '{name}' is given twice")
+        labels.append((name, description or name))
+    if len(labels) < 2:
+        raise SixfoldError("zero-shot classification needs at least two labels (e.g. --labels 'sports, politics')")
+    return labels
+
+
+class ZeroShotClassifier:
+    """Label texts with no examples: each text goes to the label whose name (or description) it is most similar to
+    under the embedder; a softmax at TEMPERATURE turns the cosines into scores."""
+
+    def __init__(self, labels: list[tuple[str, str]], embedder: TextEmbedder) -> None:
+        self.labels = [name for name, _ in labels]
+        self.embedder = embedder
+        self.vectors = embedder.encode([text for _, text in labels])
+
+    def classify(self, queries: list[str]) -> list[Label]:
+        _check_queries(queries)
+        sims = self.embedder.encode([q.strip() for q in queries]) @ self.vectors.T
+        results = []
+        for query, row in zip(queries, sims):
+            probs = np.exp((row - row.max()) / TEMPERATURE)
+            probs /= probs.sum()
+            best = int(np.argmax(probs))
+            scores = {label: float(p) for label, p in zip(self.labels, probs)}
+            decided_by = f"zero-shot from label names ({self.embedder.name})"
+            results.append(Label(query, self.labels[best], float(probs[best]), scores, [], decided_by=decided_by))
         return results

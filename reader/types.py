@@ -124,6 +124,8 @@ class Label:
     score: float
     scores: dict[str, float]
     examples: list[LabeledExample]
+    # What decided the label: "nearest examples (MODEL)", "classifier@N" (tuned), "zero-shot (MODEL)".
+    decided_by: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -32,7 +32,7 @@ from sixfold.indexer.ray_pipeline import check_ray_arguments
 from sixfold.indexer.store import IndexSettings, IndexStore, Snapshot
 from sixfold.reader.answer import MODES as ANSWER_MODES
 from sixfold.reader.answer import answer_question
-from sixfold.reader.classify import Classifier, load_examples
+from sixfold.reader.classify import Classifier, TunedClassifier, ZeroShotClassifier, load_examples, parse_labels
 from sixfold.reader.types import Answer, Completion, Label, LabeledExample, Passage
 from sixfold.retriever.rerank import load_reranker
 from sixfold.retriever.search import CANDIDATES, RERANK_WEIGHT, VECTOR_MODES, default_mode, validate_query
@@ -50,6 +50,7 @@ BASE_MODELS = {
     "reader": "none ships: answers are generative until `sixfold tune reader` (or --reader FOLDER)",
     "reranker": "none: the hybrid order is kept",
     "domain": "the packaged encoder (all-MiniLM-L6-v2)",
+    "classifier": "nearest examples with the index's embedder (no training)",
 }
 
 
@@ -114,6 +115,7 @@ class Engine:
         self._generation: str | None = None  # the generation the snapshot reads
         self._pointer_generation: str | None = None  # what the pointer said when it was opened (it may be damaged)
         self._lock = threading.RLock()  # snapshot switching, when threads (the HTTP server) share an Engine
+        self._classifiers: dict[str, TunedClassifier] = {}  # tuned classifiers loaded, by folder
 
     @classmethod
     def open(cls, path: str | os.PathLike, model: str | None = None) -> Engine:
@@ -459,20 +461,64 @@ class Engine:
     def classify(
         self,
         queries: list[str] | str,
-        examples: list[LabeledExample] | str | os.PathLike,
+        examples: list[LabeledExample] | str | os.PathLike | None = None,
         *,
+        labels: str | list[str] | None = None,
+        classifier: str | None = None,
         cache: bool = True,
         embedder: TextEmbedder | None = None,
     ) -> list[Label]:
-        """Label each query from labeled examples (a CSV/JSONL file or a list), naming the examples that decided it.
+        """Label each query, naming what decided it (``Label.decided_by``) and the examples nearest to it.
+
+        - ``classifier``: ``classifier@N`` (a tuned version in the index), ``base`` (nearest examples even when a tuned
+          one is active), or None: the index's active tuned classifier when the examples (or ``labels``) ask for its
+          label set, or nothing is given; else nearest examples (or zero-shot).
+        - ``examples``: labeled examples (a CSV/JSONL file or a list); none and no tuned classifier: zero-shot from
+          ``labels`` (names, or ``name: description``).
         ``embedder``: a copy to embed with instead of the Engine's own (the server's pool)."""
         if isinstance(queries, str):
             queries = [queries]
         if not queries:
             raise SixfoldError("no text to classify")
-        if not isinstance(examples, list):
+        if examples is not None and not isinstance(examples, list):
             examples = load_examples(examples)
-        return Classifier(examples, embedder or self.embedder, cache=cache).classify(list(queries))
+        tuned = self.tuned_classifier(classifier)
+        if tuned is not None:
+            asked = {e.label for e in examples} if examples else {n for n, _ in parse_labels(labels)} if labels else None
+            if classifier or asked is None or asked == set(tuned.labels):
+                return tuned.classify(list(queries), examples or None)
+        if examples:
+            return Classifier(examples, embedder or self.embedder, cache=cache).classify(list(queries))
+        if labels:
+            return ZeroShotClassifier(parse_labels(labels), embedder or self.embedder).classify(list(queries))
+        raise SixfoldError(
+            "nothing to classify with: give labeled examples, label names for zero-shot, or tune a classifier "
+            "(sixfold tune classifier --examples FILE --index IDX)"
+        )
+
+    def tuned_classifier(self, spec: str | None = None) -> TunedClassifier | None:
+        """``classifier@N``, or the index's active tuned classifier (None for ``base`` or when there is none)."""
+        from sixfold.tuner.versions import Registry, parse_version
+
+        if spec in ("base", "classifier@base"):
+            return None
+        if spec:
+            role, number = parse_version(spec)
+            if role != "classifier":
+                raise SixfoldError(f"'{spec}' is not a classifier (expected classifier@N)")
+            if number is None:
+                return None
+            folder = Registry(self.store.root).version_dir("classifier", number)
+        else:
+            active = self.active_model("classifier")
+            if active is None:
+                return None
+            folder = Path(active)
+        key = str(folder)
+        with self._lock:
+            if key not in self._classifiers:
+                self._classifiers[key] = TunedClassifier.load(folder, name=f"classifier@{folder.name}")
+            return self._classifiers[key]
 
     def complete(
         self,

@@ -45,7 +45,7 @@ OBVIOUS = [
     ("what was the final score of the rugby game", "sports"),
     ("which team is top of the league", "sports"),
 ]
-LABEL_KEYS = {"query", "label", "score", "scores", "examples"}
+LABEL_KEYS = {"query", "label", "score", "scores", "examples", "decided_by"}
 EXAMPLE_KEYS = {"text", "label", "similarity", "line"}
 
 
@@ -179,7 +179,7 @@ def test_cli_input_batch(example_files, cli, embedder, tmp_path):
     assert [d["label"] for d in data] == [lab for _, lab in OBVIOUS[::2]]
     rc, out, err = cli("classify", "--input", batch, "--examples", example_files[0])
     assert rc == 0, err
-    assert "classification from 12 examples" in out
+    assert "classification by nearest examples (all-MiniLM-L6-v2) from 12 examples" in out
     assert all(label in out for label in EXAMPLES)
 
 

@@ -48,14 +48,23 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from sixfold.reader.classify import load_examples
+    from sixfold.reader.classify import load_examples, parse_labels
 
     texts = read_texts(args.text, args.input, "input file")
     if not texts:
         raise SixfoldError("nothing to classify: give TEXT arguments or --input FILE")
-    examples = load_examples(args.examples)  # before loading a model: bad files fail fast
-    engine = open_engine(args.index, args.model)
-    labels = engine.classify(texts, examples)
+    examples = load_examples(args.examples) if args.examples else None  # before loading a model: bad files fail fast
+    if args.labels:
+        parse_labels(args.labels)
+    if args.classifier and not args.index:
+        raise SixfoldError("--classifier names a tuned classifier of an index: give --index too")
+    engine = open_engine(args.index, args.model, must_exist=bool(args.classifier))
+    if examples is None and not args.labels and engine.tuned_classifier(args.classifier) is None:
+        raise SixfoldError(
+            "nothing to classify with: give --examples FILE, --labels 'a, b, ...' (zero-shot), or --index with a tuned "
+            "classifier (sixfold tune classifier)"
+        )
+    labels = engine.classify(texts, examples, labels=args.labels, classifier=args.classifier)
     embedder = engine.embedder
     render.warn_truncated(embedder.token_counts(texts), embedder.max_tokens, "the classifier")
     if args.json:
@@ -66,14 +75,13 @@ def cmd_classify(args: argparse.Namespace) -> int:
             label.query[:80],
             label.label,
             f"{label.score:.2f}",
-            "\n".join(f"{e.label}: {e.text[:60]} ({e.similarity:.2f})" for e in label.examples[:3]),
+            "\n".join(f"{e.label}: {e.text[:60]} ({e.similarity:.2f})" for e in label.examples[:3]) or "-",
         )
         for label in labels
     ]
-    columns = ("text", "label", "score", "deciding examples (similarity)")
-    render.console().print(
-        render.table(f"classification from {len(examples)} examples", columns, rows, overflow="fold", show_lines=True)
-    )
+    columns = ("text", "label", "score", "nearest examples (similarity)")
+    title = f"classification by {labels[0].decided_by}" + (f" from {len(examples)} examples" if examples else "")
+    render.console().print(render.table(title, columns, rows, overflow="fold", show_lines=True))
     return 0
 
 

@@ -191,13 +191,31 @@ def folder_qa_tables(report: FolderQAReport, outcomes: dict[str, str]) -> list[T
 
 def _classify(args: argparse.Namespace, say) -> tuple[Report, RenderableType]:
     from sixfold.eval.classify import eval_classify
+    from sixfold.tuner.classifier import ClassifierTrainConfig
 
-    report: ClassifyReport = eval_classify(args.train, args.test, shots=args.shots, seed=args.seed, limit=args.limit)
+    config = ClassifierTrainConfig(
+        max_steps=args.max_steps, objective=args.objective, pairs_per_example=args.pairs_per_example, seed=args.seed
+    )
+    if args.tune:
+        from sixfold.progress import TrainProgress
+
+        with TrainProgress(render.console(stderr=True), quiet=args.json) as progress:
+            report: ClassifyReport = eval_classify(
+                args.train, args.test, shots=args.shots, seed=args.seed, limit=args.limit, tune=True, config=config,
+                callbacks=[progress.callback()],
+            )  # fmt: skip
+    else:
+        report = eval_classify(args.train, args.test, shots=args.shots, seed=args.seed, limit=args.limit)
+    tuned = report.tuned
+    columns = ("metric", "nearest examples", *(("tuned",) if tuned else ()))
     rows = [
-        ("accuracy", f"{report.accuracy:.4f}"),
-        ("macro_f1", f"{report.macro_f1:.4f}"),
-        ("ms_per_item", f"{report.ms_per_item:.4f}"),
+        ("accuracy", f"{report.accuracy:.4f}", *((f"{tuned.accuracy:.4f}",) if tuned else ())),
+        ("macro_f1", f"{report.macro_f1:.4f}", *((f"{tuned.macro_f1:.4f}",) if tuned else ())),
+        ("ms_per_item", f"{report.ms_per_item:.1f}", *((f"{tuned.ms_per_item:.1f}",) if tuned else ())),
     ]
-    rows += [("confused", f"{c.gold} -> {c.predicted} ×{c.count}") for c in report.top_confusions]
+    if tuned:
+        rows.append(("train seconds", "-", f"{tuned.train_seconds:.0f} ({tuned.train_rows} training rows)"))
+    confusions = tuned.top_confusions if tuned else report.top_confusions
+    rows += [("confused", *(("",) if tuned else ()), f"{c.gold} -> {c.predicted} ×{c.count}") for c in confusions]
     title = f"classification: {report.examples} examples, {report.test_items} test items"
-    return report, render.table(title, ("metric", "value"), rows)
+    return report, render.table(title, columns, rows)

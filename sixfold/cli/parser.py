@@ -170,11 +170,21 @@ def _add_answer(sub) -> None:
     p.add_argument("--no-rerank", action="store_true", help="do not rerank, even with a tuned reranker in the index")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("classify", help="label texts from labeled examples (nearest examples decide)")
+    p = sub.add_parser("classify", help="label texts: from labeled examples, a tuned classifier, or label names (zero-shot)")
     p.add_argument("text", nargs="*")
-    p.add_argument("--examples", required=True, help="CSV (text,label) or JSONL ({text, label}) of labeled examples")
+    p.add_argument("--examples", help="CSV (text,label) or JSONL ({text, label}) of labeled examples")
+    p.add_argument(
+        "--labels",
+        help="no examples: zero-shot from label names, comma-separated (or ';' when descriptions hold commas), each "
+        "NAME or 'NAME: description'",
+    )
+    p.add_argument(
+        "--classifier",
+        metavar="classifier@N",
+        help="a tuned classifier of the index (default: its active one, when it has the examples' labels); base: none",
+    )
     p.add_argument("--input", help="a file with one text per line to classify")
-    p.add_argument("--index", help="use this index's embedding model")
+    p.add_argument("--index", help="use this index's embedding model and tuned classifier")
     p.add_argument("--model", help="embedding model (default: the packaged all-MiniLM-L6-v2)")
     p.add_argument("--json", action="store_true")
 
@@ -206,7 +216,8 @@ def _training(t: argparse.ArgumentParser, config: type[_TrainingDefaults], max_l
     t.add_argument("--epochs", type=float, default=config.epochs, help="default %(default)s")
     t.add_argument("--learning-rate", type=float, default=config.learning_rate, help="default %(default)s")
     t.add_argument("--batch-size", type=positive_int, default=config.batch_size, help="default %(default)s")
-    t.add_argument("--max-steps", type=int, default=config.max_steps, help="stop after this many steps (default: epochs decide)")
+    steps = f"default {config.max_steps}; -1: epochs decide" if config.max_steps > 0 else "default: epochs decide"
+    t.add_argument("--max-steps", type=int, default=config.max_steps, help=f"stop after this many steps ({steps})")
     if max_length is not None:
         t.add_argument("--max-length", type=positive_int, default=max_length, help="tokens (default %(default)s)")
 
@@ -228,6 +239,7 @@ def _add_tune(p: argparse.ArgumentParser) -> None:
     _tune_embedder(tune)
     _tune_domain(tune)
     _tune_reranker(tune)
+    _tune_classifier(tune)
 
 
 def _tune_reader(tune) -> None:
@@ -300,6 +312,39 @@ def _tune_reranker(tune) -> None:
         help="at most this many before/after queries (default %(default)s)",
     )
     _outcome(t, RerankerTrainConfig, "better on eval", force=False)
+
+
+def _tune_classifier(tune) -> None:
+    from sixfold.tuner.classifier import HOLDOUT, ClassifierTrainConfig
+
+    t = tune.add_parser(
+        "classifier", help="train a few-shot classifier on labeled examples (SetFit-style: tuned embedder + head)"
+    )
+    t.add_argument("--examples", required=True, help="labeled examples: CSV text,label or JSONL {text, label}")
+    t.add_argument("--eval", help=f"held-out labeled examples, same formats (default: {HOLDOUT:.0%} of each label held out)")
+    t.add_argument("--index", default=DEFAULT_INDEX, help="the index whose model registry gets the new version")
+    t.add_argument("--base", help="sentence embedder to start from (default: the packaged all-MiniLM-L6-v2)")
+    _training(t, ClassifierTrainConfig, max_length=ClassifierTrainConfig.max_length)
+    _classifier_objective(t)
+    _outcome(t, ClassifierTrainConfig, "more accurate on held-out examples", force=False)
+
+
+def _classifier_objective(t: argparse.ArgumentParser) -> None:
+    from sixfold.tuner.classifier import ClassifierTrainConfig
+
+    t.add_argument(
+        "--objective",
+        choices=("triplets", "pairs"),
+        default=ClassifierTrainConfig.objective,
+        help="triplets (default): every in-batch triplet of label groups, with a margin; pairs: SetFit's pairs with "
+        "cosine targets 1 and 0",
+    )
+    t.add_argument(
+        "--pairs-per-example",
+        type=positive_int,
+        default=ClassifierTrainConfig.pairs_per_example,
+        help="pairs: rounds in which each example gets one same-label and one other-label partner (default %(default)s)",
+    )
 
 
 # ---- models, eval, serve --------------------------------------------------------------------------
@@ -397,12 +442,23 @@ def _eval_qa(kinds) -> None:
 
 
 def _eval_classify(kinds) -> None:
-    e = kinds.add_parser("classify", help="accuracy and macro-F1 of nearest-example classification")
+    from sixfold.tuner.classifier import ClassifierTrainConfig
+
+    e = kinds.add_parser("classify", help="accuracy and macro-F1 of nearest-example (or --tune: tuned) classification")
     e.add_argument("--train", required=True, help="labeled examples (CSV text,label or JSONL)")
     e.add_argument("--test", required=True, help="labeled test items, same formats")
     e.add_argument("--shots", type=positive_int, help="examples per label (default: all)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--limit", type=positive_int)
+    e.add_argument(
+        "--tune",
+        action="store_true",
+        help="also train a SetFit-style classifier on the sampled examples (as tune classifier does) and score it",
+    )
+    e.add_argument(
+        "--max-steps", type=int, default=ClassifierTrainConfig.max_steps, help="with --tune: training steps (default %(default)s)"
+    )
+    _classifier_objective(e)
     e.add_argument("--out", help=REPORT_HELP)
     e.add_argument("--json", action="store_true")
 

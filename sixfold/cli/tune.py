@@ -28,7 +28,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from sixfold.indexer.store import IndexStore
 
     IndexStore(args.index).read_pointer()  # the registry lives in an existing index
-    return {"reader": _tune_reader, "embedder": _tune_embedder, "domain": _tune_domain}[args.role](args)
+    roles = {"reader": _tune_reader, "embedder": _tune_embedder, "domain": _tune_domain, "classifier": _tune_classifier}
+    return roles[args.role](args)
 
 
 # ---- the shape every tune run shares ----------------------------------------------------------------
@@ -214,6 +215,38 @@ def _tune_reranker(args: argparse.Namespace) -> int:
         out.print(render.score_table(title, result.before, result.after, metrics, labels=("hybrid", "hybrid+rerank")))
         verdict = ("better on held-out queries", "NOT better on held-out queries")
         active = "now active (search, ask and eval use it)"
+        out.print(render.tune_verdict(result, *verdict, active=active, tail=f" ({result.seconds:.0f} s)"))
+
+    return _finish(args, result, show)
+
+
+def _tune_classifier(args: argparse.Namespace) -> int:
+    from sixfold.reader.classify import load_examples
+    from sixfold.tuner.classifier import ClassifierTrainConfig, tune_classifier
+
+    examples = load_examples(args.examples)  # bad files fail before a model loads
+    held = load_examples(args.eval) if args.eval else None
+    console = render.console(stderr=True)
+    say = (lambda m: None) if args.json else (lambda m: console.print(m))
+    config = _config(ClassifierTrainConfig, args)
+    result = _train(
+        args,
+        lambda callbacks: tune_classifier(
+            args.index, examples, held, base=args.base, config=config, activate=args.activate, callbacks=callbacks, say=say
+        ),
+    )
+
+    def show(out: Console) -> None:
+        for message in result.notes:
+            render.note(out, message)
+        title = (
+            f"classifier@{result.version}: {len(result.labels)} labels, {result.train_examples} examples "
+            f"({result.train_rows} training rows); scored on {result.eval_source}"
+        )
+        names = ("nearest examples", "tuned")
+        out.print(render.score_table(title, result.before, result.after, [("accuracy", ".3f")], labels=names))
+        active = "now active (classify and /v1/classifications use it for these labels)"
+        verdict = ("more accurate on held-out examples", "NOT more accurate on held-out examples")
         out.print(render.tune_verdict(result, *verdict, active=active, tail=f" ({result.seconds:.0f} s)"))
 
     return _finish(args, result, show)

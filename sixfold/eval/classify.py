@@ -1,17 +1,20 @@
 """``sixfold eval classify``: accuracy and macro-F1 (scikit-learn) of nearest-example classification on a labeled
-test file, from labeled examples (all of them, or ``shots`` per label)."""
+test file, from labeled examples (all of them, or ``shots`` per label); with ``tune``, also of a SetFit-style
+classifier trained on the same examples (``sixfold.tuner.classifier``)."""
 
 from __future__ import annotations
 
 import random
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sixfold.eval.reports import ClassifyReport, Confusion
+from sixfold.eval.reports import ClassifyReport, Confusion, TunedScores
 
 if TYPE_CHECKING:
     from sixfold.reader.types import LabeledExample
+    from sixfold.tuner.classifier import ClassifierTrainConfig
 
 
 def sample_shots(examples: list[LabeledExample], shots: int | None, seed: int = 0) -> list[LabeledExample]:
@@ -44,8 +47,12 @@ def eval_classify(
     seed: int = 0,
     limit: int | None = None,
     model: str | None = None,
+    tune: bool = False,
+    config: ClassifierTrainConfig | None = None,
+    callbacks: list | None = None,
 ) -> ClassifyReport:
-    """Accuracy and macro-F1 of nearest-example classification; ``shots`` examples per label (all when None)."""
+    """Accuracy and macro-F1 of nearest-example classification; ``shots`` examples per label (all when None).
+    ``tune``: train a SetFit-style classifier on the same examples (``config``) in a scratch folder and score it too."""
     from sklearn.metrics import accuracy_score, f1_score
 
     from sixfold.core.models import DEFAULT_EMBEDDER
@@ -56,11 +63,12 @@ def eval_classify(
     tests = load_examples(test)
     if limit:
         tests = random.Random(seed).sample(tests, min(limit, len(tests)))
+    texts, gold = [t.text for t in tests], [t.label for t in tests]
     classifier = Classifier(examples, load_embedder(model or DEFAULT_EMBEDDER))
     started = time.perf_counter()
-    predicted = [label.label for label in classifier.classify([t.text for t in tests])]
+    predicted = [label.label for label in classifier.classify(texts)]
     seconds = time.perf_counter() - started
-    gold = [t.label for t in tests]
+    tuned = _tuned_scores(examples, texts, gold, model or DEFAULT_EMBEDDER, config, callbacks) if tune else None
     return ClassifyReport(
         train=str(train),
         test=str(test),
@@ -70,5 +78,38 @@ def eval_classify(
         accuracy=float(accuracy_score(gold, predicted)),
         macro_f1=float(f1_score(gold, predicted, average="macro")),
         ms_per_item=1000 * seconds / max(len(tests), 1),
+        top_confusions=top_confusions(gold, predicted),
+        tuned=tuned,
+    )
+
+
+def _tuned_scores(
+    examples: list[LabeledExample],
+    texts: list[str],
+    gold: list[str],
+    base: str,
+    config: ClassifierTrainConfig | None,
+    callbacks: list | None,
+) -> TunedScores:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from sixfold.core.models import resolve_model
+    from sixfold.reader.classify import TunedClassifier
+    from sixfold.tuner.classifier import train_classifier
+
+    with tempfile.TemporaryDirectory(prefix="sixfold-eval-classifier-") as scratch:
+        started = time.perf_counter()
+        pairs = train_classifier(examples, resolve_model(base).path, Path(scratch), config, callbacks)
+        trained = time.perf_counter() - started
+        tuned = TunedClassifier.load(scratch, name="tuned")
+        started = time.perf_counter()
+        predicted = [label.label for label in tuned.classify(texts)]
+        seconds = time.perf_counter() - started
+    return TunedScores(
+        accuracy=float(accuracy_score(gold, predicted)),
+        macro_f1=float(f1_score(gold, predicted, average="macro")),
+        ms_per_item=1000 * seconds / max(len(texts), 1),
+        train_seconds=trained,
+        train_rows=pairs,
         top_confusions=top_confusions(gold, predicted),
     )

@@ -136,6 +136,18 @@ class Confusion:
 
 
 @dataclass
+class TunedScores:
+    """``eval classify --tune``: the SetFit-style classifier trained on the same sampled examples."""
+
+    accuracy: float
+    macro_f1: float
+    ms_per_item: float
+    train_seconds: float
+    train_rows: int
+    top_confusions: list[Confusion] = field(default_factory=list)
+
+
+@dataclass
 class ClassifyReport(_Report):
     kind: ClassVar[str] = "classify"
 
@@ -148,6 +160,7 @@ class ClassifyReport(_Report):
     macro_f1: float
     ms_per_item: float
     top_confusions: list[Confusion] = field(default_factory=list)
+    tuned: TunedScores | None = None
 
     @property
     def source(self) -> str:

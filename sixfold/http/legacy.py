@@ -87,17 +87,21 @@ def _file_result(doc: DocumentFile, passage: Passage, metadata: bool) -> dict:
 def classifications(body: ClassificationRequest, service: ServiceDep, limits: LimitsDep, deadline: DeadlineDep) -> dict:
     model = service.check_model(body.model) or service.embedder_name()
     service.check_model(body.search_model, ("embedder",), "search_model")
+    classifier = model if model.startswith("classifier@") else None
     doc, cache = None, False
+    examples: list[LabeledExample] | None
     if body.file is not None and body.examples is None:
         doc = _classifications_file(service, body.file)
         examples, cache = service.file_examples(body.query, doc, body.labels, body.max_examples, deadline)
         at_most(len(examples), limits.max_examples, "examples", "max_examples", "max_examples")
+    elif body.examples is None and (body.labels or classifier or service.engine.tuned_classifier() is not None):
+        examples = None  # zero-shot from the label names, or the tuned classifier's own examples
     else:
         examples = _examples(body, limits)
-    label = service.classify(body.query, examples, deadline, cache=cache)
-    out = _classification(label, model, service.embedder_name(), doc, body.return_metadata)
+    label = service.classify(body.query, examples, deadline, cache=cache, labels=body.labels, classifier=classifier)
+    out = _classification(label, label.decided_by or model, service.embedder_name(), doc, body.return_metadata)
     if body.return_prompt:
-        out["prompt"] = _classification_prompt(body.query, examples)
+        out["prompt"] = _classification_prompt(body.query, examples or label.examples, label.scores)
     return _expanded(out, body.expand, doc, label.label)
 
 
@@ -150,10 +154,10 @@ def _classification(label: Label, model: str, search_model: str, doc: DocumentFi
     }
 
 
-def _classification_prompt(query: str, examples: list[LabeledExample]) -> str:
+def _classification_prompt(query: str, examples: list[LabeledExample], scores: dict[str, float]) -> str:
     """sixfold's classifier prompts no model: it compares the query with these examples by embedding. This lays out
     what it compared in OpenAI's classification prompt format, so a debugging client sees the same thing."""
-    labels = ", ".join(dict.fromkeys(e.label for e in examples))
+    labels = ", ".join(scores)
     shown = "".join(f"Text: {' '.join(e.text.split())}\nCategory: {e.label}\n---\n" for e in examples)
     head = f"Please classify a piece of text into the following categories: {labels}.\n\n"
     return f"{head}{shown}Text: {' '.join(query.split())}\nCategory:"

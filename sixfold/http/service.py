@@ -172,10 +172,21 @@ class Service:
         with self.embedders.lend(deadline) as embedder:
             return self.engine.rank_texts(query, documents, k, sources=sources, embedder=embedder)
 
-    def classify(self, query: str, examples: list[LabeledExample], deadline: Deadline, cache: bool = False) -> Label:
-        """``cache``: keep the examples' vectors on disk (for a stored file's examples; not for a request's own)."""
+    def classify(
+        self,
+        query: str,
+        examples: list[LabeledExample] | None,
+        deadline: Deadline,
+        *,
+        cache: bool = False,
+        labels: list[str] | None = None,
+        classifier: str | None = None,
+    ) -> Label:
+        """``Engine.classify`` with a pooled embedder. ``cache``: keep the examples' vectors on disk (for a stored
+        file's examples; not for a request's own)."""
         with self.embedders.lend(deadline) as embedder:
-            return self.engine.classify([query], examples, cache=cache, embedder=embedder)[0]
+            found = self.engine.classify([query], examples, labels=labels, classifier=classifier, cache=cache, embedder=embedder)
+        return found[0]
 
     # ---- uploaded document files (a keyword pre-search, then the Engine ranks or classifies) ------
     def language(self, deadline: Deadline) -> str:
@@ -261,19 +272,23 @@ class Service:
 
         items = [entry(self.embedder_name(), "embedder", active=True), entry(self.generator, "completion", active=True)]
         items.append(entry(GROUNDED_MODEL, "grounded", active=True))
-        reader = next(m for m in self.engine.models() if m.role == "reader")
-        # reader@base is "no extractive reader": none ships, so answers are generative until one is tuned
-        items.append(entry("reader@base", "reader", active=reader.active is None, ships=False))
-        for version in reader.versions:
-            stamp = int(time.mktime(time.strptime(version.created, "%Y-%m-%dT%H:%M:%S"))) if version.created else self.started
-            items.append(
-                {
-                    **entry(f"reader@{version.number}", "reader", active=reader.active == version.number),
-                    "created": stamp,
-                    "eval": version.eval or None,
-                    "eval_before": version.eval_before or None,
-                }
-            )
+        tuned = {m.role: m for m in self.engine.models()}
+        # reader@base is "no extractive reader": none ships, so answers are generative until one is tuned;
+        # classifier@base is nearest-example classification with the index's embedder
+        items.append(entry("reader@base", "reader", active=tuned["reader"].active is None, ships=False))
+        items.append(entry("classifier@base", "classifier", active=tuned["classifier"].active is None))
+        for role in ("reader", "classifier"):
+            for version in tuned[role].versions:
+                created = version.created
+                stamp = int(time.mktime(time.strptime(created, "%Y-%m-%dT%H:%M:%S"))) if created else self.started
+                items.append(
+                    {
+                        **entry(f"{role}@{version.number}", role, active=tuned[role].active == version.number),
+                        "created": stamp,
+                        "eval": version.eval or None,
+                        "eval_before": version.eval_before or None,
+                    }
+                )
         return items
 
     def check_model(self, name: str | None, roles: tuple[str, ...] | None = None, param: str = "model") -> str | None:
