@@ -42,7 +42,7 @@ from classify_eval import DATASETS, accuracy, cap, few_shot, macro_f1  # noqa: E
 from benchdata import add_data_argument, check_data  # noqa: E402
 
 SETFIT_VENV = ROOT / ".venv-setfit"
-ITERATIONS, EPOCHS, BATCH, LEARNING_RATE, MAX_LENGTH = 20, 1.0, 16, 2e-5, 128
+ITERATIONS, EPOCHS, BATCH, LEARNING_RATE, MAX_LENGTH = 20, 1, 16, 2e-5, 128
 
 
 def setfit_python() -> Path:

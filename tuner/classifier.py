@@ -11,8 +11,8 @@ embeddings. Two objectives (sentence-transformers' ``SentenceTransformerTrainer`
 - ``pairs``: SetFit's own recipe, pairs sampled as its ``num_iterations`` does (per round, every example with one
   same-label and one other-label partner; cosine targets 1 and 0, ``CosineSimilarityLoss``): 2 x 20 x N pairs.
 
-The head is scikit-learn's ``LogisticRegression`` with weak regularisation (C=100: better than the default C=1 on all
-four bench sets), saved as plain arrays (no pickle).
+The head is scikit-learn's ``LogisticRegression`` with weak regularisation (C=100: on 8-shot BANKING77 5 points better
+than the default C=1, within a point of it on TREC-6, AG News and SST-2), saved as plain arrays (no pickle).
 
 Before / after: accuracy on held-out examples (``--eval FILE``, else a stratified share of the examples held out) of
 the nearest-example scorer with the base embedder (what ``classify`` does untuned) and of the tuned classifier. The
@@ -53,7 +53,7 @@ class ClassifierTrainConfig:
     margin: float = 0.25  # triplets: cosine-distance margin
     max_length: int = 128
     head_c: float = 100.0  # inverse L2 strength of the logistic-regression head (scikit-learn's C)
-    save_steps: int = 200  # a checkpoint every N steps: what a killed run resumes from
+    save_steps: int = 40  # a checkpoint every N steps: what a killed run resumes from
 
 
 @dataclass
