@@ -11,7 +11,7 @@ import pytest
 from sixfold.core.errors import SixfoldError
 from sixfold.reader.classify import LinearHead, parse_labels
 from sixfold.reader.types import LabeledExample
-from sixfold.tuner.classifier import contrastive_pairs, split_examples
+from sixfold.tuner.classifier import contrastive_pairs, split_examples, triplet_batch
 
 EXAMPLES = [LabeledExample(f"{label} text {i}", label) for label in ("a", "b", "c") for i in range(4)]
 
@@ -64,3 +64,7 @@ def test_zero_shot_labels_parse_names_and_descriptions():
         parse_labels("only")
     with pytest.raises(SixfoldError, match="given twice"):
         parse_labels("a, a")
+
+
+def test_a_triplet_batch_holds_two_texts_of_as_many_labels_as_fit():
+    assert [triplet_batch(16, labels) for labels in (2, 6, 8, 12, 77)] == [16, 16, 16, 24, 32]
