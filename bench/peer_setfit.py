@@ -59,12 +59,12 @@ def write_jsonl(path: Path, rows: list[tuple[str, str]]) -> Path:
     return path
 
 
-def run_sixfold(examples: list[tuple[str, str]], test: list[tuple[str, str]], base: str, seed: int) -> dict:
+def run_sixfold(examples: list[tuple[str, str]], test: list[tuple[str, str]], base: str, seed: int, **options) -> dict:
     from sixfold.reader.classify import TunedClassifier
     from sixfold.reader.types import LabeledExample
     from sixfold.tuner.classifier import ClassifierTrainConfig, train_classifier
 
-    config = ClassifierTrainConfig(max_length=MAX_LENGTH, seed=seed)
+    config = ClassifierTrainConfig(max_length=MAX_LENGTH, seed=seed, **options)
     with tempfile.TemporaryDirectory() as scratch:
         started = time.perf_counter()
         pairs = train_classifier([LabeledExample(t, lab) for t, lab in examples], base, Path(scratch), config)
@@ -113,6 +113,9 @@ def main() -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--test-cap", type=int, default=500)
     parser.add_argument("--skip-setfit", action="store_true", help="sixfold only (no peer venv)")
+    parser.add_argument("--objective", help="sixfold's objective instead of its default (triplets or pairs)")
+    parser.add_argument("--max-steps", type=int, help="sixfold's training steps instead of its default (-1: epochs decide)")
+    parser.add_argument("--epochs", type=float, help="sixfold's epochs instead of its default (with --max-steps -1)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "peer_setfit.json"))
     args = parser.parse_args()
     data = check_data(parser, args.data, *args.datasets)
@@ -125,6 +128,8 @@ def main() -> int:
     torch.set_num_threads(2)
     base = resolve_model("all-MiniLM-L6-v2").path
     started, cells = time.time(), []
+    chosen = (("objective", args.objective), ("max_steps", args.max_steps), ("epochs", args.epochs))
+    options = {k: v for k, v in chosen if v is not None}
     for name in args.datasets:
         pool, test = DATASETS[name](data)
         test = cap(test, args.test_cap, 0)
@@ -133,7 +138,7 @@ def main() -> int:
                 examples = few_shot(pool, shots, seed)
                 cell = {"dataset": name, "shots": shots, "seed": seed, "examples": len(examples), "test_items": len(test)}
                 cell["nearest"] = run_nearest(examples, test)
-                cell["sixfold"] = run_sixfold(examples, test, base, seed)
+                cell["sixfold"] = run_sixfold(examples, test, base, seed, **options)
                 if not args.skip_setfit:
                     cell["setfit"] = run_setfit(examples, test, base, seed)
                 cells.append(cell)
@@ -142,7 +147,7 @@ def main() -> int:
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}",
         "base_model": "all-MiniLM-L6-v2 (packaged)",
-        "sixfold": {"config": ClassifierTrainConfig().__dict__ | {"max_length": MAX_LENGTH}},
+        "sixfold": {"config": ClassifierTrainConfig().__dict__ | {"max_length": MAX_LENGTH} | options},
         "setfit": {"num_iterations": ITERATIONS, "epochs": EPOCHS, "batch": BATCH, "lr": LEARNING_RATE, "max_length": MAX_LENGTH},
         "seconds": time.time() - started,
         "cells": cells,
