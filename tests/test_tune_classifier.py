@@ -19,6 +19,7 @@ from sixfold.tuner.classifier import ClassifierTrainConfig, tune_classifier
 from sixfold.tuner.versions import Registry
 
 from conftest import assert_one_error_line, copy_index, run_cli
+from training_callbacks import Steps
 
 TINY = ClassifierTrainConfig(batch_size=8, max_steps=4)
 
@@ -30,7 +31,9 @@ def tuned(_pristine_index, tmp_path_factory):
 
     index = copy_index(_pristine_index[1], tmp_path_factory.mktemp("tune-classifier") / "index")
     examples = [LabeledExample(text, label, line=n) for n, (text, label) in enumerate(ROWS, start=1)]
-    result = tune_classifier(index, examples, config=TINY, activate="yes")
+    steps = Steps()
+    result = tune_classifier(index, examples, config=TINY, activate="yes", callbacks=[steps])
+    assert steps.seen[-1] == TINY.max_steps  # max_steps, not the one epoch 9 examples make, decides the length
     return index, result
 
 

@@ -44,7 +44,7 @@ HOLDOUT = 0.2  # share of each label's examples held out for the before/after sc
 
 @dataclass
 class ClassifierTrainConfig:
-    epochs: float = 1000.0  # an upper bound: max_steps decides, unless it is -1
+    epochs: float = 1.0  # used only when max_steps is -1 (transformers: max_steps > 0 overrides the epochs)
     learning_rate: float = 2e-5
     batch_size: int = 16
     max_steps: int = 120
