@@ -174,15 +174,17 @@ def test_the_server_classifies_with_the_tuned_version_and_zero_shot(tuned):
             return httpx.post(server.url + "/v1/classifications", json=body, timeout=120)
 
         by_active = post({"query": OBVIOUS[0][0]}).json()  # no examples: the active classifier
-        assert by_active["model"] == "classifier@1" and set(by_active["scores"]) == {label for _, label in ROWS}
+        assert by_active["model"] == by_active["decided_by"] == "classifier@1"
+        assert set(by_active["scores"]) == {label for _, label in ROWS}
         assert by_active["selected_examples"] and by_active["label"] in by_active["scores"]
         named = post({"query": OBVIOUS[2][0], "model": "classifier@1", "return_prompt": True}).json()
         assert named["model"] == "classifier@1" and "Category:" in named["prompt"]
         base = post({"query": OBVIOUS[2][0], "model": "classifier@base", "examples": [list(r) for r in ROWS]}).json()
-        assert base["model"].startswith("nearest examples") and base["label"] == OBVIOUS[2][1]
+        assert base["model"] == "classifier@base" and base["decided_by"].startswith("nearest examples")
+        assert base["label"] == OBVIOUS[2][1]
         zero = post({"query": "Will it snow in the mountains tonight?", "labels": ["weather forecast", "football match"]})
         assert zero.status_code == 200 and zero.json()["label"] == "weather forecast", zero.text
-        assert zero.json()["model"].startswith("zero-shot") and zero.json()["selected_examples"] == []
+        assert zero.json()["decided_by"].startswith("zero-shot") and zero.json()["selected_examples"] == []
         missing = post({"query": "x", "model": "classifier@5"})
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
         one = post({"query": "x", "labels": ["only"]})

@@ -99,7 +99,8 @@ def classifications(body: ClassificationRequest, service: ServiceDep, limits: Li
     else:
         examples = _examples(body, limits)
     label = service.classify(body.query, examples, deadline, cache=cache, labels=body.labels, classifier=classifier)
-    out = _classification(label, label.decided_by or model, service.embedder_name(), doc, body.return_metadata)
+    tuned = label.decided_by.startswith("classifier@")
+    out = _classification(label, label.decided_by if tuned else model, service.embedder_name(), doc, body.return_metadata)
     if body.return_prompt:
         out["prompt"] = _classification_prompt(body.query, examples or label.examples, label.scores)
     return _expanded(out, body.expand, doc, label.label)
@@ -151,6 +152,7 @@ def _classification(label: Label, model: str, search_model: str, doc: DocumentFi
         "score": label.score,
         "scores": label.scores,
         "selected_examples": selected,
+        "decided_by": label.decided_by,  # sixfold's: classifier@N, nearest examples (MODEL) or zero-shot (MODEL)
     }
 
 
