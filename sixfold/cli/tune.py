@@ -46,6 +46,12 @@ def _train(args: argparse.Namespace, run: Callable[[list], Result]) -> Result:
         return run([progress.callback()])
 
 
+def _say(args: argparse.Namespace) -> Callable[[str], None]:
+    """Where a tuner's progress lines go: stderr, or nowhere with --json."""
+    console = render.console(stderr=True)
+    return (lambda message: None) if args.json else (lambda message: console.print(message))
+
+
 def _finish(
     args: argparse.Namespace, result: TuneOutcome, show: Callable[[Console], None], extra: dict[str, Any] | None = None
 ) -> int:
@@ -184,8 +190,7 @@ def _tune_reranker(args: argparse.Namespace) -> int:
     from sixfold.eval.retrieval import reranker_training_queries
     from sixfold.tuner.reranker import RerankerTrainConfig, tune_reranker
 
-    console = render.console(stderr=True)
-    say = (lambda m: None) if args.json else (lambda m: console.print(m))
+    say = _say(args)
     train, dev = reranker_training_queries(
         args.index,
         beir=args.beir,
@@ -226,8 +231,7 @@ def _tune_classifier(args: argparse.Namespace) -> int:
 
     examples = load_examples(args.examples)  # bad files fail before a model loads
     held = load_examples(args.eval) if args.eval else None
-    console = render.console(stderr=True)
-    say = (lambda m: None) if args.json else (lambda m: console.print(m))
+    say = _say(args)
     config = _config(ClassifierTrainConfig, args)
     result = _train(
         args,
