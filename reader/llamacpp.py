@@ -90,9 +90,20 @@ class LlamaCppLM:
         path = Path(model.path) / model.gguf_file
         self.name, self.device = model.name, device
         threads = config.lm_threads() or usable_cores()
-        with quiet_loading("language model", model.name, "llama_cpp"):
+        lora = None
+        if model.adapter:
+            from sixfold.reader.llm import ADAPTER_GGUF
+
+            lora = Path(model.adapter) / ADAPTER_GGUF
+            if not lora.is_file():
+                raise SixfoldError(f"tuned generator {model.name} has no llama.cpp adapter ({lora} is missing)")
+        # llama.cpp prints a line per adapted weight while it loads an adapter, whatever the verbosity: silenced
+        from llama_cpp._utils import suppress_stdout_stderr
+
+        with quiet_loading("language model", model.name, "llama_cpp"), suppress_stdout_stderr(disable=lora is None):
             self.llama = Llama(
                 model_path=str(path),
+                lora_path=str(lora) if lora else None,
                 n_ctx=CONTEXT,
                 n_threads=threads,
                 n_gpu_layers=-1 if device.startswith("cuda") else 0,

@@ -62,39 +62,14 @@ class CausalLM:
     backend = "transformers"
 
     def __init__(self, model: ResolvedModel, device: str) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         self.name = model.name
         self.device = device
-        folder, gguf = model.path, model.gguf_file
-        with quiet_loading("language model", model.name, "transformers"):
-            if gguf:
-                cached = cache_dir() / "models" / _safe(f"{model.name}-{gguf}")
-                if (cached / "config.json").is_file():
-                    folder, gguf = str(cached), None
-            self.tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf, local_files_only=True)
-            self.model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, local_files_only=True)
-            if gguf:
-                self._save_dequantised(cached)
+        self.tokenizer, self.model = load_causal_lm(model)
+        if model.adapter:
+            self.model = with_adapter(self.model, model)
         self.model.to(device).eval()
         config = self.model.config
         self.window = int(getattr(config, "max_position_embeddings", 2048) or 2048)
-
-    def _save_dequantised(self, target: Path) -> None:
-        tmp = target.with_name(target.name + ".tmp")
-        try:
-            shutil.rmtree(tmp, ignore_errors=True)
-            # The weights are already dequantised to float: save them as a plain model.
-            self.model.hf_quantizer = None
-            self.model.is_quantized = False
-            if hasattr(self.model.config, "quantization_config"):
-                del self.model.config.quantization_config
-            self.model.save_pretrained(str(tmp))
-            self.tokenizer.save_pretrained(str(tmp))
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(tmp, target)
-        except (OSError, ValueError, AttributeError):  # a read-only home is fine: we load the GGUF next time too
-            shutil.rmtree(tmp, ignore_errors=True)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -195,6 +170,55 @@ class CausalLM:
             streamer.end()
 
 
+ADAPTER_DIR = "adapter"  # in a generator@N folder: the LoRA weights as peft saves them (transformers runtime)
+ADAPTER_GGUF = "adapter.gguf"  # the same weights as a llama.cpp LoRA adapter (GGUF runtime)
+
+
+def load_causal_lm(model: ResolvedModel):
+    """(tokenizer, model) of a language model on transformers, in float32; a GGUF file is dequantised once and the
+    result kept under ``$SIXFOLD_CACHE`` so later loads are plain safetensors loads. The tuner trains this form."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # its dequantising and saving bars: sixfold says what it loads
+    folder, gguf = model.path, model.gguf_file
+    cached = cache_dir() / "models" / _safe(f"{Path(model.path).name}-{gguf}")
+    with quiet_loading("language model", model.name, "transformers"):
+        if gguf and (cached / "config.json").is_file():
+            folder, gguf = str(cached), None
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf, local_files_only=True)
+        lm = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, local_files_only=True, dtype=torch.float32)
+    if gguf:
+        _save_dequantised(lm, tokenizer, cached)
+    return tokenizer, lm
+
+
+def with_adapter(lm, model: ResolvedModel):
+    """``lm`` with a tuned generator's LoRA weights merged in (the same arithmetic llama.cpp does with the adapter)."""
+    from peft import PeftModel
+
+    with quiet_loading("tuned generator", model.name, "peft"):
+        return PeftModel.from_pretrained(lm, str(Path(model.adapter or "") / ADAPTER_DIR)).merge_and_unload()
+
+
+def _save_dequantised(lm, tokenizer, target: Path) -> None:
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        # The weights are already dequantised to float: save them as a plain model.
+        lm.hf_quantizer = None
+        lm.is_quantized = False
+        if hasattr(lm.config, "quantization_config"):
+            del lm.config.quantization_config
+        lm.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+    except (OSError, ValueError, AttributeError):  # a read-only home is fine: we load the GGUF next time too
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def check_options(prompt: str, max_tokens: int, temperature: float) -> None:
     """The generation options both runtimes refuse, as one error line each."""
     if not prompt:
@@ -267,6 +291,6 @@ def _build(model: ResolvedModel, device: str) -> LanguageModel:
     return CausalLM(model, device)
 
 
-def load_llm(spec: str) -> LanguageModel:
+def load_llm(spec: str | ResolvedModel) -> LanguageModel:
     """The language model by name, folder or GGUF file, loaded once per process on its runtime (``runtime``)."""
     return load_model("language", spec, _build)

@@ -17,6 +17,7 @@ from sixfold.core.errors import SixfoldError
 from sixfold.core.models import (
     DEFAULT_EMBEDDER,
     DEFAULT_GENERATOR,
+    ResolvedModel,
     default_embedder,
     model_languages,
     resolve_model,
@@ -51,7 +52,13 @@ BASE_MODELS = {
     "reranker": "none: the hybrid order is kept",
     "domain": "the packaged encoder (all-MiniLM-L6-v2)",
     "classifier": "nearest examples with the index's embedder (no training)",
+    "generator": "the language model ($SIXFOLD_GENERATOR, else the default LM)",
 }
+
+
+def base_generator() -> str:
+    """The untuned language model: ``$SIXFOLD_GENERATOR``, else ``DEFAULT_GENERATOR``."""
+    return config.default_generator() or DEFAULT_GENERATOR
 
 
 @dataclass
@@ -543,10 +550,40 @@ class Engine:
             prompt, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=seed, on_text=on_text, should_stop=should_stop
         )
 
-    @staticmethod
-    def generator_model(generator: str | None = None) -> str:
-        """The language model to use: the one named, else ``$SIXFOLD_GENERATOR``, else ``DEFAULT_GENERATOR``."""
-        return generator or config.default_generator() or DEFAULT_GENERATOR
+    def generator_model(self, generator: str | None = None) -> str | ResolvedModel:
+        """The language model to use: the one named (``generator@N``: a tuned version in this index;
+        ``generator@base``: the untuned model), else ``$SIXFOLD_GENERATOR``, else the index's active tuned generator,
+        else ``DEFAULT_GENERATOR``."""
+        from sixfold.tuner.versions import Registry, parse_version
+
+        if generator and generator.startswith("generator@"):
+            number = parse_version(generator)[1]
+            return base_generator() if number is None else self.tuned_generator(number)
+        if generator or config.default_generator():
+            return generator or base_generator()
+        active = Registry(self.store.root).load().get("generator", {}).get("active") if self.store.exists() else None
+        return self.tuned_generator(int(active)) if active is not None else DEFAULT_GENERATOR
+
+    def tuned_generator(self, number: int) -> ResolvedModel:
+        """``generator@N`` of this index: its base model's files and its LoRA adapter folder."""
+        from sixfold.tuner.versions import Registry
+
+        registry = Registry(self.store.root)
+        folder = registry.version_dir("generator", number)
+        info = registry.load()["generator"]["versions"][str(number)]
+        base = resolve_model(info["base"], role="generator")
+        return ResolvedModel(f"generator@{number}", base.path, base.gguf_file, adapter=str(folder))
+
+    def tune_generator(self, rows, eval_rows=None, **options):
+        """Train a new generator version into the index's registry (``sixfold.tuner.generator.tune_generator``:
+        ``base``, ``config``, ``activate``, ``eval_limit``, ``callbacks``, ...); the base defaults to the language
+        model ``complete`` uses without a tuned one. Returns its ``GeneratorTuneResult``."""
+        from sixfold.tuner.generator import tune_generator
+
+        self.store.read_pointer()  # the registry lives in an existing index
+        options.setdefault("base", None)
+        options["base"] = options["base"] or base_generator()
+        return tune_generator(self.store.root, rows, eval_rows, **options)
 
     def reader_model(self, reader: str | None = None) -> str | None:
         """The extractive reader to use: the one named, else ``$SIXFOLD_READER``, else the index's active tuned one."""

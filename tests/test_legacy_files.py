@@ -220,7 +220,7 @@ def test_files_are_listed_by_purpose_read_back_and_deleted(server):
 def test_a_file_a_fine_tune_trains_on_is_not_deleted(server):
     file_id = uploaded(server, b'{"question": "q", "context": "c", "answer": "c"}\n', "fine-tune")
     service = server.app.state.service
-    job = FineTuneJob("ft-test", "reader", file_id, file_id, {}, "no", 1, status="running")
+    job = FineTuneJob("ft-test", "reader", "reader", file_id, file_id, {}, "no", 1, status="running")
     service.fine_tunes.jobs[job.id] = job
     try:
         refused = httpx.delete(f"{server.url}/v1/files/{file_id}", timeout=30)

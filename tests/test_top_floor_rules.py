@@ -74,7 +74,7 @@ def test_the_engine_lists_and_switches_versions(shared_index, tmp_path):
     root = _index_with_a_reader_version(shared_index, tmp_path)
     engine = Engine.open(root)
     listing = {entry.role: entry for entry in engine.models()}
-    assert list(listing) == ["reader", "embedder", "reranker", "domain", "classifier"]
+    assert list(listing) == ["reader", "embedder", "reranker", "domain", "classifier", "generator"]
     reader = listing["reader"]
     assert reader.active is None and "none ships" in reader.base
     assert [(v.number, v.base, v.eval["F1"]) for v in reader.versions] == [(1, "enc", 20.0)]

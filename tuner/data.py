@@ -73,8 +73,10 @@ def _check_row(row: object, where: str) -> dict:
     return row
 
 
-def load_qa_file(path: str | os.PathLike[str], require_answers: bool = True) -> list[QAExample]:
-    """Read a SQuAD-format JSON file or a JSONL file of QA rows; errors name the file and line/row."""
+def load_qa_file(path: str | os.PathLike[str], require_answers: bool = True, unanswerable: bool = False) -> list[QAExample]:
+    """Read a SQuAD-format JSON file or a JSONL file of QA rows; errors name the file and line/row.
+    ``require_answers=False``: answers are not read; ``unanswerable``: a row without answers is read with none (a
+    question its context does not answer), any answer it has is checked."""
     path = Path(path)
     if not path.is_file():
         raise SixfoldError(f"QA file {path} does not exist")
@@ -93,7 +95,9 @@ def load_qa_file(path: str | os.PathLike[str], require_answers: bool = True) -> 
                 for q, qa in enumerate(paragraph.get("qas", [])):
                     where = f"{path} article {a} paragraph {p} question {q}"
                     row = _check_row({"question": qa.get("question"), "context": paragraph.get("context")}, where)
-                    answers = _answers_from_row({**row, "answers": qa.get("answers", [])}, where) if require_answers else []
+                    given = qa.get("answers", [])
+                    wanted = require_answers and not (unanswerable and not given)
+                    answers = _answers_from_row({**row, "answers": given}, where) if wanted else []
                     examples.append(
                         QAExample(
                             str(qa.get("id", f"{a}-{p}-{q}")), row["question"], row["context"], answers, article.get("title", "")
@@ -102,7 +106,9 @@ def load_qa_file(path: str | os.PathLike[str], require_answers: bool = True) -> 
     else:
         for number, where, raw in iter_jsonl(path, text):
             row = _check_row(raw, where)
-            answers = _answers_from_row(row, where) if require_answers else []
+            given = row.get("answers", row.get("answer"))
+            wanted = require_answers and not (unanswerable and not given)
+            answers = _answers_from_row(row, where) if wanted else []
             examples.append(
                 QAExample(str(row.get("id", number)), row["question"], row["context"], answers, str(row.get("title", "")))
             )

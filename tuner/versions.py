@@ -23,7 +23,7 @@ from typing import ClassVar
 from sixfold.core.errors import SixfoldError, first_line
 from sixfold.core.models import models_dir
 
-ROLES = ("reader", "embedder", "reranker", "domain", "classifier")
+ROLES = ("reader", "embedder", "reranker", "domain", "classifier", "generator")
 
 
 @dataclass

@@ -86,7 +86,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def cmd_complete(args: argparse.Namespace) -> int:
-    engine = open_engine(None)
+    engine = open_engine(args.index)
     streaming = args.stream and not args.json
     started = False
 

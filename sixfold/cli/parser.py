@@ -194,7 +194,12 @@ def _add_answer(sub) -> None:
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--stop", action="append", metavar="TEXT", help="stop sequence (repeatable)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--model", help="language model (default: $SIXFOLD_GENERATOR, else the default LM)")
+    p.add_argument(
+        "--model",
+        help="language model, or generator@N: a tuned version in --index (default: $SIXFOLD_GENERATOR, else the "
+        "index's active tuned generator, else the default LM)",
+    )
+    p.add_argument("--index", default=DEFAULT_INDEX, help="the index whose tuned generator is used (default: %(default)s)")
     p.add_argument("--stream", action="store_true", help="print tokens as they are generated")
     p.add_argument("--json", action="store_true")
 
@@ -240,6 +245,7 @@ def _add_tune(p: argparse.ArgumentParser) -> None:
     _tune_domain(tune)
     _tune_reranker(tune)
     _tune_classifier(tune)
+    _tune_generator(tune)
 
 
 def _tune_reader(tune) -> None:
@@ -327,6 +333,26 @@ def _tune_classifier(tune) -> None:
     _training(t, ClassifierTrainConfig, max_length=ClassifierTrainConfig.max_length)
     _classifier_objective(t)
     _outcome(t, ClassifierTrainConfig, "more accurate on held-out examples", force=False)
+
+
+def _tune_generator(tune) -> None:
+    from sixfold.tuner.generator import EVAL_LIMIT, HOLDOUT, GeneratorTrainConfig
+
+    t = tune.add_parser("generator", help="train the language model with LoRA (completions, chats, QA pairs, domain text)")
+    source = t.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--train",
+        help="JSONL of {prompt, completion} or chat {messages} rows (OpenAI fine-tune files), or QA pairs with "
+        "their passages (JSONL {question, context, answer} or SQuAD JSON)",
+    )
+    source.add_argument("--corpus", metavar="FOLDER", help="raw domain text (continued pre-training on its chunks)")
+    t.add_argument("--eval", help=f"held-out rows, same format (default: {HOLDOUT:.0%} of the rows held out)")
+    t.add_argument("--index", default=DEFAULT_INDEX, help="the index whose model registry gets the new version")
+    t.add_argument("--base", help="language model to tune (default: $SIXFOLD_GENERATOR, else the default LM)")
+    _training(t, GeneratorTrainConfig, max_length=GeneratorTrainConfig.max_length)
+    t.add_argument("--lora-r", type=positive_int, default=GeneratorTrainConfig.lora_r, help="LoRA rank (default %(default)s)")
+    t.add_argument("--eval-limit", type=positive_int, default=EVAL_LIMIT, help="held-out rows scored (default %(default)s)")
+    _outcome(t, GeneratorTrainConfig, "better on held-out rows")
 
 
 def _classifier_objective(t: argparse.ArgumentParser) -> None:

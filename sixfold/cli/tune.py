@@ -28,7 +28,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from sixfold.indexer.store import IndexStore
 
     IndexStore(args.index).read_pointer()  # the registry lives in an existing index
-    roles = {"reader": _tune_reader, "embedder": _tune_embedder, "domain": _tune_domain, "classifier": _tune_classifier}
+    roles = {
+        "reader": _tune_reader,
+        "embedder": _tune_embedder,
+        "domain": _tune_domain,
+        "classifier": _tune_classifier,
+        "generator": _tune_generator,
+    }
     return roles[args.role](args)
 
 
@@ -251,6 +257,50 @@ def _tune_classifier(args: argparse.Namespace) -> int:
         out.print(render.score_table(title, result.before, result.after, [("accuracy", ".3f")], labels=names))
         active = "now active (classify and /v1/classifications use it for these labels)"
         verdict = ("more accurate on held-out examples", "NOT more accurate on held-out examples")
+        out.print(render.tune_verdict(result, *verdict, active=active, tail=f" ({result.seconds:.0f} s)"))
+
+    return _finish(args, result, show)
+
+
+def _tune_generator(args: argparse.Namespace) -> int:
+    from sixfold.engine import Engine
+    from sixfold.tuner.generator import GeneratorTrainConfig
+    from sixfold.tuner.generator_data import load_generator_file
+
+    rows = load_generator_file(args.train) if args.train else None  # bad files fail before a model loads
+    held = load_generator_file(args.eval) if args.eval else None
+    say = _say(args)
+    config = _config(GeneratorTrainConfig, args)
+    engine = Engine.open(args.index)
+    result = _train(
+        args,
+        lambda callbacks: engine.tune_generator(
+            rows,
+            held,
+            corpus=args.corpus,
+            base=args.base,
+            config=config,
+            activate=args.activate,
+            eval_limit=args.eval_limit,
+            force=args.force,
+            callbacks=callbacks,
+            say=say,
+        ),
+    )
+
+    def show(out: Console) -> None:
+        for message in result.notes:
+            render.note(out, message)
+        title = (
+            f"generator@{result.version}: LoRA on {result.base}, {result.train_rows} {result.data} rows; scored on "
+            f"{result.eval_source} ({result.eval_rows} rows, replies by {result.runtime})"
+        )
+        metrics = [(k, ".3f" if k == "accuracy" else ".2f") for k in ("perplexity", "EM", "F1", "accuracy") if k in result.after]
+        out.print(render.score_table(title, result.before, result.after, metrics, labels=(result.base, "tuned")))
+        if result.runtimes_agree:
+            out.print(f"llama.cpp and transformers gave the same greedy reply to {result.runtimes_agree} eval prompts")
+        active = "now active (complete, chat, ask and the API use it)"
+        verdict = ("better on held-out rows", "NOT better on held-out rows")
         out.print(render.tune_verdict(result, *verdict, active=active, tail=f" ({result.seconds:.0f} s)"))
 
     return _finish(args, result, show)

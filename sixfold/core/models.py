@@ -99,6 +99,7 @@ class ResolvedModel:
     name: str
     path: str
     gguf_file: str | None = None
+    adapter: str | None = None  # a tuned generator's folder (LoRA weights on top of this model): ``generator@N``
 
 
 def _alias_for(spec: str) -> str | None:

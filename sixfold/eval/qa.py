@@ -127,7 +127,7 @@ def eval_qa(
     mode: str = "extractive",
 ) -> QAReport:
     """SQuAD EM/F1: with the gold paragraph (extractive), or open-book over all paragraphs indexed with Engine.index."""
-    from sixfold.engine import Engine
+    from sixfold.engine import Engine, base_generator
     from sixfold.reader.extractive import load_extractive
     from sixfold.tuner.data import load_qa_file
 
@@ -152,7 +152,7 @@ def eval_qa(
         engine.index(Path(index_dir).parent / f"{Path(index_dir).name}-corpus")
         tally = _open_book(engine, examples, paths, k, mode, extractive)
     else:
-        tally = _gold_paragraph(examples, extractive, Engine.generator_model() if mode == "generative" else None)
+        tally = _gold_paragraph(examples, extractive, base_generator() if mode == "generative" else None)
     return QAReport(
         squad=str(squad),
         questions=len(examples),

@@ -12,7 +12,6 @@ from fastapi.responses import FileResponse
 
 from sixfold.core import config
 from sixfold.core.errors import SixfoldError
-from sixfold.core.models import DEFAULT_GENERATOR
 from sixfold.http import chat, files, legacy, openai
 from sixfold.http.errors import install_error_handlers
 from sixfold.http.limits import Limits
@@ -47,7 +46,7 @@ def create_app(
     ``embedders``: copies of the embedding model that embed queries in parallel; ``limits``: the work and time one
     request may take (default: ``Limits.from_env()``)."""
     limits = limits or Limits.from_env()  # a bad SIXFOLD_* value is one error before any model loads
-    service = Service(index_path, generator or config.default_generator() or DEFAULT_GENERATOR, embedders)
+    service = Service(index_path, generator or config.default_generator(), embedders)
     if warm:
         service.warm()
     app = FastAPI(

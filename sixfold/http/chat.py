@@ -231,7 +231,7 @@ def _plain_job(
             param=param,
             code="limit_exceeded",
         )
-    llm = load_llm(service.generator)
+    llm = load_llm(service.engine.generator_model(service.language_model(body.model)))
     with deadline.hold(service.model_lock, "the language model"):  # a tokenizer is not shared with a generation
         prompt = chat_prompt(llm, messages)
         tokens, window = llm.count_tokens(prompt), int(getattr(llm, "window", 2048))

@@ -84,7 +84,7 @@ def embeddings(body: EmbeddingRequest, service: ServiceDep, limits: LimitsDep, d
 @router.post("/completions")
 def completions(body: CompletionRequest, service: ServiceDep, limits: LimitsDep, deadline: DeadlineDep):
     service.check_model(body.model, ("completion",))
-    prompts, options = _completion_jobs(body, limits, service.generator)
+    prompts, options = _completion_jobs(body, limits, service.language_model(body.model))
     cid, created = new_id("cmpl"), int(time.time())
     if body.stream:
         events = _stream(service, prompts, options, body, deadline, _Chunks(cid, created, body.model))

@@ -132,7 +132,8 @@ class AnswerRequest(_Request):
 
 
 class FineTuneRequest(_Request):
-    """2021 ``/v1/fine-tunes``: train a reader version from uploaded QA files (ids from ``/v1/files``)."""
+    """2021 ``/v1/fine-tunes``: train from uploaded files (ids from ``/v1/files``): QA pairs train a reader version,
+    ``{prompt, completion}`` or chat rows a generator version."""
 
     training_file: StrictStr
     validation_file: StrictStr | None = None
@@ -142,11 +143,56 @@ class FineTuneRequest(_Request):
     learning_rate_multiplier: float | None = Field(None, gt=0, le=100)
     prompt_loss_weight: float | None = None
     compute_classification_metrics: bool | None = None
-    suffix: str | None = Field(None, max_length=40)
+    suffix: str | None = Field(None, max_length=64)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
     # sixfold's own
     max_steps: int | None = Field(None, ge=1, le=1_000_000)
     eval_limit: int = Field(500, ge=1, le=1_000_000)
     activate: Literal["auto", "yes", "no"] = "auto"
+
+
+Auto = Literal["auto"]
+
+
+class Hyperparameters(_Request):
+    n_epochs: Auto | float | None = Field(None)
+    batch_size: Auto | int | None = Field(None)
+    learning_rate_multiplier: Auto | float | None = Field(None)
+
+
+class FineTuningJobRequest(_Request):
+    """Current ``/v1/fine_tuning/jobs``: the same jobs as ``FineTuneRequest``, with the hyperparameters in
+    ``hyperparameters`` (or ``method.supervised.hyperparameters``); "auto" means sixfold's default."""
+
+    model: StrictStr
+    training_file: StrictStr
+    validation_file: StrictStr | None = None
+    hyperparameters: Hyperparameters | None = None
+    method: dict | None = None
+    suffix: str | None = Field(None, max_length=64)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    # sixfold's own (extra_body)
+    max_steps: int | None = Field(None, ge=1, le=1_000_000)
+    eval_limit: int = Field(500, ge=1, le=1_000_000)
+    activate: Literal["auto", "yes", "no"] = "auto"
+
+    def hyper(self) -> dict:
+        """n_epochs, batch_size and learning_rate_multiplier, None where "auto" or absent; checked like the 2021 ones."""
+        given = self.hyperparameters
+        if given is None and isinstance(self.method, dict):
+            inner = (self.method.get(self.method.get("type") or "supervised") or {}).get("hyperparameters")
+            given = Hyperparameters(**inner) if isinstance(inner, dict) else None
+        out: dict = {}
+        bounds = {"n_epochs": (0, 50), "batch_size": (1, 256), "learning_rate_multiplier": (0, 100)}
+        for name, (low, high) in bounds.items():
+            value = getattr(given, name, None) if given else None
+            if value == "auto" or value is None:
+                out[name] = None
+                continue
+            if not low < value <= high and not (name == "batch_size" and value == low):
+                raise ApiError(400, f"hyperparameters.{name} must be in ({low}, {high}], got {value}", param=name)
+            out[name] = value
+        return out
 
 
 # ---- checks pydantic cannot express ----------------------------------------------------------------

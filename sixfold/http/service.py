@@ -21,8 +21,8 @@ import numpy as np
 from fastapi import Depends, Request
 
 from sixfold.core.errors import SixfoldError
-from sixfold.core.models import DEFAULT_GENERATOR, ResolvedModel
-from sixfold.engine import Engine
+from sixfold.core.models import ResolvedModel
+from sixfold.engine import Engine, base_generator
 from sixfold.http.errors import ApiError
 from sixfold.http.jobs import FineTunes
 from sixfold.http.limits import Deadline
@@ -103,13 +103,15 @@ class EmbedderPool:
 class Service:
     """The engine behind the API and the locks that make it safe to share between request threads."""
 
-    def __init__(self, index_path: str | os.PathLike, generator: str = DEFAULT_GENERATOR, embedders: int = 2) -> None:
+    def __init__(self, index_path: str | os.PathLike, generator: str | None = None, embedders: int = 2) -> None:
+        """``generator``: the language model named at start (--generator, $SIXFOLD_GENERATOR); None: the index's
+        active tuned generator, else the default LM, looked up at each request (a fine-tune may activate one)."""
         self.engine = Engine.open(index_path)
         self.engine.store.read_pointer()  # no index: the server does not start
         self.embedders = EmbedderPool(index_embedder_model(self.engine.store.root), embedders)
         self.index_lock = threading.Lock()  # snapshot, DuckDB connection, the Engine's own embedder
         self.model_lock = threading.Lock()  # the language model / extractive reader
-        self.generator = generator
+        self.named_generator = generator
         self.started = int(time.time())
         self.files = UploadedFiles(self.engine.store.root)
         self._language: str | None = None  # the index's language: the stemmer of an uploaded file's BM25 index
@@ -261,6 +263,20 @@ class Service:
                     raise deadline.error(doing)
                 yield index, done
 
+    @property
+    def generator(self) -> str:
+        """The language model requests get when they name none: the one named at start, else the index's active
+        tuned generator (``generator@N``), else the default LM."""
+        if self.named_generator:
+            return self.named_generator
+        spec = self.engine.generator_model(None)
+        return spec.name if isinstance(spec, ResolvedModel) else spec
+
+    def language_model(self, name: str | None) -> str:
+        """The model a completion or chat request runs on: ``generator@N`` (or ``generator@base``) as named, else
+        the server's ``generator`` (the name was checked against ``models`` already)."""
+        return name if name and name.startswith("generator@") else self.generator
+
     def embedder_name(self) -> str:
         return self.engine.store.read_pointer()["model"]
 
@@ -270,20 +286,30 @@ class Service:
         def entry(model_id: str, role: str, **extra) -> dict:
             return {"id": model_id, "object": "model", "created": self.started, "owned_by": "sixfold", "role": role, **extra}
 
-        items = [entry(self.embedder_name(), "embedder", active=True), entry(self.generator, "completion", active=True)]
-        items.append(entry(GROUNDED_MODEL, "grounded", active=True))
         tuned = {m.role: m for m in self.engine.models()}
+        generator = self.generator
+        items = [entry(self.embedder_name(), "embedder", active=True), entry(generator, "completion", active=True)]
+        items.append(entry(GROUNDED_MODEL, "grounded", active=True))
+        items.append(entry("generator@base", "completion", active=not generator.startswith("generator@"), base=base_generator()))
         # reader@base is "no extractive reader": none ships, so answers are generative until one is tuned;
         # classifier@base is nearest-example classification with the index's embedder
         items.append(entry("reader@base", "reader", active=tuned["reader"].active is None, ships=False))
         items.append(entry("classifier@base", "classifier", active=tuned["classifier"].active is None))
-        for role in ("reader", "classifier"):
+        for role in ("reader", "classifier", "generator"):
             for version in tuned[role].versions:
+                if f"{role}@{version.number}" == generator:
+                    items = [i for i in items if i["id"] != generator]  # listed once, with its scores
                 created = version.created
                 stamp = int(time.mktime(time.strptime(created, "%Y-%m-%dT%H:%M:%S"))) if created else self.started
                 items.append(
                     {
-                        **entry(f"{role}@{version.number}", role, active=tuned[role].active == version.number),
+                        **entry(
+                            f"{role}@{version.number}",
+                            "completion" if role == "generator" else role,
+                            active=f"{role}@{version.number}" == generator
+                            if role == "generator"
+                            else tuned[role].active == version.number,
+                        ),
                         "created": stamp,
                         "eval": version.eval or None,
                         "eval_before": version.eval_before or None,
