@@ -1,8 +1,8 @@
 """Run by tests/test_server.py with the legacy ``openai==0.25.0`` client (its own venv): the 2021 calls.
 
 0.25.0 is the last release with ``Search``, ``Classification`` and ``Answer`` (0.26 removed them; 0.28.1 has
-none). Usage: ``python legacy_openai_client.py BASE_URL MODEL [fine-tune TRAIN EVAL | files SEARCH ANSWERS
-CLASSIFICATIONS]`` -> one JSON object on stdout.
+none). Usage: ``python legacy_openai_client.py BASE_URL MODEL [fine-tune TRAIN EVAL | fine-tune-generator TRAIN BASE
+PROMPT | files SEARCH ANSWERS CLASSIFICATIONS]`` -> one JSON object on stdout.
 """
 
 import json
@@ -47,6 +47,23 @@ if sys.argv[3:4] == ["fine-tune"]:
             "models": [m.id for m in openai.Model.list().data],
         }
     )
+    sys.exit(0)
+if sys.argv[3:4] == ["fine-tune-generator"]:  # {prompt, completion} rows train the generator; then complete with it
+    with open(sys.argv[4], "rb") as train:
+        training = openai.File.create(file=train, purpose="fine-tune")
+    job = openai.FineTune.create(
+        training_file=training.id, model=sys.argv[5], max_steps=4, batch_size=4, eval_limit=4, activate="no"
+    )
+    deadline = time.time() + 600
+    while job.status in ("pending", "running") and time.time() < deadline:
+        time.sleep(1)
+        job = openai.FineTune.retrieve(id=job.id)
+    out = {"job": job, "events": openai.FineTune.list_events(id=job.id), "models": [m.id for m in openai.Model.list().data]}
+    if job.status == "succeeded":
+        out["completion"] = openai.Completion.create(
+            model=job.fine_tuned_model, prompt=sys.argv[6], max_tokens=3, temperature=0, stop=["\n"]
+        )
+    dump(out)
     sys.exit(0)
 if sys.argv[3:4] == ["files"]:  # File.create / list / retrieve / download / delete and file= on the 2021 calls
     ids = {}

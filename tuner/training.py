@@ -61,9 +61,17 @@ def run_key(*parts: object) -> str:
 
 
 def latest_checkpoint(work_dir: Path) -> str | None:
-    """The newest ``checkpoint-N`` folder a trainer left in ``work_dir`` (None: start from scratch)."""
+    """The newest whole ``checkpoint-N`` folder a trainer left in ``work_dir`` (None: start from scratch). Whole: its
+    ``trainer_state.json``, written last, is there (a run killed while saving leaves a partial folder)."""
     work_dir = Path(work_dir)
-    found = sorted(work_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if work_dir.is_dir() else []
+    found = (
+        sorted(
+            (p for p in work_dir.glob("checkpoint-*") if p.name.split("-")[1].isdigit() and (p / "trainer_state.json").is_file()),
+            key=lambda p: int(p.name.split("-")[1]),
+        )
+        if work_dir.is_dir()
+        else []
+    )
     return str(found[-1]) if found else None
 
 

@@ -87,8 +87,8 @@ def test_task_scores_take_labels_answers_and_not_found():
     labels = [EvalItem("p", [gold]) for gold in ("human", "location") * 4]
     scores = task_scores(labels, [" human", "place", "Human.", "location"] * 2)
     assert scores["accuracy"] == 0.75 and scores["EM"] == 75.0
-    answers = [EvalItem("p", [gold]) for gold in ("Paris", "in 1066", "Ann")]
-    assert "accuracy" not in task_scores(answers, ["Paris"] * 3)  # three different replies in three: not labels
+    answers = [EvalItem("p", [gold]) for gold in ("Paris", "in 1066", "Ann", "blue")]
+    assert "accuracy" not in task_scores(answers, ["Paris"] * 4)  # four different replies in four: not labels
     qa = [EvalItem("p", ["Ann"], qa=True), EvalItem("p", [""], qa=True)]
     scores = task_scores(qa, ["ANSWER: Ann [1]", "NOT FOUND"])
     assert scores == {"EM": 100.0, "F1": 100.0}  # no accuracy: QA replies are not labels
