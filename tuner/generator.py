@@ -412,6 +412,7 @@ def tune_generator(
     """Score ``base`` on held-out rows, fit LoRA weights on the rest, score the tuned model, and save it as
     ``generator@N`` (active when better, or as ``activate`` says)."""
     from sixfold.core.device import choose_device
+    from sixfold.core.loading import quiet
     from sixfold.reader.llm import ADAPTER_DIR, ADAPTER_GGUF, load_causal_lm, load_llm, runtime
     from sixfold.tuner.lora_gguf import write_lora_gguf
 
@@ -465,7 +466,8 @@ def tune_generator(
     with saving("generator", tmp):
         work = registry.root / ".work" / f"generator-{run_key(base_model.name, [r.__dict__ for r in train], config.__dict__)}"
         model = train_lora(lm, tokenizer, encoded, config, work, device, callbacks)
-        model.save_pretrained(str(tmp / ADAPTER_DIR))
+        with quiet("transformers"), quiet("peft"):
+            model.save_pretrained(str(tmp / ADAPTER_DIR))
         if base_model.gguf_file:
             write_lora_gguf(model, Path(base_model.path) / base_model.gguf_file, tmp / ADAPTER_GGUF)
         after = {"perplexity": perplexity(model, held_encoded, tokenizer, config.batch_size)}
