@@ -130,3 +130,31 @@ def test_a_bad_training_row_is_one_error_naming_its_line(tuned, tmp_path):
     bad.write_text(TRAIN.read_text().splitlines()[0] + '\n{"messages": [{"role": "user", "content": "hi"}]}\n')
     run = run_cli("tune", "generator", "--train", bad, "--index", tuned[0], "--base", BASE)
     assert_one_error_line(run.returncode, run.stderr, "line 2", "chat row in a file of completion rows")
+
+
+def test_qa_pairs_teach_the_generator_to_answer_from_passages(tuned, tmp_path):
+    """QA rows become the prompt ``ask`` sends (numbered sentences) and the reply it should get; scored by EM/F1 of
+    the parsed answer, never as labels."""
+    index = copy_index(tuned[0], tmp_path / "idx")
+    qa = FIXTURES / "qa_train.jsonl"
+    args = ("tune", "generator", "--train", qa, "--base", BASE, "--index", index, "--max-steps", "2", "--batch-size", "2")
+    run = run_cli(*args, "--max-length", "640", "--eval-limit", "4", "--activate", "no", "--json", timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout)
+    assert result["data"] == "qa" and result["eval_rows"] == 4 and result["train_rows"] == 38
+    assert {"perplexity", "EM", "F1"} == set(result["after"])
+
+
+def test_a_qa_row_becomes_the_ask_prompt_and_a_cited_reply():
+    from sixfold.core.models import resolve_model
+    from sixfold.reader.generative import SYSTEM
+    from sixfold.reader.llm import load_causal_lm
+    from sixfold.tuner.generator_data import GeneratorRow, TemplateLM, qa_target, render
+
+    tokenizer, _lm = load_causal_lm(resolve_model(BASE, role="generator"))
+    context = "The Normans were descended from Norse raiders. They settled in Normandy in the 10th century."
+    messages, number = qa_target("Who were the Normans descended from?", context, ["Norse raiders"], TemplateLM(tokenizer))
+    assert messages[0]["content"] == SYSTEM and "[1] The Normans were descended from Norse raiders." in messages[1]["content"]
+    assert number == 1 and messages[2]["content"] == "ANSWER: Norse raiders [1]"
+    prompt, completion = render(GeneratorRow("qa", question="Who?", context=context, answers=[]), tokenizer)
+    assert completion.startswith("NOT FOUND") and prompt.endswith("assistant\n")
