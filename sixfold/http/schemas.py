@@ -137,7 +137,7 @@ class FineTuneRequest(_Request):
 
     training_file: StrictStr
     validation_file: StrictStr | None = None
-    model: StrictStr | None = "reader"
+    model: StrictStr | None = None  # None: the reader for QA pairs, the server's language model for the others
     n_epochs: float | None = Field(None, gt=0, le=50)
     batch_size: int | None = Field(None, ge=1, le=256)
     learning_rate_multiplier: float | None = Field(None, gt=0, le=100)
