@@ -55,7 +55,11 @@ def file_format(path: str | os.PathLike[str]) -> str:
     source = Path(path)
     if source.suffix.lower() == ".json":
         return "qa"
-    with open(source, encoding="utf-8") as handle:
+    with open(source, encoding="utf-8-sig") as handle:
+        head = handle.read(4000)
+        if head.lstrip().startswith("{") and '"data"' in head:  # SQuAD JSON (an upload is stored as .jsonl anyway)
+            return "qa"
+        handle.seek(0)
         for number, line in enumerate(handle, 1):
             if line.strip():
                 return _row_kind(_json_row(line, number), number)

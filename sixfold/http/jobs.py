@@ -248,8 +248,6 @@ class FineTunes:
                 self._check(path, kind, getattr(request, name), name)
         if kind == "reader" and validation is None:
             raise SixfoldError("validation_file is required: sixfold scores the reader before and after on it")
-        if kind == "generator" and validation is not None and self._kind(validation, None) != "generator":
-            raise SixfoldError("validation_file: its rows are QA pairs, but the training file trains the generator")
         hyper = self._hyperparams(request, kind)
         job = FineTuneJob(
             id=("ftjob-" if api == "current" else "ft-") + secrets.token_hex(12),

@@ -147,3 +147,24 @@ def test_current_hyperparameters_take_auto_and_the_method_form():
     assert FineTuningJobRequest(model="m", training_file="f", method=method).hyper()["learning_rate_multiplier"] == 2.0
     with pytest.raises(ApiError, match="n_epochs"):
         FineTuningJobRequest(model="m", training_file="f", hyperparameters={"n_epochs": 500}).hyper()
+
+
+def test_squad_json_is_qa_whatever_its_name(tmp_path):
+    squad = {
+        "data": [
+            {
+                "title": "t",
+                "paragraphs": [
+                    {
+                        "context": "Ann wrote it.",
+                        "qas": [{"id": "1", "question": "Who?", "answers": [{"text": "Ann", "answer_start": 0}]}],
+                    }
+                ],
+            }
+        ]
+    }
+    upload = tmp_path / "file-upload.jsonl"  # how the server stores every upload
+    upload.write_text(json.dumps(squad, indent=2))
+    assert file_format(upload) == "qa" and load_generator_file(upload)[0].answers == ["Ann"]
+    long_row = {"messages": [{"role": "user", "content": "x " * 5000}, {"role": "assistant", "content": "y"}]}
+    assert file_format(write(tmp_path, [long_row], "long.jsonl")) == "chat"
