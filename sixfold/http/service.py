@@ -273,9 +273,9 @@ class Service:
         return spec.name if isinstance(spec, ResolvedModel) else spec
 
     def language_model(self, name: str | None) -> str:
-        """The model a completion or chat request runs on: ``generator@N`` (or ``generator@base``) as named, else
-        the server's ``generator`` (the name was checked against ``models`` already)."""
-        return name if name and name.startswith("generator@") else self.generator
+        """The model a completion or chat request runs on: the one named (checked against ``models`` already: the
+        language model, ``generator@N`` or ``generator@base``), else the server's ``generator``."""
+        return name or self.generator
 
     def embedder_name(self) -> str:
         return self.engine.store.read_pointer()["model"]
@@ -288,17 +288,18 @@ class Service:
 
         tuned = {m.role: m for m in self.engine.models()}
         generator = self.generator
-        items = [entry(self.embedder_name(), "embedder", active=True), entry(generator, "completion", active=True)]
+        tuned_active = generator.startswith("generator@")  # then the untuned model stays listed, by name, inactive
+        language_model = base_generator() if tuned_active else generator
+        items = [entry(self.embedder_name(), "embedder", active=True)]
+        items.append(entry(language_model, "completion", active=not tuned_active))
         items.append(entry(GROUNDED_MODEL, "grounded", active=True))
-        items.append(entry("generator@base", "completion", active=not generator.startswith("generator@"), base=base_generator()))
+        items.append(entry("generator@base", "completion", active=not tuned_active, base=base_generator()))
         # reader@base is "no extractive reader": none ships, so answers are generative until one is tuned;
         # classifier@base is nearest-example classification with the index's embedder
         items.append(entry("reader@base", "reader", active=tuned["reader"].active is None, ships=False))
         items.append(entry("classifier@base", "classifier", active=tuned["classifier"].active is None))
         for role in ("reader", "classifier", "generator"):
             for version in tuned[role].versions:
-                if f"{role}@{version.number}" == generator:
-                    items = [i for i in items if i["id"] != generator]  # listed once, with its scores
                 created = version.created
                 stamp = int(time.mktime(time.strptime(created, "%Y-%m-%dT%H:%M:%S"))) if created else self.started
                 items.append(
