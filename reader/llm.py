@@ -174,9 +174,10 @@ ADAPTER_DIR = "adapter"  # in a generator@N folder: the LoRA weights as peft sav
 ADAPTER_GGUF = "adapter.gguf"  # the same weights as a llama.cpp LoRA adapter (GGUF runtime)
 
 
-def load_causal_lm(model: ResolvedModel):
-    """(tokenizer, model) of a language model on transformers, in float32; a GGUF file is dequantised once and the
-    result kept under ``$SIXFOLD_CACHE`` so later loads are plain safetensors loads. The tuner trains this form."""
+def load_causal_lm(model: ResolvedModel, train: bool = False):
+    """(tokenizer, model) of a language model on transformers; a GGUF file is dequantised once and the result kept
+    under ``$SIXFOLD_CACHE`` so later loads are plain safetensors loads. ``train``: float32 weights (the tuner's master
+    copy) whatever the folder stores; else the library's default dtype, as served before."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -188,7 +189,8 @@ def load_causal_lm(model: ResolvedModel):
         if gguf and (cached / "config.json").is_file():
             folder, gguf = str(cached), None
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf, local_files_only=True)
-        lm = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, local_files_only=True, dtype=torch.float32)
+        precision = {"dtype": torch.float32} if train else {}
+        lm = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, local_files_only=True, **precision)
     if gguf:
         _save_dequantised(lm, tokenizer, cached)
     return tokenizer, lm

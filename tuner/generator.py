@@ -434,7 +434,7 @@ def tune_generator(
     device = choose_device()
     check_memory(base_model, config, device, force)
     say(f"loading {base_model.name} for training (float32)")
-    tokenizer, lm = load_causal_lm(base_model)
+    tokenizer, lm = load_causal_lm(base_model, train=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     lm.to(device)
