@@ -139,6 +139,23 @@ def test_a_job_survives_kill_9_and_resumes_from_its_checkpoint(served):
     assert chat.choices[0].message.content
 
 
+def test_the_2021_answers_read_with_the_active_tuned_generator(served):
+    """After the first test generator@1 is active: /v1/answers (generative, with its prompt) runs on it."""
+    models = {m["id"]: m for m in httpx.get(served.url + "/v1/models", timeout=30).json()["data"]}
+    assert models["generator@1"]["active"] and not models["generator@base"]["active"]
+    body = {
+        "question": "Who were the Normans descended from?",
+        "documents": ["The Normans were descended from Norse raiders and pirates from Denmark, Iceland and Norway."],
+        "examples_context": "The Eiffel Tower is in Paris.",
+        "examples": [["Where is the Eiffel Tower?", "Paris"]],
+        "return_prompt": True,
+        "max_tokens": 8,
+    }
+    response = httpx.post(served.url + "/v1/answers", json=body, timeout=300)
+    assert response.status_code == 200, response.text
+    assert "Norse raiders" in response.json()["prompt"]  # the reader's prompt, rendered for the tuned model
+
+
 def test_cancel_list_and_refusals(served):
     client = client_for(served)
     with open(TRAIN, "rb") as train:

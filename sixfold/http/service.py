@@ -227,7 +227,7 @@ class Service:
         from sixfold.reader.llm import load_llm
 
         with deadline.hold(self.model_lock, "the language model"):
-            return build_prompt(load_llm(self.generator), question, passages)[0]
+            return build_prompt(load_llm(self.engine.generator_model(self.generator)), question, passages)[0]
 
     # ---- the models (under model_lock) ------------------------------------------------------
     def answer(self, question: str, passages: list[Passage], mode: str, reader: str | None, deadline: Deadline) -> Answer:
