@@ -356,8 +356,7 @@ def reply_budget(items: list[EvalItem], tokenizer) -> tuple[int, bool]:
 def generate(lm, items: list[EvalItem], max_tokens: int) -> list[str]:
     """Greedy replies of a serving runtime (``reader.llm.LanguageModel``); one line each unless a gold reply has
     several."""
-    multiline = any("\n" in g for item in items for g in item.gold)
-    stop = None if multiline or any(i.qa for i in items) else ["\n"]
+    stop = ["\n"] if one_line(items) else None
     return [lm.complete(item.prompt, max_tokens=max_tokens, temperature=0.0, stop=stop).text for item in items]
 
 
@@ -479,7 +478,9 @@ def tune_generator(
             if runtime_name == "llama.cpp":
                 probe = items[:AGREEMENT_PROMPTS]
                 mine = torch_replies(model, tokenizer, probe, max_tokens)
-                same = sum(_same(_cut(a, probe), b) for a, b in zip(mine, replies))
+                if one_line(items):  # cut as the runtime cut its replies (``generate``)
+                    mine = [reply.split("\n", 1)[0] for reply in mine]
+                same = sum(_same(a, b) for a, b in zip(mine, replies))
                 agree = f"{same}/{len(probe)}"
         say("after: " + _line(after))
         activated = should_activate(activate, GeneratorTuneResult.better(before, after))
@@ -501,10 +502,9 @@ def tune_generator(
     )  # fmt: skip
 
 
-def _cut(reply: str, probe: list[EvalItem]) -> str:
-    """A torch reply cut as the runtime cuts it (at the first newline, for one-line replies)."""
-    multiline = any("\n" in g for item in probe for g in item.gold) or any(i.qa for i in probe)
-    return reply if multiline else reply.split("\n", 1)[0]
+def one_line(items: list[EvalItem]) -> bool:
+    """Whether replies end at their first newline: no gold reply has one, and none is a QA reply (parsed whole)."""
+    return not any("\n" in g for item in items for g in item.gold) and not any(i.qa for i in items)
 
 
 def _line(scores: dict[str, float]) -> str:
