@@ -47,6 +47,37 @@ def test_tune_generator_trains_scores_and_saves_both_adapter_forms(tuned):
     assert not (index / "models" / ".work").exists() or not any((index / "models" / ".work").iterdir())
 
 
+def test_every_assistant_turn_is_learned_unless_its_weight_is_0():
+    """OpenAI's chat fine-tuning: the loss falls on each assistant message of a multi-turn row (weight 1, the
+    default), never on the system and user turns; a cut row keeps its last reply whole."""
+    from transformers import AutoTokenizer
+
+    from sixfold.core.models import resolve_model
+    from sixfold.tuner.generator import encode
+    from sixfold.tuner.generator_data import GeneratorRow
+
+    model = resolve_model(BASE, role="generator")
+    tokenizer = AutoTokenizer.from_pretrained(model.path, gguf_file=model.gguf_file, local_files_only=True)
+    turns = [
+        {"role": "system", "content": "Answer with a number."},
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "four"},
+        {"role": "user", "content": "3+3?"},
+        {"role": "assistant", "content": "six"},
+    ]
+
+    def learned(row: GeneratorRow, max_length: int = 512) -> str:
+        (item,), _cut = encode([row], tokenizer, max_length)
+        return tokenizer.decode([t for t in item["labels"] if t != -100])
+
+    both = learned(GeneratorRow("chat", messages=turns))
+    assert "four" in both and "six" in both and "3+3" not in both and "number" not in both
+    quiet = [*turns[:2], {**turns[2], "weight": 0}, *turns[3:]]
+    assert "four" not in learned(GeneratorRow("chat", messages=quiet)) and "six" in learned(GeneratorRow("chat", messages=quiet))
+    (item,), cut = encode([GeneratorRow("chat", messages=turns)], tokenizer, 12)
+    assert cut == 1 and len(item["input_ids"]) == 12 and "six" in tokenizer.decode(item["input_ids"])
+
+
 def test_the_human_report_is_a_table_with_a_verdict(tuned, tmp_path):
     index = copy_index(tuned[0], tmp_path / "idx")
     args = ("tune", "generator", "--train", TRAIN, "--eval", EVAL, "--base", BASE, "--index", index, *SMALL)

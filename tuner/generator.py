@@ -33,7 +33,7 @@ from typing import ClassVar
 
 from sixfold.core.errors import SixfoldError
 from sixfold.core.models import ResolvedModel, resolve_model
-from sixfold.tuner.generator_data import GeneratorRow, TemplateLM, qa_target, render
+from sixfold.tuner.generator_data import GeneratorRow, TemplateLM, qa_target, render, segments
 from sixfold.tuner.training import (
     check_activate,
     latest_checkpoint,
@@ -102,19 +102,26 @@ class _Rows:
 
 
 def encode(rows: list[GeneratorRow], tokenizer, max_length: int) -> tuple[list[dict], int]:
-    """input_ids and labels (-100 on the prompt's tokens) per row; and how many prompts were cut from the left to fit
-    ``max_length`` (the completion is kept whole when it fits)."""
+    """input_ids and labels (-100 on every token that is not learned: the prompt, a chat's user and system turns)
+    per row; and how many rows were cut to fit ``max_length``: from the left, keeping the last learned piece whole
+    when it fits, else its first ``max_length`` tokens."""
     encoded, cut = [], 0
     for row in rows:
-        prompt, completion = render(row, tokenizer)
-        p = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
-        c = tokenizer(completion, add_special_tokens=False)["input_ids"]
-        if len(p) + len(c) > max_length:
+        ids: list[int] = []
+        labels: list[int] = []
+        for text, learned in segments(row, tokenizer):
+            piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+            ids += piece
+            labels += piece if learned else [-100] * len(piece)
+        if len(ids) > max_length:
             cut += 1
-            c = c[:max_length]
-            p = p[len(p) - (max_length - len(c)) :] if max_length > len(c) else []
-        ids = p + c
-        encoded.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": [-100] * len(p) + c})
+            context = [i for i, label in enumerate(labels) if label == -100]
+            last = context[-1] + 1 if context else 0  # where the last learned piece starts
+            if len(ids) - last >= max_length:  # the last learned piece alone is too long: keep its start
+                ids, labels = ids[last : last + max_length], labels[last : last + max_length]
+            else:
+                ids, labels = ids[-max_length:], labels[-max_length:]
+        encoded.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels})
     return encoded, cut
 
 

@@ -90,17 +90,28 @@ def _row_kind(row: dict, number: int) -> str:
 
 
 def _chat_row(row: dict, number: int) -> GeneratorRow:
+    """A ``{"messages": [...]}`` row. As in OpenAI's fine-tuning, every assistant message is learned unless it carries
+    ``"weight": 0``; the last message must be an assistant reply (it is what the held-out score compares)."""
     messages = row["messages"]
     if not isinstance(messages, list) or not messages:
         raise SixfoldError(f"line {number}: messages must be a non-empty list")
+    kept = []
     for m in messages:
         if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
             raise SixfoldError(f"line {number}: each message needs a role ({', '.join(ROLES)}) and a text content")
-    if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
+        message = {"role": m["role"], "content": m["content"]}
+        if "weight" in m:
+            if m["role"] != "assistant" or m["weight"] not in (0, 1) or isinstance(m["weight"], bool):
+                raise SixfoldError(f"line {number}: weight is 0 or 1, on assistant messages only")
+            message["weight"] = int(m["weight"])
+        kept.append(message)
+    if kept[-1]["role"] != "assistant" or not kept[-1]["content"].strip():
         raise SixfoldError(f"line {number}: the last message must be the assistant's reply to learn")
-    if len(messages) < 2:
+    if len(kept) < 2:
         raise SixfoldError(f"line {number}: the assistant's reply needs a message before it")
-    return GeneratorRow("chat", messages=[{"role": m["role"], "content": m["content"]} for m in messages])
+    if not any(m["role"] == "assistant" and m.get("weight", 1) for m in kept):
+        raise SixfoldError(f"line {number}: every assistant message has weight 0: nothing to learn")
+    return GeneratorRow("chat", messages=kept)
 
 
 def _completion_row(row: dict, number: int) -> GeneratorRow:
@@ -158,10 +169,14 @@ class TemplateLM:
         return self.chat([{"role": "system", "content": system}, {"role": "user", "content": user}])
 
 
+def _plain(messages: list[dict]) -> list[dict]:
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
 def chat_prompt(tokenizer, messages: list[dict]) -> str:
     """``messages`` in the model's chat template, ready for the assistant's reply."""
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return tokenizer.apply_chat_template(_plain(messages), tokenize=False, add_generation_prompt=True)
     return "\n\n".join(m["content"] for m in messages) + "\n"
 
 
@@ -170,10 +185,28 @@ def _chat_reply(tokenizer, messages: list[dict]) -> tuple[str, str]:
     adds after the prompt (the reply and its end-of-turn marker)."""
     prompt = chat_prompt(tokenizer, messages[:-1])
     if getattr(tokenizer, "chat_template", None):
-        whole = tokenizer.apply_chat_template(messages, tokenize=False)
+        whole = tokenizer.apply_chat_template(_plain(messages), tokenize=False)
         if whole.startswith(prompt):
             return prompt, whole[len(prompt) :]
     return prompt, messages[-1]["content"] + (tokenizer.eos_token or "")
+
+
+def _chat_segments(tokenizer, messages: list[dict]) -> list[tuple[str, bool]]:
+    """The whole chat as (text, learned) pieces: each assistant message of weight 1 (with its end-of-turn marker)
+    learned, everything else context. A template that does not render a longer chat as an extension of the shorter
+    one (some drop earlier turns' reasoning) falls back to learning the last reply only."""
+    pieces: list[tuple[str, bool]] = []
+    done = ""
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        prompt, reply = _chat_reply(tokenizer, messages[: i + 1])
+        if not prompt.startswith(done):
+            return [(p, learned) for p, learned in zip(_chat_reply(tokenizer, messages), (False, True))]
+        pieces.append((prompt[len(done) :], False))
+        pieces.append((reply, bool(message.get("weight", 1))))
+        done = prompt + reply
+    return [(text, learned) for text, learned in pieces if text]
 
 
 def qa_target(question: str, context: str, answers: list[str], lm: TemplateLM) -> tuple[list[dict], int | None]:
@@ -210,3 +243,10 @@ def render(row: GeneratorRow, tokenizer) -> tuple[str, str]:
     if row.kind == "text":
         return "", row.completion
     return row.prompt, row.completion + (tokenizer.eos_token or "")
+
+
+def segments(row: GeneratorRow, tokenizer) -> list[tuple[str, bool]]:
+    """A training row as (text, learned) pieces in order: the loss falls on the learned ones only."""
+    if row.kind == "chat":
+        return _chat_segments(tokenizer, row.messages)
+    return [(text, learned) for text, learned in zip(render(row, tokenizer), (False, True)) if text]

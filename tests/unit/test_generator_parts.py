@@ -54,6 +54,9 @@ def test_each_file_format_is_read(tmp_path):
         ([{"messages": [{"role": "user", "content": "hi"}]}], "line 1: the last message must be the assistant's"),
         ([{"messages": [{"role": "robot", "content": "x"}, {"role": "assistant", "content": "y"}]}], "each message needs a role"),
         ([{"prompt": "a", "completion": "  "}], "line 1: prompt and completion must be text"),
+        ([{"messages": [{"role": "user", "content": "x", "weight": 1}, {"role": "assistant", "content": "y"}]}], "on assistant"),
+        ([{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "weight": 2}]}], "0 or 1"),
+        ([{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "weight": 0}]}], "nothing"),
     ],
 )
 def test_a_bad_row_is_named_by_its_line(tmp_path, rows, fragment):
