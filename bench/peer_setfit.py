@@ -113,7 +113,10 @@ def main() -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--test-cap", type=int, default=500)
     parser.add_argument("--skip-setfit", action="store_true", help="sixfold only (no peer venv)")
-    parser.add_argument("--objective", help="sixfold's objective instead of its default (triplets or pairs)")
+    parser.add_argument(
+        "--objectives", nargs="+", choices=["triplets", "pairs"],
+        help="train sixfold once per objective (cells get a 'sixfold_<objective>' entry; 'sixfold' is the first)",
+    )  # fmt: skip
     parser.add_argument("--max-steps", type=int, help="sixfold's training steps instead of its default (-1: epochs decide)")
     parser.add_argument("--epochs", type=float, help="sixfold's epochs instead of its default (with --max-steps -1)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "peer_setfit.json"))
@@ -128,8 +131,9 @@ def main() -> int:
     torch.set_num_threads(2)
     base = resolve_model("all-MiniLM-L6-v2").path
     started, cells = time.time(), []
-    chosen = (("objective", args.objective), ("max_steps", args.max_steps), ("epochs", args.epochs))
+    chosen = (("max_steps", args.max_steps), ("epochs", args.epochs))
     options = {k: v for k, v in chosen if v is not None}
+    objectives = args.objectives or [ClassifierTrainConfig().objective]
     for name in args.datasets:
         pool, test = DATASETS[name](data)
         test = cap(test, args.test_cap, 0)
@@ -138,7 +142,11 @@ def main() -> int:
                 examples = few_shot(pool, shots, seed)
                 cell = {"dataset": name, "shots": shots, "seed": seed, "examples": len(examples), "test_items": len(test)}
                 cell["nearest"] = run_nearest(examples, test)
-                cell["sixfold"] = run_sixfold(examples, test, base, seed, **options)
+                for objective in objectives:
+                    # pairs: SetFit's length, one pass over its 2 x 20 x N pairs, unless steps were given
+                    own = {"max_steps": -1, "epochs": 1} if objective == "pairs" else {}
+                    cell[f"sixfold_{objective}"] = run_sixfold(examples, test, base, seed, objective=objective, **own | options)
+                cell["sixfold"] = cell[f"sixfold_{objectives[0]}"]
                 if not args.skip_setfit:
                     cell["setfit"] = run_setfit(examples, test, base, seed)
                 cells.append(cell)
@@ -147,15 +155,16 @@ def main() -> int:
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}",
         "base_model": "all-MiniLM-L6-v2 (packaged)",
-        "sixfold": {"config": ClassifierTrainConfig().__dict__ | {"max_length": MAX_LENGTH} | options},
+        "sixfold": {"config": ClassifierTrainConfig().__dict__ | {"max_length": MAX_LENGTH} | options, "objectives": objectives},
         "setfit": {"num_iterations": ITERATIONS, "epochs": EPOCHS, "batch": BATCH, "lr": LEARNING_RATE, "max_length": MAX_LENGTH},
         "seconds": time.time() - started,
         "cells": cells,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print("\n| dataset | shots | seeds | nearest | sixfold tuned | setfit | train s (sixfold / setfit) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    tuned = [f"sixfold {o}" for o in objectives]
+    print("\n| dataset | shots | seeds | nearest | " + " | ".join(tuned) + " | setfit | train s (sixfold / setfit) |")
+    print("|---|---:|---:|---:|" + "---:|" * len(tuned) + "---:|---:|")
     for name in args.datasets:
         for shots in args.shots:
             group = [c for c in cells if c["dataset"] == name and c["shots"] == shots]
@@ -165,7 +174,7 @@ def main() -> int:
                 return f"{statistics.mean(values):.3f}" if values else "-"
 
             times = f"{mean('sixfold', 'train_seconds')} / {mean('setfit', 'train_seconds')}"
-            row = [name, shots, len(group), mean("nearest"), mean("sixfold"), mean("setfit"), times]
+            row = [name, shots, len(group), mean("nearest"), *(mean(f"sixfold_{o}") for o in objectives), mean("setfit"), times]
             print("| " + " | ".join(str(x) for x in row) + " |")
     print(f"report: {args.out}")
     return 0
