@@ -109,14 +109,15 @@ def encode(rows: list[GeneratorRow], tokenizer, max_length: int) -> tuple[list[d
     for row in rows:
         ids: list[int] = []
         labels: list[int] = []
+        last = 0  # where the last learned piece starts: just after the last piece of context
         for text, learned in segments(row, tokenizer):
             piece = tokenizer(text, add_special_tokens=False)["input_ids"]
             ids += piece
             labels += piece if learned else [-100] * len(piece)
+            if not learned:
+                last = len(ids)
         if len(ids) > max_length:
             cut += 1
-            context = [i for i, label in enumerate(labels) if label == -100]
-            last = context[-1] + 1 if context else 0  # where the last learned piece starts
             if len(ids) - last >= max_length:  # the last learned piece alone is too long: keep its start
                 ids, labels = ids[last : last + max_length], labels[last : last + max_length]
             else:
