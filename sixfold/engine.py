@@ -266,14 +266,16 @@ class Engine:
         rerank_depth: int = 50,
         rerank_weight: float | None = RERANK_WEIGHT,
         query_vector: np.ndarray | None = None,
+        snapshot: Snapshot | None = None,
     ) -> list[Hit]:
         """Ranked passages for ``query``. ``mode``: dense, bm25 or hybrid (default: ``default_mode()``). ``rerank``
         names a cross-encoder (local folder or hub id); ``"auto"`` (the default) uses the index's active tuned reranker
         when it has one; None switches reranking off. ``query_vector``: the query already embedded with the index's
         model (the server embeds outside its index lock); otherwise it is embedded here, and only when ``mode`` reads
-        vectors (a bm25 search loads no model)."""
+        vectors (a bm25 search loads no model). ``snapshot``: the generation to read, when the caller must know which one
+        its hits come from (a writer may commit between two reads of the pointer)."""
         query = validate_query(query, k)
-        return self._search(query, k, mode, where, rerank, candidates, rerank_depth, rerank_weight, query_vector)
+        return self._search(query, k, mode, where, rerank, candidates, rerank_depth, rerank_weight, query_vector, snapshot)
 
     def _search(
         self,
@@ -286,9 +288,10 @@ class Engine:
         rerank_depth: int = 50,
         rerank_weight: float | None = RERANK_WEIGHT,
         query_vector: np.ndarray | None = None,
+        snapshot: Snapshot | None = None,
     ) -> list[Hit]:
         """``search`` for a query that has been validated."""
-        snapshot = self.snapshot()
+        snapshot = snapshot or self.snapshot()
         mode = mode or self.query_mode(query, snapshot)
         if query_vector is None and mode in VECTOR_MODES:
             query_vector = self.embedder.encode_queries([query])[0]
@@ -355,10 +358,11 @@ class Engine:
         if docs:
             return self._passages_from_docs(question, k, docs)
         query = self.embedder.encode_queries([question])[0]  # once: for the search and for each passage's cosine
-        hits = self._search(question, k, None, where, rerank, query_vector=query)
+        snapshot = self.snapshot()  # one generation for the hits and their vectors
+        hits = self._search(question, k, None, where, rerank, query_vector=query, snapshot=snapshot)
         if not hits:
             return []
-        ids, vectors = self.snapshot().embeddings([h.chunk_id for h in hits])
+        ids, vectors = snapshot.embeddings([h.chunk_id for h in hits])
         cosine = dict(zip(ids.tolist(), (vectors @ query).tolist()))
         return [Passage(h.chunk_id, h.text, h.path, h.location, h.score, cosine.get(h.chunk_id)) for h in hits]
 

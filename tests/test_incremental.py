@@ -195,3 +195,22 @@ def test_generations_are_pruned(indexed):
     assert len(generations) <= 2
     assert pointer_generation(indexed.index) == generations[-1]
     assert not any(name.endswith(".tmp") for name in generations)
+
+
+def test_a_pinned_snapshot_keeps_reading_its_generation_after_a_commit(indexed):
+    """The server reads the pointer once per request: hits come from the generation the response names, even when
+    a writer commits between its reads (a 50-thread search during re-indexing once got a newer generation's ids)."""
+    reader = Engine.open(indexed.index)
+    try:
+        pinned = reader.snapshot()
+        pinned.vectors, pinned.lexical  # noqa: B018 - opened as the server opens them
+        (indexed.folder / "technology" / "zorblax.txt").write_text("The zorblax reactor converts marmalade into flapdoodle.\n")
+        assert indexed.engine.index(indexed.folder).chunks_added == 1
+        assert pointer_generation(indexed.index) != pinned.folder.name
+        for mode in ("bm25", "dense", "hybrid"):
+            old = reader.search("zorblax reactor marmalade", k=3, mode=mode, snapshot=pinned)
+            assert "technology/zorblax.txt" not in paths_of(old), mode
+        new = reader.search("zorblax reactor marmalade", k=1, mode="bm25")
+        assert new[0].path == "technology/zorblax.txt"
+    finally:
+        reader.close()

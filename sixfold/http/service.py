@@ -150,7 +150,7 @@ class Service:
         vector = self.embed_query(query, deadline) if mode in VECTOR_MODES and query.strip() else None
         with deadline.hold(self.index_lock, "the index"):
             snap = self.snapshot()
-            return self.engine.search(query, k, mode=mode, query_vector=vector), snap.folder.name
+            return self.engine.search(query, k, mode=mode, query_vector=vector, snapshot=snap), snap.folder.name
 
     def passages(self, question: str, k: int, deadline: Deadline) -> list[Passage]:
         """The passages of the index a reader gets for ``question``."""
