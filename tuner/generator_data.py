@@ -194,7 +194,8 @@ def _chat_reply(tokenizer, messages: list[dict]) -> tuple[str, str]:
 def _chat_segments(tokenizer, messages: list[dict]) -> list[tuple[str, bool]]:
     """The whole chat as (text, learned) pieces: each assistant message of weight 1 (with its end-of-turn marker)
     learned, everything else context. A template that does not render a longer chat as an extension of the shorter
-    one (some drop earlier turns' reasoning) falls back to learning the last reply only."""
+    one (some drop earlier turns' reasoning) falls back to learning the last learned reply only, with the turns before
+    it as its prompt (what follows a reply does not change its loss in a causal model)."""
     pieces: list[tuple[str, bool]] = []
     done = ""
     for i, message in enumerate(messages):
@@ -202,7 +203,8 @@ def _chat_segments(tokenizer, messages: list[dict]) -> list[tuple[str, bool]]:
             continue
         prompt, reply = _chat_reply(tokenizer, messages[: i + 1])
         if not prompt.startswith(done):
-            return [(p, learned) for p, learned in zip(_chat_reply(tokenizer, messages), (False, True))]
+            last = max(j for j, m in enumerate(messages) if m["role"] == "assistant" and m.get("weight", 1))
+            return [(p, learned) for p, learned in zip(_chat_reply(tokenizer, messages[: last + 1]), (False, True))]
         pieces.append((prompt[len(done) :], False))
         pieces.append((reply, bool(message.get("weight", 1))))
         done = prompt + reply

@@ -171,3 +171,34 @@ def test_squad_json_is_qa_whatever_its_name(tmp_path):
     assert file_format(upload) == "qa" and load_generator_file(upload)[0].answers == ["Ann"]
     long_row = {"messages": [{"role": "user", "content": "x " * 5000}, {"role": "assistant", "content": "y"}]}
     assert file_format(write(tmp_path, [long_row], "long.jsonl")) == "chat"
+
+
+class ForgetfulTemplate:
+    """A chat template that drops the assistant replies before the last user turn (as templates that strip earlier
+    turns' reasoning do), so a longer chat does not render as an extension of a shorter one."""
+
+    chat_template = "forgetful"
+    eos_token = "</s>"
+
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
+        last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
+        kept = [m for i, m in enumerate(messages) if m["role"] != "assistant" or i > last_user]
+        return "".join(f"<{m['role']}>{m['content']}</s>" for m in kept) + ("<assistant>" if add_generation_prompt else "")
+
+
+def test_a_template_that_drops_earlier_turns_learns_the_last_reply_of_weight_one():
+    from sixfold.tuner.generator_data import GeneratorRow, segments
+
+    turns = [
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "four"},
+        {"role": "user", "content": "3+3?"},
+        {"role": "assistant", "content": "six"},
+    ]
+    tokenizer = ForgetfulTemplate()
+    learned = [text for text, on in segments(GeneratorRow("chat", messages=turns), tokenizer) if on]
+    assert learned == ["six</s>"]
+    quiet = [*turns[:3], {**turns[3], "weight": 0}]
+    pieces = segments(GeneratorRow("chat", messages=quiet), tokenizer)
+    assert [text for text, on in pieces if on] == ["four</s>"]  # not the weight-0 reply
+    assert "six" not in "".join(text for text, _ in pieces)
