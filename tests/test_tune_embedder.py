@@ -415,3 +415,41 @@ def test_a_dual_index_tunes_its_english_half_and_keeps_reading_spanish(tmp_path,
         assert hits and hits[0].path == "history/normans.md"
     finally:
         engine.close()
+
+
+def test_a_running_server_follows_the_embedder_another_process_switches_to(tuned, cli, tmp_path):
+    """``models rollback embedder`` re-embeds the index while a server runs: the server's queries then embed with the
+    base model (its pool of copies was once kept from start, so every dense search used the retired model)."""
+    import httpx
+
+    from sixfold.engine import Engine
+    from sixfold.http import create_app
+
+    from live_server import LiveServer
+
+    root = copy_index(tuned[0], tmp_path / "idx")
+    query = "Who were the Normans descended from?"
+    with LiveServer(create_app(root)) as live:
+        tuned_vector = httpx.post(
+            live.url + "/v1/embeddings", json={"model": "embedder@1", "input": query, "encoding_format": "float"}, timeout=120
+        ).json()["data"][0]["embedding"]
+        code, _out, err = cli("models", "rollback", "embedder", "--index", root)
+        assert code == 0, err
+        engine = Engine.open(root)
+        try:
+            assert engine.embedder.name == "all-MiniLM-L6-v2"
+            expected = engine.embed([query])[0]
+            expected_top = [h.chunk_id for h in engine.search(query, k=3, mode="dense")]
+        finally:
+            engine.close()
+        assert not np.allclose(np.array(tuned_vector), expected, atol=1e-3), "the tuned model embeds differently"
+        got = httpx.post(
+            live.url + "/v1/embeddings",
+            json={"model": "all-MiniLM-L6-v2", "input": query, "encoding_format": "float"},
+            timeout=120,
+        )
+        assert got.status_code == 200, got.text
+        assert np.allclose(np.array(got.json()["data"][0]["embedding"]), expected, atol=1e-5)
+        found = httpx.post(live.url + "/v1/search", json={"query": query, "mode": "dense", "max_rerank": 3}, timeout=120)
+        assert found.status_code == 200, found.text
+        assert [d["document"] for d in found.json()["data"]] == expected_top

@@ -108,7 +108,9 @@ class Service:
         active tuned generator, else the default LM, looked up at each request (a fine-tune may activate one)."""
         self.engine = Engine.open(index_path)
         self.engine.store.read_pointer()  # no index: the server does not start
-        self.embedders = EmbedderPool(index_embedder_model(self.engine.store.root), embedders)
+        self._pool = EmbedderPool(index_embedder_model(self.engine.store.root), embedders)
+        self._pool_size = embedders
+        self._pool_lock = threading.Lock()
         self.index_lock = threading.Lock()  # snapshot, DuckDB connection, the Engine's own embedder
         self.model_lock = threading.Lock()  # the language model / extractive reader
         self.named_generator = generator
@@ -116,6 +118,20 @@ class Service:
         self.files = UploadedFiles(self.engine.store.root)
         self._language: str | None = None  # the index's language: the stemmer of an uploaded file's BM25 index
         self.fine_tunes = FineTunes(self.engine, self.files)
+
+    @property
+    def embedders(self) -> EmbedderPool:
+        """Copies of the index's embedder as the pointer names it now: a new pool once the index has been re-embedded
+        with another model (``models use embedder`` in another process), so no query embeds with the old one."""
+        try:
+            model = self.engine.store.read_pointer()["model"]
+        except SixfoldError:
+            return self._pool  # a damaged pointer: the snapshot's own error says so where it matters
+        if model != self._pool.name:
+            with self._pool_lock:
+                if model != self._pool.name:
+                    self._pool = EmbedderPool(index_embedder_model(self.engine.store.root), self._pool_size)
+        return self._pool
 
     # ---- shared state (call with index_lock held) ---------------------------------------
     def snapshot(self):
@@ -147,9 +163,11 @@ class Service:
         """The index's top ``k`` and the generation they come from; the query is embedded outside the index lock."""
         with deadline.hold(self.index_lock, "the index"):
             mode = mode or self.engine.query_mode(query, self.snapshot())
-        vector = self.embed_query(query, deadline) if mode in VECTOR_MODES and query.strip() else None
+        vector, model = self._embed_query(query, deadline) if mode in VECTOR_MODES and query.strip() else (None, None)
         with deadline.hold(self.index_lock, "the index"):
             snap = self.snapshot()
+            if model != snap.settings.model:
+                vector = None  # re-embedded with another model meanwhile: the Engine embeds with the snapshot's
             return self.engine.search(query, k, mode=mode, query_vector=vector, snapshot=snap), snap.folder.name
 
     def passages(self, question: str, k: int, deadline: Deadline) -> list[Passage]:
@@ -159,9 +177,10 @@ class Service:
             return self.engine.passages(question, k)
 
     # ---- embedding with the pool (no index lock) ------------------------------------------
-    def embed_query(self, query: str, deadline: Deadline) -> np.ndarray:
+    def _embed_query(self, query: str, deadline: Deadline) -> tuple[np.ndarray, str]:
+        """The query's vector and the name of the model that made it."""
         with self.embedders.lend(deadline) as embedder:
-            return embedder.encode_queries([query.strip()])[0]
+            return embedder.encode_queries([query.strip()])[0], embedder.name
 
     def embed(self, texts: list[str], deadline: Deadline) -> tuple[np.ndarray, int]:
         """The vectors of ``texts`` and how many tokens they held."""
