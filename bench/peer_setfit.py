@@ -2,10 +2,12 @@
 base model, examples and seeds, same machine, same run; with sixfold's untuned nearest-example scorer.
 
     python bench/peer_setfit.py [--datasets banking77 trec_qc ...] [--shots 8 16] [--seeds 0] [--test-cap 500]
+                                [--base all-MiniLM-L6-v2]
 
 Per dataset (loaders, example sampling and test caps of bench/classify_eval.py; see each SOURCE.md), per number of
-examples per label and seed:
-  1. nearest: ``Classifier`` (what ``classify`` does untuned) on the packaged all-MiniLM-L6-v2;
+examples per label and seed, all three from ``--base`` (default the packaged all-MiniLM-L6-v2; a pulled model such as
+all-mpnet-base-v2, or a folder):
+  1. nearest: ``Classifier`` (what ``classify`` does untuned) on that embedder;
   2. sixfold tuned: ``sixfold.tuner.classifier.train_classifier`` from the same model folder with its defaults
      (``ClassifierTrainConfig``: in-batch triplets of label groups, 120 steps of 16, head C=100), then ``TunedClassifier``;
   3. setfit: ``bench/setfit_runner.py`` in its own venv (``.venv-setfit``: torch==2.13.0 first, then setfit==1.2.0;
@@ -94,12 +96,12 @@ def run_setfit(examples: list[tuple[str, str]], test: list[tuple[str, str]], bas
         return json.loads((folder / "out.json").read_text())
 
 
-def run_nearest(examples: list[tuple[str, str]], test: list[tuple[str, str]]) -> dict:
+def run_nearest(examples: list[tuple[str, str]], test: list[tuple[str, str]], base: str) -> dict:
     from sixfold.indexer.embedding import load_embedder
     from sixfold.reader.classify import Classifier
     from sixfold.reader.types import LabeledExample
 
-    classifier = Classifier([LabeledExample(t, lab) for t, lab in examples], load_embedder("all-MiniLM-L6-v2"), cache=False)
+    classifier = Classifier([LabeledExample(t, lab) for t, lab in examples], load_embedder(base), cache=False)
     predicted = [r.label for r in classifier.classify([t for t, _ in test])]
     gold = [lab for _, lab in test]
     return {"accuracy": accuracy(gold, predicted), "macro_f1": macro_f1(gold, predicted)}
@@ -119,6 +121,10 @@ def main() -> int:
     )  # fmt: skip
     parser.add_argument("--max-steps", type=int, help="sixfold's training steps instead of its default (-1: epochs decide)")
     parser.add_argument("--epochs", type=float, help="sixfold's epochs instead of its default (with --max-steps -1)")
+    parser.add_argument(
+        "--base", default="all-MiniLM-L6-v2",
+        help="the sentence embedder all three start from: packaged, pulled (e.g. all-mpnet-base-v2) or a folder",
+    )  # fmt: skip
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "peer_setfit.json"))
     args = parser.parse_args()
     data = check_data(parser, args.data, *args.datasets)
@@ -129,7 +135,7 @@ def main() -> int:
     from sixfold.tuner.classifier import ClassifierTrainConfig
 
     torch.set_num_threads(2)
-    base = resolve_model("all-MiniLM-L6-v2").path
+    base = resolve_model(args.base).path
     started, cells = time.time(), []
     chosen = (("max_steps", args.max_steps), ("epochs", args.epochs))
     options = {k: v for k, v in chosen if v is not None}
@@ -141,7 +147,7 @@ def main() -> int:
             for seed in args.seeds:
                 examples = few_shot(pool, shots, seed)
                 cell = {"dataset": name, "shots": shots, "seed": seed, "examples": len(examples), "test_items": len(test)}
-                cell["nearest"] = run_nearest(examples, test)
+                cell["nearest"] = run_nearest(examples, test, base)
                 for objective in objectives:
                     # pairs: SetFit's length, one pass over its 2 x 20 x N pairs, unless steps were given
                     own = {"max_steps": -1, "epochs": 1} if objective == "pairs" else {}
@@ -154,7 +160,7 @@ def main() -> int:
     report = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}",
-        "base_model": "all-MiniLM-L6-v2 (packaged)",
+        "base_model": args.base,
         "sixfold": {"config": ClassifierTrainConfig().__dict__ | {"max_length": MAX_LENGTH} | options, "objectives": objectives},
         "setfit": {"num_iterations": ITERATIONS, "epochs": EPOCHS, "batch": BATCH, "lr": LEARNING_RATE, "max_length": MAX_LENGTH},
         "seconds": time.time() - started,

@@ -238,7 +238,8 @@ def tune_classifier(
 ) -> ClassifierTuneResult:
     """Score the nearest-example classifier on held-out examples, train a SetFit-style classifier, score it, and
     save it as ``classifier@N`` in the index's registry (active when better, or as ``activate`` says)."""
-    from sixfold.core.models import DEFAULT_EMBEDDER, resolve_model
+    from sixfold.core.device import choose_device
+    from sixfold.core.models import default_classifier_body, resolve_model
     from sixfold.indexer.embedding import load_embedder
     from sixfold.reader.classify import Classifier, TunedClassifier
 
@@ -259,7 +260,7 @@ def tune_classifier(
         raise SixfoldError("a classifier needs training examples of at least two labels")
     if not held:
         raise SixfoldError("no held-out examples to measure the classifier on: give --eval FILE or more examples per label")
-    base_name = base or DEFAULT_EMBEDDER
+    base_name = base or default_classifier_body(choose_device())
     base_path = resolve_model(base_name, role="classifier body").path
     gold = [e.label for e in held]
     untuned = Classifier(train, load_embedder(base_name), cache=False)

@@ -329,7 +329,10 @@ def _tune_classifier(tune) -> None:
     t.add_argument("--examples", required=True, help="labeled examples: CSV text,label or JSONL {text, label}")
     t.add_argument("--eval", help=f"held-out labeled examples, same formats (default: {HOLDOUT:.0%} of each label held out)")
     t.add_argument("--index", default=DEFAULT_INDEX, help="the index whose model registry gets the new version")
-    t.add_argument("--base", help="sentence embedder to start from (default: the packaged all-MiniLM-L6-v2)")
+    t.add_argument(
+        "--base",
+        help="sentence embedder to start from (default: the packaged all-MiniLM-L6-v2; all-mpnet-base-v2 on a GPU once pulled)",
+    )
     _training(t, ClassifierTrainConfig, max_length=ClassifierTrainConfig.max_length)
     _classifier_objective(t)
     _outcome(t, ClassifierTrainConfig, "more accurate on held-out examples", force=False)

@@ -62,6 +62,8 @@ MULTILINGUAL_EMBEDDER = "use-multilingual-v3"  # a new index of a folder that is
 DUAL_EMBEDDER = "all-MiniLM-L6-v2+use-multilingual-v3"  # a new index of an English folder (indexer.embedding)
 # A new index of a folder that is not English, on a machine with a GPU, once `sixfold models pull` has assembled it.
 STRONG_MULTILINGUAL_EMBEDDER = "embeddinggemma-300m"
+# The body `tune classifier` starts from on a machine with a GPU, once `sixfold models pull` has assembled it.
+STRONG_CLASSIFIER_BODY = "all-mpnet-base-v2"
 DEFAULT_GENERATOR = "qwen2.5-coder-1.5b-instruct"  # pulled by `make install`; measured in docs/models.md
 
 
@@ -85,6 +87,16 @@ def default_embedder(languages: dict[str, int], device: str = "cpu") -> str:
     if device.startswith("cuda") and _pulled(STRONG_MULTILINGUAL_EMBEDDER):
         return STRONG_MULTILINGUAL_EMBEDDER
     return MULTILINGUAL_EMBEDDER
+
+
+def default_classifier_body(device: str = "cpu") -> str:
+    """The sentence embedder ``tune classifier`` fine-tunes when the user names none: all-mpnet-base-v2 where the
+    models run on a GPU and it has been pulled, else the packaged MiniLM. On 8-shot BANKING77 mpnet's tuned classifier
+    is more accurate (docs/benchmarks.md, "Tuned classifier vs setfit") but trains about 7x slower on a 2-core CPU
+    (11 minutes against 1.5), so it is never the CPU's default; ``--base all-mpnet-base-v2`` asks for it there."""
+    if device.startswith("cuda") and _pulled(STRONG_CLASSIFIER_BODY):
+        return STRONG_CLASSIFIER_BODY
+    return DEFAULT_EMBEDDER
 
 
 def _pulled(name: str) -> bool:
@@ -193,7 +205,13 @@ def resolve_model(spec: str, role: str = "embedder") -> ResolvedModel:
 
 
 # Roles a catalogue entry can serve; other role names (reader, reranker, ...) take any model and fail when it loads.
-_ROLE_OF = {"embedder": "embedder", "encoder": "embedder", "language": "language", "generator": "language"}
+_ROLE_OF = {
+    "embedder": "embedder",
+    "encoder": "embedder",
+    "classifier body": "embedder",
+    "language": "language",
+    "generator": "language",
+}
 
 
 def _resolve_pulled(entry: PulledModel, role: str) -> ResolvedModel:

