@@ -2,9 +2,9 @@
 
 Only new, changed, renamed and deleted files are touched. Loading and chunking run a few files ahead
 of the model, in one thread (``workers=1``) or in N loader processes (``workers=N``) whose results are taken in
-file order, so the index is the same either way; chunks of several files are embedded in one batch, so the
-pipeline runs close to the model's raw speed. Work is committed every ``commit_every`` chunks, so an
-interrupted run keeps what it finished and the next run picks up the rest.
+file order, so the index is the same either way; chunks of several files are embedded in one batch, in a thread
+beside the loading and the index writes, so the pipeline runs close to the model's raw speed. Work is committed
+every ``commit_every`` chunks, so an interrupted run keeps what it finished and the next run picks up the rest.
 """
 
 from __future__ import annotations
@@ -38,13 +38,14 @@ from sixfold.indexer.embedding import Embedder
 from sixfold.indexer.language import UNDETERMINED, detect
 from sixfold.indexer.loaders import LoadLimits, is_supported, load_document, looks_like_text, may_be_text
 from sixfold.indexer.prepare import Fatal, Job, Prepared, Skipped, TokenCounter, prepare_file, prepare_in_worker, start_worker
-from sixfold.indexer.store import IndexSettings, IndexStore, Transaction
+from sixfold.indexer.store import IndexSettings, IndexStore, NewFile, Transaction
 
 if TYPE_CHECKING:
     from sixfold.indexer.ray_pipeline import RayCluster
 
 COMMIT_EVERY = int(os.environ.get("SIXFOLD_COMMIT_EVERY", "20000"))
 EMBED_GROUP = 512  # chunks gathered across files before one encode call
+FIRST_GROUP = 64  # ...except the first, which starts the encoder while the loaders prepare the rest
 MAX_DEFAULT_WORKERS = 8  # the default number of loader processes: all but one of the usable cores, at most this many
 # With the default number of workers, a run that loads fewer files than this loads them in the loader thread:
 # starting processes (~1 s each: an interpreter, langchain, the tokenizer) costs more than they save there.
@@ -322,8 +323,10 @@ def index_folder(
         else:
             _index_here(plan.todo, workers, embedder, chunker, txn.settings, limits, writer)
         writer.finish()
-    except BaseException:
+    except BaseException as exc:
         writer.txn.abort()
+        if not isinstance(exc, KeyboardInterrupt):  # the embedder is free again when this returns (a server reuses it)
+            writer.settle()
         raise
     report.seconds = time.perf_counter() - started
     return report
@@ -482,7 +485,8 @@ def _apply_renames_and_removals(txn: Transaction, root: str, plan: _Plan, report
 class _Writer:
     """Embeds prepared files in groups, adds them to the transaction, and commits every ``commit_every`` chunks.
 
-    Chunks of several files are gathered until they reach ``EMBED_GROUP`` so the model encodes in large calls. A
+    Chunks of several files are gathered until they reach ``EMBED_GROUP`` so the model encodes in large calls, each
+    in a thread of its own (``_Encoding``) while this one gathers the next group and writes the one before. A
     periodic commit ends the transaction and begins the next one: an interrupted run keeps what it committed. The
     store's writer lock stays held across them (``Engine.index`` holds it; a transaction begun while this thread
     holds it reuses it). ``txn`` is always the open (or last) transaction, the one to abort on failure.
@@ -499,20 +503,20 @@ class _Writer:
     group: list[Prepared] = field(default_factory=list)
     group_chunks: int = 0
     uncommitted_chunks: int = 0
+    encoding: _Encoding | None = None  # the previous group, being embedded while the loaders prepare the next one
 
     def add(self, item: Prepared) -> None:
         """Queue one prepared file; embed the group once it is large enough, and commit when it is time."""
         self.group.append(item)
         self.group_chunks += len(item.chunks)
-        if self.group_chunks >= EMBED_GROUP:
+        started = self.encoding is not None or self.report.chunks_added > 0
+        if self.group_chunks >= (EMBED_GROUP if started else min(FIRST_GROUP, EMBED_GROUP)):
             self._flush()
-            if self.uncommitted_chunks >= self.commit_every:
-                self._commit_and_continue()
 
     def add_embedded(self, item: Prepared, vectors: np.ndarray) -> None:
         """Add one prepared file whose vectors were computed elsewhere (a Ray actor), in file order; commit every
         ``commit_every`` chunks, as ``add`` does."""
-        self._add_file(item, vectors)
+        self._add_files([item], vectors)
         self.progress.advance(files=1, chunks=len(item.chunks))
         self.uncommitted_chunks += len(item.chunks)
         if self.uncommitted_chunks >= self.commit_every:
@@ -521,41 +525,90 @@ class _Writer:
     def finish(self) -> None:
         """Embed what is left and commit; a run that changed nothing in an existing index commits nothing."""
         self._flush()
+        self._take_encoded()
         if self.txn.changed or not self.store.exists():
             self.report.generation = self.txn.commit()
         else:
             self.txn.abort()
 
     def _flush(self) -> None:
+        """Hand the gathered group to the encoder thread as soon as it is free, then write the group it finished."""
         if not self.group:
             return
+        finished, self.encoding = self.encoding, None
+        vectors = finished.vectors() if finished is not None else None  # waits for the encoder; raises its error
         texts = [c.text for item in self.group for c in item.chunks]
-        vectors = self.embedder.encode(texts, batch_size=self.batch_size)
-        offset = 0
-        for item in self.group:
-            n = len(item.chunks)
-            self._add_file(item, vectors[offset : offset + n])
-            offset += n
-        self.progress.advance(files=len(self.group), chunks=len(texts))
-        self.uncommitted_chunks += len(texts)
-        self.group.clear()
+        self.encoding = _Encoding(self.embedder, self.group, texts, self.batch_size)
+        self.group = []
         self.group_chunks = 0
+        if finished is not None and vectors is not None:
+            self._write(finished, vectors)
 
-    def _add_file(self, item: Prepared, vectors: np.ndarray) -> None:
-        if item.replaces:
-            self.report.chunks_removed += self.txn.remove_file(self.root, item.rel)
-            self.report.updated += 1
-        else:
-            self.report.added += 1
-        self.txn.add_file(
-            self.root, item.rel, item.sha256, item.size, item.mtime, item.title, item.chunks, vectors, item.language
-        )
-        self.report.chunks_added += len(item.chunks)
+    def settle(self) -> None:
+        """Wait for the encoder thread of a failed run to end; its vectors are not wanted."""
+        if self.encoding is not None:
+            with contextlib.suppress(Exception):
+                self.encoding.vectors()
+            self.encoding = None
+
+    def _take_encoded(self) -> None:
+        """Wait for the last group being embedded and write it."""
+        if self.encoding is not None:
+            finished, self.encoding = self.encoding, None
+            self._write(finished, finished.vectors())
+
+    def _write(self, encoded: _Encoding, vectors: np.ndarray) -> None:
+        """Add an embedded group's files to the transaction, and commit when it is time."""
+        self._add_files(encoded.files, vectors)
+        self.progress.advance(files=len(encoded.files), chunks=len(encoded.texts))
+        self.uncommitted_chunks += len(encoded.texts)
+        if self.uncommitted_chunks >= self.commit_every:
+            self._commit_and_continue()
+
+    def _add_files(self, items: list[Prepared], vectors: np.ndarray) -> None:
+        """Files in one batch (``Transaction.add_files``), after removing the old chunks of those that changed."""
+        for item in items:
+            if item.replaces:
+                self.report.chunks_removed += self.txn.remove_file(self.root, item.rel)
+                self.report.updated += 1
+            else:
+                self.report.added += 1
+            self.report.chunks_added += len(item.chunks)
+        files = [NewFile(i.rel, i.sha256, i.size, i.mtime, i.title, i.chunks, i.language) for i in items]
+        self.txn.add_files(self.root, files, vectors)
 
     def _commit_and_continue(self) -> None:
         self.report.generation = self.txn.commit()
         self.txn = self.store.begin()
         self.uncommitted_chunks = 0
+
+
+class _Encoding:
+    """One group of files embedded in a thread of its own, so that loading, chunking and writing the index go on
+    beside the encoder instead of between its calls (the encoder waited for them: docs/benchmarks.md, "Loader
+    workers"). A daemon thread, not an executor's: a Ctrl-C need not wait for the call to finish. One encode runs at a
+    time; the embedder's tokenizer is not shared with the chunker (``Chunker`` keeps a copy)."""
+
+    def __init__(self, embedder: Embedder, files: list[Prepared], texts: list[str], batch_size: int) -> None:
+        self.files, self.texts = files, texts
+        self._vectors: np.ndarray | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(embedder, batch_size), name="sixfold-encoder", daemon=True)
+        self._thread.start()
+
+    def _run(self, embedder: Embedder, batch_size: int) -> None:
+        try:
+            self._vectors = embedder.encode(self.texts, batch_size=batch_size)
+        except BaseException as exc:  # handed to the writer's thread, which raises it
+            self._error = exc
+
+    def vectors(self) -> np.ndarray:
+        """The group's vectors, once the encoder is done (its error, raised here, if it failed)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._vectors is not None
+        return self._vectors
 
 
 def _prepare_ahead(

@@ -60,6 +60,24 @@ _GENERATION = re.compile(r"^gen-(\d{6,})$")
 log = logging.getLogger("sixfold.index")
 
 
+@dataclass(frozen=True)
+class NewFile:
+    """A file to add to an index (``Transaction.add_files``): its record and its chunks; ``language`` is the
+    document's detected language (None: detected from its chunks)."""
+
+    path: str
+    sha256: str
+    size: int
+    mtime: float
+    title: str | None
+    chunks: list[Chunk]
+    language: str | None = None
+
+
+def _extension(path: str) -> str:
+    return Path(path).suffix.lower().lstrip(".")
+
+
 @dataclass
 class IndexSettings:
     """What an index is built with; fixed at creation (the model and its dimension above all)."""
@@ -740,7 +758,6 @@ class Transaction:
         self.con.execute("UPDATE chunks SET path = ?, ext = ? WHERE root = ? AND path = ?", [new, ext, root, old])
         self.changed = True
 
-    @_disk_errors
     def add_file(
         self,
         root: str,
@@ -755,46 +772,68 @@ class Transaction:
     ) -> None:
         """One file's chunks and their vectors. ``language``: the document's detected language; an index with a
         fixed ``--language`` records that instead."""
-        if self.settings.language != "auto":
-            language = self.settings.language
-        elif not language:  # a caller that did not detect it (the pipeline does, in its loader thread)
-            language = detect(" ".join(c.text for c in chunks[:20])).language
-        if embeddings.shape != (len(chunks), self.settings.dim):
-            raise SixfoldError(
-                f"embedding shape {embeddings.shape} does not match {len(chunks)} chunks of dimension {self.settings.dim}"
-            )
-        ids = list(range(self.next_id, self.next_id + len(chunks)))
-        self.next_id += len(chunks)
-        ext = Path(path).suffix.lower().lstrip(".")
-        if chunks:
-            dim = self.settings.dim
+        self.add_files(root, [NewFile(path, sha256, size, mtime, title, chunks, language)], embeddings)
+
+    @_disk_errors
+    def add_files(self, root: str, files: list[NewFile], embeddings: np.ndarray) -> None:
+        """Several files' chunks, with the vectors of all their chunks in file order, in one insert per table, one
+        FAISS add and one BM25 add: per file, those calls cost the indexing pipeline ~5 ms (docs/benchmarks.md,
+        "Loader workers"), as much CPU as loading and chunking the file. Chunk ids follow the files' order."""
+        languages = [self._language_of(f) for f in files]
+        n = sum(len(f.chunks) for f in files)
+        if embeddings.shape != (n, self.settings.dim):
+            raise SixfoldError(f"embedding shape {embeddings.shape} does not match {n} chunks of dimension {self.settings.dim}")
+        ids = list(range(self.next_id, self.next_id + n))
+        self.next_id += n
+        if n:
+            chunks = [c for f in files for c in f.chunks]
+            each = [(f, language) for f, language in zip(files, languages, strict=True) for _ in f.chunks]
             table = pa.table(
                 {
                     "chunk_id": pa.array(ids, pa.int64()),
-                    "root": [root] * len(chunks),
-                    "path": [path] * len(chunks),
-                    "ext": [ext] * len(chunks),
-                    "chunk_index": pa.array(range(len(chunks)), pa.int32()),
-                    "title": [title] * len(chunks),
+                    "root": [root] * n,
+                    "path": [f.path for f, _ in each],
+                    "ext": [_extension(f.path) for f, _ in each],
+                    "chunk_index": pa.array([i for f in files for i in range(len(f.chunks))], pa.int32()),
+                    "title": [f.title for f, _ in each],
                     "heading": [c.heading for c in chunks],
                     "page": pa.array([c.page for c in chunks], pa.int32()),
                     "start_char": pa.array([c.start_char for c in chunks], pa.int32()),
                     "end_char": pa.array([c.end_char for c in chunks], pa.int32()),
                     "text": [c.text for c in chunks],
-                    "embedding": pa.FixedSizeListArray.from_arrays(pa.array(embeddings.reshape(-1), pa.float32()), dim),
-                    "language": [language] * len(chunks),
+                    "embedding": pa.FixedSizeListArray.from_arrays(
+                        pa.array(embeddings.reshape(-1), pa.float32()), self.settings.dim
+                    ),
+                    "language": [language for _, language in each],
                 }
             )
             self.con.register("new_chunks", table)
             self.con.execute("INSERT INTO chunks SELECT * FROM new_chunks")
             self.con.unregister("new_chunks")
             self.vectors.add_with_ids(embeddings, np.asarray(ids, dtype=np.int64))
-            self.lexical.add(ids, [document_text(c.text, c.heading) for c in chunks], [language] * len(chunks))
-        self.con.execute(
-            "INSERT INTO files (root, path, sha256, size, mtime, title, n_chunks) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [root, path, sha256, size, mtime, title, len(chunks)],
+            self.lexical.add(ids, [document_text(c.text, c.heading) for c in chunks], [language for _, language in each])
+        records = pa.table(
+            {
+                "root": [root] * len(files),
+                "path": [f.path for f in files],
+                "sha256": [f.sha256 for f in files],
+                "size": pa.array([f.size for f in files], pa.int64()),
+                "mtime": pa.array([f.mtime for f in files], pa.float64()),
+                "title": pa.array([f.title for f in files], pa.string()),
+                "n_chunks": pa.array([len(f.chunks) for f in files], pa.int32()),
+            }
         )
+        self.con.register("new_files", records)
+        self.con.execute("INSERT INTO files (root, path, sha256, size, mtime, title, n_chunks) SELECT * FROM new_files")
+        self.con.unregister("new_files")
         self.changed = True
+
+    def _language_of(self, new: NewFile) -> str:
+        if self.settings.language != "auto":
+            return self.settings.language
+        if new.language:
+            return new.language
+        return detect(" ".join(c.text for c in new.chunks[:20])).language  # a caller that did not detect it
 
     def chunk_texts(self, batch: int = 1024):
         """(ids, texts) of every chunk in id order, ``batch`` at a time (the text the embedder read when indexing)."""

@@ -173,8 +173,9 @@ def test_the_worker_counter_counts_as_the_embedders_tokenizer(embedder):
 
 
 class _KillsALoader:
-    """The real embedder, which SIGKILLs one loader process the second time it is asked to encode (a worker dying
-    mid-run: the OOM killer, a segfault in a PDF library)."""
+    """The real embedder, which SIGKILLs one loader process the third time it is asked to encode (a worker dying
+    mid-run: the OOM killer, a segfault in a PDF library). The third: a group is written to the index when the next
+    one goes to the encoder, so by then two groups are written and committed."""
 
     def __init__(self, embedder) -> None:
         self.inner = embedder
@@ -186,7 +187,7 @@ class _KillsALoader:
 
     def encode(self, texts, batch_size=64):
         self.calls += 1
-        if self.calls == 2:
+        if self.calls == 3:
             victim = multiprocessing.active_children()[0]
             os.kill(victim.pid, signal.SIGKILL)
             victim.join(10)
