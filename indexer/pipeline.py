@@ -504,6 +504,8 @@ class _Writer:
     group_chunks: int = 0
     uncommitted_chunks: int = 0
     encoding: _Encoding | None = None  # the previous group, being embedded while the loaders prepare the next one
+    embedded: list[tuple[Prepared, np.ndarray]] = field(default_factory=list)  # files embedded on a cluster, unwritten
+    embedded_chunks: int = 0
 
     def add(self, item: Prepared) -> None:
         """Queue one prepared file; embed the group once it is large enough, and commit when it is time."""
@@ -514,11 +516,27 @@ class _Writer:
             self._flush()
 
     def add_embedded(self, item: Prepared, vectors: np.ndarray) -> None:
-        """Add one prepared file whose vectors were computed elsewhere (a Ray actor), in file order; commit every
-        ``commit_every`` chunks, as ``add`` does."""
-        self._add_files([item], vectors)
-        self.progress.advance(files=1, chunks=len(item.chunks))
-        self.uncommitted_chunks += len(item.chunks)
+        """Add one prepared file whose vectors were computed elsewhere (a Ray actor), in file order. Files are
+        written in batches of ``EMBED_GROUP`` chunks, or fewer when a commit is due (every ``commit_every`` chunks,
+        as ``add`` does)."""
+        self.embedded.append((item, vectors))
+        self.embedded_chunks += len(item.chunks)
+        if self.embedded_chunks >= EMBED_GROUP or self.uncommitted_chunks + self.embedded_chunks >= self.commit_every:
+            self._write_embedded()
+
+    def _write_embedded(self) -> None:
+        if not self.embedded:
+            return
+        items = [item for item, _ in self.embedded]
+        vectors = (
+            np.concatenate([v for _, v in self.embedded])
+            if self.embedded_chunks
+            else np.empty((0, self.txn.settings.dim), np.float32)
+        )
+        chunks, self.embedded, self.embedded_chunks = self.embedded_chunks, [], 0
+        self._add_files(items, vectors)
+        self.progress.advance(files=len(items), chunks=chunks)
+        self.uncommitted_chunks += chunks
         if self.uncommitted_chunks >= self.commit_every:
             self._commit_and_continue()
 
@@ -526,6 +544,7 @@ class _Writer:
         """Embed what is left and commit; a run that changed nothing in an existing index commits nothing."""
         self._flush()
         self._take_encoded()
+        self._write_embedded()
         if self.txn.changed or not self.store.exists():
             self.report.generation = self.txn.commit()
         else:
