@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 COMMIT_EVERY = int(os.environ.get("SIXFOLD_COMMIT_EVERY", "20000"))
 EMBED_GROUP = 512  # chunks gathered across files before one encode call
 FIRST_GROUP = 64  # ...except the first, which starts the encoder while the loaders prepare the rest
+ENCODE_STEP = 2  # batches per encode call within a group: how long a Ctrl-C may wait for the encoder thread
 MAX_DEFAULT_WORKERS = 8  # the default number of loader processes: all but one of the usable cores, at most this many
 # With the default number of workers, a run that loads fewer files than this loads them in the loader thread:
 # starting processes (~1 s each: an interpreter, langchain, the tokenizer) costs more than they save there.
@@ -323,10 +324,9 @@ def index_folder(
         else:
             _index_here(plan.todo, workers, embedder, chunker, txn.settings, limits, writer)
         writer.finish()
-    except BaseException as exc:
+    except BaseException:
+        writer.settle()  # the encoder thread ends first: the embedder is free (a server reuses it), the exit is clean
         writer.txn.abort()
-        if not isinstance(exc, KeyboardInterrupt):  # the embedder is free again when this returns (a server reuses it)
-            writer.settle()
         raise
     report.seconds = time.perf_counter() - started
     return report
@@ -554,7 +554,7 @@ class _Writer:
         """Hand the gathered group to the encoder thread as soon as it is free, then write the group it finished."""
         if not self.group:
             return
-        finished, self.encoding = self.encoding, None
+        finished = self.encoding  # kept in self.encoding until done: an interrupt here stops it (``settle``)
         vectors = finished.vectors() if finished is not None else None  # waits for the encoder; raises its error
         texts = [c.text for item in self.group for c in item.chunks]
         self.encoding = _Encoding(self.embedder, self.group, texts, self.batch_size)
@@ -564,17 +564,17 @@ class _Writer:
             self._write(finished, vectors)
 
     def settle(self) -> None:
-        """Wait for the encoder thread of a failed run to end; its vectors are not wanted."""
+        """Stop the encoder thread of a failed or interrupted run and wait for it (within one encode call)."""
         if self.encoding is not None:
-            with contextlib.suppress(Exception):
-                self.encoding.vectors()
+            self.encoding.stop()
             self.encoding = None
 
     def _take_encoded(self) -> None:
         """Wait for the last group being embedded and write it."""
         if self.encoding is not None:
+            vectors = self.encoding.vectors()
             finished, self.encoding = self.encoding, None
-            self._write(finished, finished.vectors())
+            self._write(finished, vectors)
 
     def _write(self, encoded: _Encoding, vectors: np.ndarray) -> None:
         """Add an embedded group's files to the transaction, and commit when it is time."""
@@ -605,29 +605,52 @@ class _Writer:
 class _Encoding:
     """One group of files embedded in a thread of its own, so that loading, chunking and writing the index go on
     beside the encoder instead of between its calls (the encoder waited for them: docs/benchmarks.md, "Loader
-    workers"). A daemon thread, not an executor's: a Ctrl-C need not wait for the call to finish. One encode runs at a
-    time; the embedder's tokenizer is not shared with the chunker (``Chunker`` keeps a copy)."""
+    workers"). One encode runs at a time; the embedder's tokenizer is not shared with the chunker (``Chunker`` keeps a
+    copy). The group is encoded ``ENCODE_STEP`` batches at a time so that ``stop`` (a Ctrl-C, a failed run) ends the
+    thread within one such call: the run must not end while it is inside the model (a thread killed at exit inside
+    torch aborts the process)."""
 
     def __init__(self, embedder: Embedder, files: list[Prepared], texts: list[str], batch_size: int) -> None:
         self.files, self.texts = files, texts
         self._vectors: np.ndarray | None = None
         self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._done = threading.Event()  # waited on instead of join(): a join a Ctrl-C interrupts marks the thread
+        # stopped while it still runs (CPython 3.11's Thread._wait_for_tstate_lock), and it could not be waited for
         self._thread = threading.Thread(target=self._run, args=(embedder, batch_size), name="sixfold-encoder", daemon=True)
         self._thread.start()
 
     def _run(self, embedder: Embedder, batch_size: int) -> None:
         try:
-            self._vectors = embedder.encode(self.texts, batch_size=batch_size)
+            step = max(1, batch_size) * ENCODE_STEP
+            parts = []
+            for start in range(0, len(self.texts), step):
+                if self._stop.is_set():
+                    return
+                parts.append(embedder.encode(self.texts[start : start + step], batch_size=batch_size))
+            self._vectors = np.concatenate(parts) if parts else embedder.encode([], batch_size=batch_size)
         except BaseException as exc:  # handed to the writer's thread, which raises it
             self._error = exc
+        finally:
+            self._done.set()
 
     def vectors(self) -> np.ndarray:
         """The group's vectors, once the encoder is done (its error, raised here, if it failed)."""
-        self._thread.join()
+        self._done.wait()
         if self._error is not None:
             raise self._error
         assert self._vectors is not None
         return self._vectors
+
+    def stop(self) -> None:
+        """Stop after the call in progress and wait for it (its vectors are not wanted). A second Ctrl-C while
+        waiting is ignored rather than leaving the thread inside the model."""
+        self._stop.set()
+        while not self._done.is_set():
+            try:
+                self._done.wait()
+            except KeyboardInterrupt:
+                continue
 
 
 def _prepare_ahead(

