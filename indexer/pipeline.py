@@ -622,13 +622,20 @@ class _Encoding:
 
     def _run(self, embedder: Embedder, batch_size: int) -> None:
         try:
+            # Longest first, as sentence-transformers orders one call's texts: the calls then make the batches one
+            # call over the whole group would (unsorted calls of two batches each padded more: 20-45 % slower).
+            order = sorted(range(len(self.texts)), key=lambda i: -len(self.texts[i]))
             step = max(1, batch_size) * ENCODE_STEP
-            parts = []
-            for start in range(0, len(self.texts), step):
+            vectors: np.ndarray | None = None
+            for start in range(0, len(order), step):
                 if self._stop.is_set():
                     return
-                parts.append(embedder.encode(self.texts[start : start + step], batch_size=batch_size))
-            self._vectors = np.concatenate(parts) if parts else embedder.encode([], batch_size=batch_size)
+                picked = order[start : start + step]
+                part = embedder.encode([self.texts[i] for i in picked], batch_size=batch_size)
+                if vectors is None:
+                    vectors = np.empty((len(order), part.shape[1]), dtype=part.dtype)
+                vectors[picked] = part
+            self._vectors = vectors if vectors is not None else embedder.encode([], batch_size=batch_size)
         except BaseException as exc:  # handed to the writer's thread, which raises it
             self._error = exc
         finally:
