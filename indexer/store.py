@@ -751,11 +751,10 @@ class Transaction:
     @_disk_errors
     def rename_file(self, root: str, old: str, new: str) -> None:
         """Same content under a new name: move the rows, keep the vectors."""
-        ext = Path(new).suffix.lower().lstrip(".")
         self.con.execute(
             "UPDATE files SET path = ?, indexed_at = current_timestamp WHERE root = ? AND path = ?", [new, root, old]
         )
-        self.con.execute("UPDATE chunks SET path = ?, ext = ? WHERE root = ? AND path = ?", [new, ext, root, old])
+        self.con.execute("UPDATE chunks SET path = ?, ext = ? WHERE root = ? AND path = ?", [new, _extension(new), root, old])
         self.changed = True
 
     def add_file(
