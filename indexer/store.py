@@ -56,6 +56,10 @@ POINTER = "sixfold-index.json"
 DB_FILE = "chunks.duckdb"
 FAISS_FILE = "vectors.faiss"
 LEXICAL_DIR = "lexical"
+# Embeddings read from DuckDB at a time when a vector index is (re)built: ~150 MB of 384-d float32.
+EMBEDDING_BLOCK = 100_000
+# What DuckDB may cache beyond what it holds already while a rebuild reads every embedding (see ``_build_vectors``).
+REBUILD_CACHE_BYTES = 1 << 30
 _GENERATION = re.compile(r"^gen-(\d{6,})$")
 log = logging.getLogger("sixfold.index")
 
@@ -591,10 +595,66 @@ def _load_embeddings(con: duckdb.DuckDBPyConnection, dim: int, ids: list[int] | 
             "SELECT chunk_id, embedding FROM chunks WHERE chunk_id IN (SELECT unnest($ids)) ORDER BY chunk_id",
             {"ids": [int(i) for i in ids]},
         )
+    return _embedding_arrays(table, dim)
+
+
+def _embedding_arrays(table: pa.Table, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """A (chunk_id, embedding) table as int64 ids and a float32 matrix."""
     chunk_ids = table.column("chunk_id").to_numpy().astype(np.int64)
     emb = table.column("embedding").combine_chunks()
     flat = emb.values.to_numpy(zero_copy_only=False) if len(emb) else np.zeros(0, np.float32)
     return chunk_ids, np.ascontiguousarray(flat.reshape(-1, dim), dtype=np.float32)
+
+
+def _build_vectors(con: duckdb.DuckDBPyConnection, kind: str, dim: int) -> faiss.Index:
+    """A fresh vector index of ``kind`` over every embedding in DuckDB, the same as ``vec.build_index`` over all of
+    them in memory, but read in blocks of ``EMBEDDING_BLOCK`` chunk ids: memory holds the index, the training sample
+    and one block, never every embedding at once (15 GB at 10M 384-d chunks, twice over while they were copied).
+
+    DuckDB keeps the table blocks it reads cached up to its ``memory_limit``, 80 % of RAM by default, so reading every
+    embedding once would fill memory with them beside the new index all the same (measured: 300k chunks, 440 MB of
+    vectors, took a flat rebuild to 2.0 GB either way). For the rebuild the cache is capped at what DuckDB holds now
+    plus ``REBUILD_CACHE_BYTES`` (never less than it holds, so pending writes stay where they are), then reset."""
+    with _duckdb_cache_capped(con, REBUILD_CACHE_BYTES):
+        return _build_vectors_in_blocks(con, kind, dim)
+
+
+@contextmanager
+def _duckdb_cache_capped(con: duckdb.DuckDBPyConnection, headroom: int) -> Iterator[None]:
+    (used,) = con.execute("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()").fetchone() or (0,)
+    con.execute(f"SET memory_limit = '{int(used) + headroom}B'")
+    try:
+        yield
+    finally:
+        con.execute("RESET memory_limit")
+
+
+def _build_vectors_in_blocks(con: duckdb.DuckDBPyConnection, kind: str, dim: int) -> faiss.Index:
+    ids = con.execute("SELECT chunk_id FROM chunks ORDER BY chunk_id").fetchnumpy()["chunk_id"].astype(np.int64)
+    rows = vec.training_rows(kind, len(ids))
+    sample = None
+    if rows is not None:
+        chosen = ids[rows]
+        got_ids, got = _load_embeddings(con, dim, None if len(rows) == len(ids) else chosen.tolist())
+        sample = got[np.searchsorted(got_ids, chosen)]  # in training order, as build_index takes them
+    index = vec.trained_index(kind, dim, len(ids), sample)
+    del sample
+    vec.reserve(index, len(ids))
+    for start in range(0, len(ids), EMBEDDING_BLOCK):
+        block = ids[start : start + EMBEDDING_BLOCK]
+        # no ORDER BY: DuckDB's sort held ~1x a block more; rows come in storage order, nearly always the ids' order
+        table = _arrow(
+            con,
+            "SELECT chunk_id, embedding FROM chunks WHERE chunk_id BETWEEN $lo AND $hi",
+            {"lo": int(block[0]), "hi": int(block[-1])},
+        )
+        got_ids, got = _embedding_arrays(table, dim)
+        del table
+        if len(got_ids) > 1 and not bool(np.all(got_ids[1:] > got_ids[:-1])):
+            order = np.argsort(got_ids)
+            got_ids, got = got_ids[order], got[order]
+        index.add_with_ids(got, got_ids)
+    return index
 
 
 class Transaction:
@@ -693,9 +753,8 @@ class Transaction:
         read, why = _read_vectors(source, self.settings.dim, n_chunks)
         if read is not None:
             return read
-        ids, vectors = _load_embeddings(self.con, self.settings.dim, None)
-        rebuilt = vec.build_index(vec.resolve_type(self.settings.index_type, len(ids)), self.settings.dim, ids, vectors)
-        self.repaired.append(f"rebuilt {FAISS_FILE} ({why}) from the {len(ids)} embeddings in {DB_FILE}")
+        rebuilt = _build_vectors(self.con, vec.resolve_type(self.settings.index_type, n_chunks), self.settings.dim)
+        self.repaired.append(f"rebuilt {FAISS_FILE} ({why}) from the {rebuilt.ntotal} embeddings in {DB_FILE}")
         self.changed = True  # the repair itself is worth committing
         return rebuilt
 
@@ -868,12 +927,9 @@ class Transaction:
             raise SixfoldError(f"model {model} gives {dim}-d vectors but the index holds {self.settings.dim}-d")
         self.settings.model = model
         self.con.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", [model])
-        ids, vectors = _load_embeddings(self.con, self.settings.dim, None)
-        kind = vec.index_kind(self.vectors)
-        if kind in vec.TRAINED_KINDS and len(ids) < vec.IVF_MIN_VECTORS:
-            kind = "flat"
-        self.vectors = vec.build_index(kind, self.settings.dim, ids, vectors)
-        self.ivf_trained_on = len(ids) if kind in vec.TRAINED_KINDS else 0
+        self.vectors = _build_vectors(self.con, vec.index_kind(self.vectors), self.settings.dim)
+        kind = vec.index_kind(self.vectors)  # a trained kind over too few vectors came back flat
+        self.ivf_trained_on = int(self.vectors.ntotal) if kind in vec.TRAINED_KINDS else 0
         self.changed = True
 
     # ---- end -----------------------------------------------------------------------------------
@@ -886,9 +942,8 @@ class Transaction:
         stale_ivf = have in vec.TRAINED_KINDS and n > 4 * max(self.ivf_trained_on, 1)
         if want == have and not stale_ivf and not (have == "hnsw" and self.removed_any):
             return self.vectors
-        ids, vectors = _load_embeddings(self.con, self.settings.dim, None)
-        self.ivf_trained_on = len(ids) if want in vec.TRAINED_KINDS else 0
-        return vec.build_index(want, self.settings.dim, ids, vectors)
+        self.ivf_trained_on = n if want in vec.TRAINED_KINDS else 0
+        return _build_vectors(self.con, want, self.settings.dim)
 
     def _rebuild_lexical(self) -> None:
         """A fresh tantivy index of the chunks now in DuckDB.

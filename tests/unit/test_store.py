@@ -250,3 +250,78 @@ def test_a_damaged_vectors_file_is_rebuilt_from_duckdb_by_the_next_write(small_i
         np.testing.assert_array_equal(snapshot.embeddings([0, 1])[1], small_index.vectors["notes/steam.md"])
     finally:
         snapshot.close()
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivfpq"])
+def test_a_rebuilt_vector_index_reads_duckdb_in_blocks_and_equals_one_built_in_memory(tmp_path, monkeypatch, kind):
+    """Rebuilding the FAISS index from DuckDB (a damaged file here; also a retrain as the corpus grows, a new model)
+    reads the embeddings a block of chunk ids at a time, so memory never holds all of them (15 GB at 10M chunks),
+    and gives the index that ``build_index`` makes from all of them in memory: same ids, same search results."""
+    from sixfold.indexer import store as store_module
+    from sixfold.indexer import vectors as vec
+
+    store = IndexStore(tmp_path / "index")
+    txn = store.begin(settings(index_type=kind))
+    for n in range(300):
+        add(txn, f"f{n:03d}.txt", [f"text {n}"], seed=n)
+    for n in range(0, 300, 7):  # gaps in the chunk ids
+        txn.remove_file(ROOT, f"f{n:03d}.txt")
+    txn.commit()
+    snapshot = Snapshot(store.generations()[-1])
+    try:
+        ids, vectors = snapshot.embeddings()
+    finally:
+        snapshot.close()
+    expected = vec.build_index(kind, DIM, ids, vectors)
+    assert vec.index_kind(expected) == kind
+
+    reads: list[int] = []
+    real = store_module._embedding_arrays
+
+    def counted(table, dim):
+        reads.append(table.num_rows)
+        return real(table, dim)
+
+    monkeypatch.setattr(store_module, "EMBEDDING_BLOCK", 37)
+    monkeypatch.setattr(store_module, "_embedding_arrays", counted)
+    (store.generations()[-1] / "vectors.faiss").write_bytes(b"garbage")
+    txn = store.begin()
+    assert any("rebuilt vectors.faiss" in r for r in txn.repaired)
+    rebuilt = txn.vectors
+    assert vec.index_kind(rebuilt) == kind and rebuilt.ntotal == len(ids)
+    blocks = reads[1:] if kind != "flat" else reads  # a trained kind first reads its training sample
+    assert max(blocks) <= 37 and sum(blocks) == len(ids)
+    queries = unit_vectors(20, seed=1000)
+    got, want = rebuilt.search(queries, 10), expected.search(queries, 10)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+    txn.commit()
+
+
+def test_a_rebuild_puts_rows_stored_out_of_id_order_back_in_order(monkeypatch):
+    """The blocks are read without ORDER BY (DuckDB's sort held a block's worth more memory); rows stored out of id
+    order still reach FAISS in id order, as ``build_index`` adds them."""
+    import duckdb
+
+    from sixfold.indexer import store as store_module
+    from sixfold.indexer import vectors as vec
+
+    con = duckdb.connect()
+    con.execute(store_module.SCHEMA.format(dim=DIM))
+    vectors = unit_vectors(90, seed=5)
+    for n in reversed(range(90)):
+        con.execute("INSERT INTO chunks (chunk_id, embedding) VALUES (?, ?)", [n * 3, vectors[n].tolist()])
+    monkeypatch.setattr(store_module, "EMBEDDING_BLOCK", 25)
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    rebuilt = store_module._build_vectors(con, "flat", DIM)
+    expected = vec.build_index("flat", DIM, np.arange(90, dtype=np.int64) * 3, vectors)
+    np.testing.assert_array_equal(faiss_ids(rebuilt), faiss_ids(expected))
+    queries = unit_vectors(5, seed=6)
+    np.testing.assert_array_equal(rebuilt.search(queries, 90)[1], expected.search(queries, 90)[1])
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone() == limit  # the cache cap is lifted after
+
+
+def faiss_ids(index) -> np.ndarray:
+    import faiss
+
+    return faiss.vector_to_array(index.id_map)
