@@ -10,7 +10,7 @@ and a model switch all rebuild the index from the embeddings in DuckDB.
 
 The DuckDB file has the index's own ``chunks`` table (``store.SCHEMA``; text and metadata left empty) holding N
 random unit 384-d vectors (MiniLM's size) under chunk ids with gaps. Each (way, kind) runs in a fresh process, so its
-peak RSS (``ru_maxrss``) is its own; "extra" is the peak less the process's size before the rebuild (Python, numpy,
+peak RSS (``VmHWM``) is its own; "extra" is the peak less the process's size before the rebuild (Python, numpy,
 FAISS, DuckDB loaded and the file opened). Both ways build the same index (checked: ids and top 10 of 20 queries).
 Printed as a table; JSON in ``--out`` (bench/results/rebuild_memory.json).
 """
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -57,10 +56,12 @@ def make_db(path: Path, n: int) -> None:
     con.close()
 
 
-def rss_mib() -> float:
+def status_mib(field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process. Not ``ru_maxrss``: Linux carries it over from the parent
+    across fork and exec, so a child of the process that wrote 10M rows reported that writer's 15 GB as its own peak."""
     with open("/proc/self/status") as handle:
         for line in handle:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -76,7 +77,7 @@ def child(db: str, way: str, kind: str) -> None:
 
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     con = duckdb.connect(db, read_only=True)
-    before = rss_mib()
+    before = status_mib("VmRSS")
     started = time.perf_counter()
     if way == "all at once":
         ids, vectors = store._load_embeddings(con, DIM, None)
@@ -85,7 +86,7 @@ def child(db: str, way: str, kind: str) -> None:
     else:
         index = store._build_vectors(con, kind, DIM)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = status_mib("VmHWM")
     queries = np.random.default_rng(1).standard_normal((20, DIM)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     top = index.search(queries, 10)[1].tolist()
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", default="flat,ivfpq")
     parser.add_argument("--ways", default="all at once,in blocks", help="comma-separated (default both)")
     parser.add_argument("--quick", action="store_true", help="50k chunks")
+    parser.add_argument("--db", type=Path, help="a DuckDB file this script wrote before (kept), instead of a new one")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rebuild_memory.json")
     parser.add_argument("--child", nargs=3, metavar=("DB", "WAY", "KIND"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -108,11 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     n = 50_000 if args.quick else args.chunks
     rows = []
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as scratch:
-        db = Path(scratch) / "chunks.duckdb"
-        started = time.perf_counter()
-        make_db(db, n)
-        size = db.stat().st_size / 2**20
-        print(f"{n:,} chunks written in {time.perf_counter() - started:.0f} s ({size:,.0f} MiB)", file=sys.stderr)
+        db = args.db or Path(scratch) / "chunks.duckdb"
+        if not db.exists():
+            started = time.perf_counter()
+            make_db(db, n)
+            size = db.stat().st_size / 2**20
+            print(f"{n:,} chunks written in {time.perf_counter() - started:.0f} s ({size:,.0f} MiB)", file=sys.stderr)
         for kind in args.kinds.split(","):
             tops = {}
             for way in args.ways.split(","):
