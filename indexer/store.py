@@ -607,16 +607,24 @@ def _embedding_arrays(table: pa.Table, dim: int) -> tuple[np.ndarray, np.ndarray
 
 
 def _build_vectors(con: duckdb.DuckDBPyConnection, kind: str, dim: int) -> faiss.Index:
-    """A fresh vector index of ``kind`` over every embedding in DuckDB, the same as ``vec.build_index`` over all of
-    them in memory, but read in blocks of ``EMBEDDING_BLOCK`` chunk ids: memory holds the index, the training sample
-    and one block, never every embedding at once (15 GB at 10M 384-d chunks, twice over while they were copied).
+    """A fresh vector index of ``kind`` over every embedding in DuckDB, built as ``vec.build_index`` builds one from
+    all of them in memory (``vec.build_index_in_blocks``), but read in blocks of ``EMBEDDING_BLOCK`` chunk ids:
+    memory holds the index, the training sample and one block, never every embedding at once (15 GB at 10M 384-d
+    chunks, twice over while they were copied).
 
     DuckDB keeps the table blocks it reads cached up to its ``memory_limit``, 80 % of RAM by default, so reading every
     embedding once would fill memory with them beside the new index all the same (measured: 300k chunks, 440 MB of
     vectors, took a flat rebuild to 2.0 GB either way). For the rebuild the cache is capped at what DuckDB holds now
     plus ``REBUILD_CACHE_BYTES`` (never less than it holds, so pending writes stay where they are), then reset."""
     with _duckdb_cache_capped(con, REBUILD_CACHE_BYTES):
-        return _build_vectors_in_blocks(con, kind, dim)
+        ids = con.execute("SELECT chunk_id FROM chunks ORDER BY chunk_id").fetchnumpy()["chunk_id"].astype(np.int64)
+
+        def training_vectors(rows: np.ndarray) -> np.ndarray:
+            chosen = ids[rows]
+            got_ids, got = _load_embeddings(con, dim, None if len(rows) == len(ids) else chosen.tolist())
+            return got[np.searchsorted(got_ids, chosen)]  # in training order, as build_index takes them
+
+        return vec.build_index_in_blocks(kind, dim, len(ids), training_vectors, _embedding_blocks(con, dim, ids))
 
 
 @contextmanager
@@ -629,17 +637,8 @@ def _duckdb_cache_capped(con: duckdb.DuckDBPyConnection, headroom: int) -> Itera
         con.execute("RESET memory_limit")
 
 
-def _build_vectors_in_blocks(con: duckdb.DuckDBPyConnection, kind: str, dim: int) -> faiss.Index:
-    ids = con.execute("SELECT chunk_id FROM chunks ORDER BY chunk_id").fetchnumpy()["chunk_id"].astype(np.int64)
-    rows = vec.training_rows(kind, len(ids))
-    sample = None
-    if rows is not None:
-        chosen = ids[rows]
-        got_ids, got = _load_embeddings(con, dim, None if len(rows) == len(ids) else chosen.tolist())
-        sample = got[np.searchsorted(got_ids, chosen)]  # in training order, as build_index takes them
-    index = vec.trained_index(kind, dim, len(ids), sample)
-    del sample
-    vec.reserve(index, len(ids))
+def _embedding_blocks(con: duckdb.DuckDBPyConnection, dim: int, ids: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The embeddings of ``ids`` (sorted) in id order, ``EMBEDDING_BLOCK`` ids at a time."""
     for start in range(0, len(ids), EMBEDDING_BLOCK):
         block = ids[start : start + EMBEDDING_BLOCK]
         # no ORDER BY: DuckDB's sort held ~1x a block more; rows come in storage order, nearly always the ids' order
@@ -653,8 +652,7 @@ def _build_vectors_in_blocks(con: duckdb.DuckDBPyConnection, kind: str, dim: int
         if len(got_ids) > 1 and not bool(np.all(got_ids[1:] > got_ids[:-1])):
             order = np.argsort(got_ids)
             got_ids, got = got_ids[order], got[order]
-        index.add_with_ids(got, got_ids)
-    return index
+        yield got_ids, got
 
 
 class Transaction:

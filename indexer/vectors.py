@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import faiss
@@ -163,8 +164,8 @@ def remove_ids(index: faiss.Index, ids: np.ndarray) -> int:
 def training_rows(kind: str, n_vectors: int, seed: int = 0) -> np.ndarray | None:
     """The rows (positions among ``n_vectors``, in the order they train) that train a fresh index of ``kind``: all
     of them, or a random sample once there are more than training needs; ``None`` for a kind that is not trained, or
-    too few vectors to train one (it stays flat). A function of its own so that a caller streaming the vectors from
-    disk (``store``) reads only these rows to train, then adds the rest block by block."""
+    too few vectors to train one (it stays flat). A function of its own so that ``build_index_in_blocks`` asks its
+    caller for these rows only (``store`` reads them from DuckDB), then takes the rest block by block."""
     rng = np.random.default_rng(seed)
     if kind == "ivfpq" and n_vectors >= IVF_MIN_VECTORS:
         n_train = ivfpq_nlist(n_vectors) * IVFPQ_TRAIN_PER_LIST
@@ -203,13 +204,29 @@ def reserve(index: faiss.Index, n_vectors: int) -> None:
         inner.codes.resize(0)
 
 
+def build_index_in_blocks(
+    kind: str,
+    dim: int,
+    n_vectors: int,
+    training_vectors: Callable[[np.ndarray], np.ndarray],
+    blocks: Iterable[tuple[np.ndarray, np.ndarray]],
+    seed: int = 0,
+) -> faiss.Index:
+    """A fresh index of ``kind`` for ``n_vectors`` vectors that need not all be in memory at once: trained on
+    ``training_vectors(rows)`` (the ``training_rows``, by position), then filled from ``blocks`` of (ids, vectors) in
+    that order of positions. ``store`` reads them from DuckDB this way; ``build_index`` passes one block."""
+    rows = training_rows(kind, n_vectors, seed)
+    index = trained_index(kind, dim, n_vectors, None if rows is None else training_vectors(rows))
+    reserve(index, n_vectors)
+    for ids, vectors in blocks:
+        if len(ids):
+            index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+    return index
+
+
 def build_index(kind: str, dim: int, ids: np.ndarray, vectors: np.ndarray, seed: int = 0) -> faiss.Index:
     """A fresh index of ``kind`` holding ``vectors`` under ``ids`` (IVF is trained on a sample of them)."""
-    rows = training_rows(kind, len(ids), seed)
-    index = trained_index(kind, dim, len(ids), None if rows is None else vectors[rows])
-    if len(ids):
-        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
-    return index
+    return build_index_in_blocks(kind, dim, len(ids), lambda rows: vectors[rows], [(ids, vectors)], seed)
 
 
 def search_params(index: faiss.Index, selector: faiss.IDSelector | None, k: int = 0) -> faiss.SearchParameters | None:
